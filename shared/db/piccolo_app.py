@@ -1,0 +1,17 @@
+"""The Piccolo app holding the engine's tables and their migrations."""
+
+import os
+
+from piccolo.conf.apps import AppConfig
+
+from shared.db.tables import ChainTransaction, Order, OrderEvent
+
+CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
+
+APP_CONFIG = AppConfig(
+    app_name="engine",
+    migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
+    table_classes=[Order, OrderEvent, ChainTransaction],
+    migration_dependencies=[],
+    commands=[],
+)

@@ -1,0 +1,67 @@
+"""The PostgreSQL schema, as Piccolo tables. Amounts are Numeric(20, 0): SPL amounts are u64."""
+
+from piccolo.columns import (
+    JSONB,
+    UUID,
+    BigSerial,
+    Integer,
+    Numeric,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.table import Table
+
+U64 = (20, 0)
+
+
+class Order(Table, tablename="orders"):
+    id = UUID(primary_key=True)
+    client_id = Varchar(length=64, index=True)
+    idempotency_key = Varchar(length=128, null=True, default=None)
+    kind = Varchar(length=16)
+    side = Varchar(length=4)
+    status = Varchar(length=16)
+    base_mint = Varchar(length=44)
+    quote_mint = Varchar(length=44)
+    input_mint = Varchar(length=44)
+    output_mint = Varchar(length=44)
+    amount_in = Numeric(digits=U64)
+    slippage_bps = Integer()
+    min_amount_out = Numeric(digits=U64, null=True, default=None)
+    venue = Varchar(length=32, null=True, default=None)
+    plan = JSONB(null=True, default=None)
+    tx_signature = Varchar(length=88, null=True, default=None)
+    amount_out = Numeric(digits=U64, null=True, default=None)
+    executed_price = Numeric(null=True, default=None)
+    failure_reason = Text(null=True, default=None)
+    attempts = Integer(default=0)
+    last_seq = Integer(default=0)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class OrderEvent(Table, tablename="order_events"):
+    """One row per status change; (order_id, seq) is unique and gapless from 1."""
+
+    id = BigSerial(primary_key=True)
+    order_id = UUID()
+    seq = Integer()
+    status = Varchar(length=16)
+    payload = JSONB()
+    created_at = Timestamptz()
+
+
+class ChainTransaction(Table, tablename="chain_transactions"):
+    """The simulated chain's ledger: a signature lands at most once."""
+
+    signature = Varchar(length=88, primary_key=True)
+    order_id = UUID(index=True)
+    leg = Integer()
+    venue = Varchar(length=32)
+    amount_in = Numeric(digits=U64)
+    amount_out = Numeric(digits=U64)
+    succeeded = Integer()
+    error = Text(null=True, default=None)
+    slot = Integer()
+    landed_at = Timestamptz()

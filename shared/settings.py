@@ -1,0 +1,96 @@
+"""Every setting, read from the environment once (by the composition root) into one frozen object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/dex_engine"
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationSettings:
+    """The simulated world. Delays in milliseconds; probabilities as per-mille integers."""
+
+    seed: int = 7
+    zero_delays: bool = False
+    quote_latency_ms_raydium: int = 120
+    quote_latency_ms_meteora: int = 180
+    quote_jitter_ms: int = 60
+    quote_failure_permille: int = 0
+    quote_timeout_ms: int = 1_500
+    build_delay_ms: int = 300
+    submit_delay_ms: int = 400
+    confirm_delay_ms: int = 1_600
+    confirm_jitter_ms: int = 600
+    chain_failure_permille: int = 0
+    drift_interval_ms: int = 1_000
+
+    def delay_ms(self, value: int) -> int:
+        return 0 if self.zero_delays else value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    redis_url: str = DEFAULT_REDIS_URL
+    database_url: str = DEFAULT_DATABASE_URL
+    namespace: str = "dex"
+    """Prefix of every Redis key and channel, so several engines share one Redis."""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    worker_concurrency: int = 200
+    db_pool_size: int = 10
+    redis_pool_size: int = 64
+    job_attempts: int = 3
+    job_retry_delay_ms: int = 200
+    quote_job_timeout_s: int = 15
+    route_job_timeout_s: int = 10
+    execute_job_timeout_s: int = 60
+    intake_job_timeout_s: int = 10
+    default_slippage_bps: int = 50
+    sim: SimulationSettings = field(default_factory=SimulationSettings)
+
+    def with_changes(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+
+_ENV_PREFIX = "DEX_"
+_SIM_PREFIX = "DEX_SIM_"
+_TOP_LEVEL_ALIASES = {"redis_url": "REDIS_URL", "database_url": "DATABASE_URL", "port": "PORT", "host": "HOST"}
+
+
+def _convert(raw: str, example: object, name: str) -> object:
+    if isinstance(example, bool):
+        lowered = raw.strip().lower()
+        if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+            raise ValueError(f"setting {name} must be true or false, got {raw!r}")
+        return lowered in {"1", "true", "yes", "on"}
+    if isinstance(example, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"setting {name} must be an integer, got {raw!r}") from None
+    return raw
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `environ` (default os.environ): REDIS_URL, DATABASE_URL, PORT, HOST,
+    DEX_<FIELD> for the rest and DEX_SIM_<FIELD> for the simulation."""
+    env = os.environ if environ is None else environ
+    defaults, sim_defaults = Settings(), SimulationSettings()
+    sim_values = {}
+    for f in fields(SimulationSettings):
+        name = _SIM_PREFIX + f.name.upper()
+        if name in env:
+            sim_values[f.name] = _convert(env[name], getattr(sim_defaults, f.name), name)
+    values: dict[str, object] = {"sim": replace(sim_defaults, **sim_values)}
+    for f in fields(Settings):
+        if f.name == "sim":
+            continue
+        name = _TOP_LEVEL_ALIASES.get(f.name, _ENV_PREFIX + f.name.upper())
+        if name in env:
+            values[f.name] = _convert(env[name], getattr(defaults, f.name), name)
+    return replace(defaults, **values)

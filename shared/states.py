@@ -1,0 +1,58 @@
+"""The order life cycle: every status, and the one table of allowed transitions."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    WAITING = "waiting"
+    TRIGGERED = "triggered"
+    ROUTING = "routing"
+    ROUTED = "routed"
+    BUILDING = "building"
+    SUBMITTED = "submitted"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+TERMINAL_STATUSES = frozenset({Status.CONFIRMED, Status.FAILED, Status.CANCELLED, Status.EXPIRED})
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.PENDING: frozenset({Status.ROUTING, Status.WAITING, Status.FAILED}),
+    Status.WAITING: frozenset({Status.TRIGGERED, Status.CANCELLED, Status.EXPIRED, Status.FAILED}),
+    Status.TRIGGERED: frozenset({Status.ROUTING, Status.FAILED}),
+    Status.ROUTING: frozenset({Status.ROUTED, Status.FAILED}),
+    Status.ROUTED: frozenset({Status.BUILDING, Status.FAILED}),
+    Status.BUILDING: frozenset({Status.SUBMITTED, Status.FAILED}),
+    # A submitted transaction may land or not; nothing else can happen to it.
+    Status.SUBMITTED: frozenset({Status.CONFIRMED, Status.FAILED}),
+    Status.CONFIRMED: frozenset(),
+    Status.FAILED: frozenset(),
+    Status.CANCELLED: frozenset(),
+    Status.EXPIRED: frozenset(),
+}
+
+
+class InvalidTransition(Exception):
+    def __init__(self, current: Status, new: Status) -> None:
+        super().__init__(f"{current} -> {new}")
+        self.current = current
+        self.new = new
+
+
+def can_transition(current: Status, new: Status) -> bool:
+    return new in TRANSITIONS[current]
+
+
+def check_transition(current: Status, new: Status) -> None:
+    if not can_transition(current, new):
+        raise InvalidTransition(current, new)
+
+
+def sources_of(new: Status) -> frozenset[Status]:
+    """Every status from which `new` may be reached: the WHERE of a conditional update."""
+    return frozenset(s for s, targets in TRANSITIONS.items() if new in targets)

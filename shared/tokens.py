@@ -1,0 +1,85 @@
+"""Tokens the engine knows, and exact conversion between decimal strings and base units."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+U64_MAX = 2**64 - 1
+"""SPL token amounts are u64: nothing larger can exist on chain."""
+
+_DECIMAL_RE = re.compile(r"^(?P<int>\d+)(?:\.(?P<frac>\d+))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    symbol: str
+    mint: str
+    decimals: int
+
+    def to_ui(self, base_units: int) -> Decimal:
+        """Base units as an exact decimal amount of the token (lamports → SOL)."""
+        return Decimal(base_units).scaleb(-self.decimals)
+
+    def format(self, base_units: int) -> str:
+        return format(self.to_ui(base_units), "f")
+
+
+SOL = Token("SOL", "So11111111111111111111111111111111111111112", 9)
+USDC = Token("USDC", "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", 6)
+USDT = Token("USDT", "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB", 6)
+BONK = Token("BONK", "DezXAZ8z7PnrnRJjz3wXBoRgixCa6xjnB7YaB1pPB263", 5)
+JUP = Token("JUP", "JUPyiwrYJFskUPiHa7hetR8VUFEUuLQ5x7GFPYZ6cV4N", 6)
+
+KNOWN_TOKENS: tuple[Token, ...] = (SOL, USDC, USDT, BONK, JUP)
+
+
+class TokenError(ValueError):
+    """An asset or amount the engine cannot accept; `field` names what was wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class TokenRegistry:
+    """Looks tokens up by symbol (case-insensitive) or by mint address."""
+
+    def __init__(self, tokens: tuple[Token, ...] = KNOWN_TOKENS) -> None:
+        self._by_symbol = {t.symbol.upper(): t for t in tokens}
+        self._by_mint = {t.mint: t for t in tokens}
+
+    def __iter__(self):
+        return iter(self._by_mint.values())
+
+    def by_mint(self, mint: str) -> Token:
+        return self._by_mint[mint]
+
+    def resolve(self, field: str, asset: str) -> Token:
+        token = self._by_mint.get(asset) or self._by_symbol.get(asset.upper())
+        if token is None:
+            known = ", ".join(sorted(self._by_symbol))
+            raise TokenError(field, f"unknown asset {asset[:64]!r}: use a mint address or one of {known}")
+        return token
+
+
+def parse_amount(field: str, text: str, token: Token) -> int:
+    """An exact decimal string ("1.5") as base units of `token` (1_500_000_000 lamports).
+
+    Refuses signs, exponents, zero, more decimals than the token has, and values
+    beyond u64: none of these can be a real SPL amount.
+    """
+    match = _DECIMAL_RE.match(text.strip()) if len(text) <= 64 else None
+    if match is None:
+        raise TokenError(field, f"{field} must be a positive decimal string such as \"1.5\"")
+    frac = match["frac"] or ""
+    if len(frac) > token.decimals:
+        raise TokenError(field, f"{field} has {len(frac)} decimals; {token.symbol} allows at most {token.decimals}")
+    base_units = int(match["int"] + frac.ljust(token.decimals, "0"))
+    if base_units == 0:
+        raise TokenError(field, f"{field} must be greater than zero")
+    if base_units > U64_MAX:
+        raise TokenError(field, f"{field} exceeds the largest possible {token.symbol} amount")
+    return base_units

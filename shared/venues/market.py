@@ -1,0 +1,114 @@
+"""The simulated market: one Raydium and one Meteora pool per pair, and their seeded price drift.
+
+A reference price per pair follows a random walk; each venue sits at its own offset
+from it (a bounded walk of a few percent), so venues disagree the way real ones do.
+Everything is integers and Decimals driven by a seeded `random.Random`: the same seed
+replays the same market.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from decimal import Decimal
+
+from shared.tokens import BONK, JUP, SOL, USDC, USDT, Token
+from shared.venues.meteora import DlmmPool
+from shared.venues.raydium import ConstantProductPool
+
+RAYDIUM = "raydium"
+METEORA = "meteora"
+VENUES = (RAYDIUM, METEORA)
+
+Pool = ConstantProductPool | DlmmPool
+
+
+@dataclass(frozen=True, slots=True)
+class PairSpec:
+    base: Token
+    quote: Token
+    price: Decimal
+    """Starting price in UI units: quote tokens per base token."""
+    raydium_base_reserve: int
+    """Raydium pool depth, in whole base tokens."""
+    meteora_bin_step: int
+    meteora_quote_per_bin: int
+    """Meteora liquidity per bin, in whole quote tokens."""
+    meteora_bins_each_side: int = 69
+
+    def unit_price(self, ui_price: Decimal) -> Decimal:
+        """UI price as quote base units per base base unit (SOL/USDC 150 → 0.15)."""
+        return ui_price.scaleb(self.quote.decimals - self.base.decimals)
+
+
+DEFAULT_PAIRS: tuple[PairSpec, ...] = (
+    PairSpec(SOL, USDC, Decimal(150), 10_000, 10, 20_000),
+    PairSpec(SOL, USDT, Decimal("149.9"), 5_000, 10, 10_000),
+    PairSpec(USDT, USDC, Decimal(1), 2_000_000, 1, 100_000),
+    PairSpec(BONK, SOL, Decimal("0.00000015"), 200_000_000_000, 80, 200),
+    PairSpec(JUP, USDC, Decimal("0.85"), 1_000_000, 25, 5_000),
+)
+
+
+@dataclass(slots=True)
+class DriftState:
+    reference: Decimal
+    offset_bps: dict[str, int]
+
+
+class Market:
+    """Pools keyed by (venue, unordered pair of mints), with seeded drift."""
+
+    def __init__(
+        self,
+        pairs: tuple[PairSpec, ...] = DEFAULT_PAIRS,
+        seed: int = 7,
+        step_bps: int = 5,
+        offset_step_bps: int = 15,
+        max_offset_bps: int = 250,
+    ) -> None:
+        self._rng = random.Random(seed)
+        self._step_bps, self._offset_step_bps, self._max_offset_bps = step_bps, offset_step_bps, max_offset_bps
+        self.specs = {frozenset((p.base.mint, p.quote.mint)): p for p in pairs}
+        self.pools: dict[tuple[str, frozenset[str]], Pool] = {}
+        self.drift: dict[frozenset[str], DriftState] = {}
+        for key, spec in self.specs.items():
+            # Start the venues ~3 % apart: one above the reference, one below.
+            state = DriftState(spec.price, {RAYDIUM: 150, METEORA: -150})
+            self.drift[key] = state
+            self.pools[(RAYDIUM, key)] = self._raydium(spec, self._venue_price(spec, state, RAYDIUM))
+            self.pools[(METEORA, key)] = self._meteora(spec, self._venue_price(spec, state, METEORA))
+
+    @staticmethod
+    def _raydium(spec: PairSpec, unit_price: Decimal) -> ConstantProductPool:
+        reserve_base = spec.raydium_base_reserve * 10**spec.base.decimals
+        reserve_quote = int(reserve_base * unit_price)
+        return ConstantProductPool(spec.base.mint, spec.quote.mint, reserve_base, reserve_quote)
+
+    @staticmethod
+    def _meteora(spec: PairSpec, unit_price: Decimal) -> DlmmPool:
+        per_bin = spec.meteora_quote_per_bin * 10**spec.quote.decimals
+        return DlmmPool.with_uniform_liquidity(
+            spec.base.mint, spec.quote.mint, spec.meteora_bin_step, unit_price, per_bin, spec.meteora_bins_each_side
+        )
+
+    @staticmethod
+    def _venue_price(spec: PairSpec, state: DriftState, venue: str) -> Decimal:
+        return spec.unit_price(state.reference * (1 + Decimal(state.offset_bps[venue]) / 10_000))
+
+    def pool(self, venue: str, mint_a: str, mint_b: str) -> Pool | None:
+        return self.pools.get((venue, frozenset((mint_a, mint_b))))
+
+    def has_pair(self, mint_a: str, mint_b: str) -> bool:
+        return frozenset((mint_a, mint_b)) in self.specs
+
+    def tick(self) -> None:
+        """One drift step on every pair: the reference walks, venues walk around it."""
+        for key, spec in self.specs.items():
+            state = self.drift[key]
+            step = self._rng.randint(-self._step_bps, self._step_bps)
+            state.reference = state.reference * (1 + Decimal(step) / 10_000)
+            for venue in VENUES:
+                offset = state.offset_bps[venue] + self._rng.randint(-self._offset_step_bps, self._offset_step_bps)
+                state.offset_bps[venue] = max(-self._max_offset_bps, min(self._max_offset_bps, offset))
+                self.pools[(venue, key)].set_price(self._venue_price(spec, state, venue))

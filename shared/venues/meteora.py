@@ -1,0 +1,175 @@
+"""Meteora DLMM: liquidity in discrete price bins, price(id) = (1 + binStep/10_000)^id.
+
+A swap fills the active bin at that bin's constant price, then walks to the next
+bin (down when selling x, up when buying x). Each bin charges the base fee plus a
+variable fee that grows with the volatility accumulator, as in the DLMM program.
+Prices are y base units per x base unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
+
+from shared.venues.swap import InsufficientLiquidity, SwapOutcome
+
+FEE_PRECISION = 10**9
+MAX_FEE_RATE = 10**8  # 10 %
+BASIS_POINT_MAX = 10_000
+_MATH = Context(prec=50)
+
+
+@dataclass(frozen=True, slots=True)
+class FeeParameters:
+    """Defaults are the ones the DLMM SDK's own tests use."""
+
+    base_factor: int = 10_000
+    variable_fee_control: int = 40_000
+    filter_period_s: float = 30
+    decay_period_s: float = 600
+    reduction_factor: int = 5_000
+    max_volatility_accumulator: int = 350_000
+
+
+@dataclass(slots=True)
+class Bin:
+    amount_x: int
+    amount_y: int
+
+
+def _floor(value: Decimal) -> int:
+    return int(value.to_integral_value(rounding=ROUND_FLOOR))
+
+
+def _ceil(value: Decimal) -> int:
+    return int(value.to_integral_value(rounding=ROUND_CEILING))
+
+
+def _ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+@dataclass(slots=True)
+class DlmmPool:
+    mint_x: str
+    mint_y: str
+    bin_step: int
+    active_id: int
+    bins: dict[int, Bin]
+    fees: FeeParameters = field(default_factory=FeeParameters)
+    volatility_accumulator: int = 0
+    volatility_reference: int = 0
+    index_reference: int = 0
+    last_swap_at_s: float = float("-inf")
+    y_per_bin: int = 0
+    bins_each_side: int = 0
+
+    @classmethod
+    def with_uniform_liquidity(
+        cls, mint_x: str, mint_y: str, bin_step: int, price: Decimal, y_per_bin: int, bins_each_side: int
+    ) -> DlmmPool:
+        pool = cls(mint_x, mint_y, bin_step, 0, {})
+        pool.fill_around(pool.bin_id_for(price), y_per_bin, bins_each_side)
+        return pool
+
+    def bin_price(self, bin_id: int) -> Decimal:
+        return _MATH.power(Decimal(BASIS_POINT_MAX + self.bin_step) / BASIS_POINT_MAX, bin_id)
+
+    def bin_id_for(self, price: Decimal) -> int:
+        step = _MATH.ln(Decimal(BASIS_POINT_MAX + self.bin_step) / BASIS_POINT_MAX)
+        return round(_MATH.ln(price) / step)
+
+    def fill_around(self, active_id: int, y_per_bin: int, bins_each_side: int) -> None:
+        """Lay liquidity out evenly: y below the active bin, x above, half of each in it."""
+        self.active_id, self.y_per_bin, self.bins_each_side = active_id, y_per_bin, bins_each_side
+        self.bins = {active_id: Bin(_floor(_MATH.divide(y_per_bin // 2, self.bin_price(active_id))), y_per_bin // 2)}
+        for offset in range(1, bins_each_side + 1):
+            self.bins[active_id - offset] = Bin(0, y_per_bin)
+            above = active_id + offset
+            self.bins[above] = Bin(_floor(_MATH.divide(y_per_bin, self.bin_price(above))), 0)
+
+    def price(self) -> Decimal:
+        return self.bin_price(self.active_id)
+
+    def depth_y(self) -> int:
+        """Liquidity measured in y, x valued at each bin's price."""
+        return sum(b.amount_y + _floor(_MATH.multiply(b.amount_x, self.bin_price(i))) for i, b in self.bins.items())
+
+    def base_fee_rate(self) -> int:
+        return self.fees.base_factor * self.bin_step * 10
+
+    def variable_fee_rate(self, volatility_accumulator: int) -> int:
+        square = (volatility_accumulator * self.bin_step) ** 2
+        return _ceil_div(self.fees.variable_fee_control * square, 10**11)
+
+    def _volatility_start(self, now_s: float) -> tuple[int, int]:
+        """(reference, index reference) for a swap at `now_s`, decayed as the program does."""
+        elapsed = now_s - self.last_swap_at_s
+        reference, index_reference = self.volatility_reference, self.index_reference
+        if elapsed >= self.fees.filter_period_s:
+            index_reference = self.active_id
+            if elapsed < self.fees.decay_period_s:
+                reference = self.volatility_accumulator * self.fees.reduction_factor // BASIS_POINT_MAX
+            else:
+                reference = 0
+        return reference, index_reference
+
+    def quote(self, mint_in: str, amount_in: int, now_s: float) -> SwapOutcome:
+        return self._walk(mint_in, amount_in, now_s, apply=False)
+
+    def swap(self, mint_in: str, amount_in: int, now_s: float) -> SwapOutcome:
+        return self._walk(mint_in, amount_in, now_s, apply=True)
+
+    def _walk(self, mint_in: str, amount_in: int, now_s: float, apply: bool) -> SwapOutcome:
+        if mint_in not in (self.mint_x, self.mint_y):
+            raise KeyError(mint_in)
+        selling_x = mint_in == self.mint_x
+        reference, index_reference = self._volatility_start(now_s)
+        remaining, amount_out, fee_total = amount_in, 0, 0
+        bin_id, accumulator = self.active_id, self.volatility_accumulator
+        while remaining > 0:
+            current = self.bins.get(bin_id)
+            if current is None:
+                raise InsufficientLiquidity("the pool has no more bins to fill this size")
+            accumulator = min(
+                reference + abs(index_reference - bin_id) * BASIS_POINT_MAX, self.fees.max_volatility_accumulator
+            )
+            rate = min(self.base_fee_rate() + self.variable_fee_rate(accumulator), MAX_FEE_RATE)
+            price = self.bin_price(bin_id)
+            reserve_out = current.amount_y if selling_x else current.amount_x
+            fee = _ceil_div(remaining * rate, FEE_PRECISION)
+            net = remaining - fee
+            out = _floor(_MATH.multiply(net, price) if selling_x else _MATH.divide(net, price))
+            if out <= reserve_out:
+                used, got = remaining, out
+            else:
+                net = _ceil(_MATH.divide(reserve_out, price) if selling_x else _MATH.multiply(reserve_out, price))
+                fee = _ceil_div(net * rate, FEE_PRECISION - rate)
+                used, got = min(net + fee, remaining), reserve_out
+            if apply:
+                if selling_x:
+                    current.amount_x += used
+                    current.amount_y -= got
+                else:
+                    current.amount_y += used
+                    current.amount_x -= got
+            remaining -= used
+            amount_out += got
+            fee_total += fee
+            if remaining > 0:
+                bin_id += -1 if selling_x else 1
+        if amount_out <= 0:
+            raise InsufficientLiquidity("amount too small to produce any output")
+        spot = self.price()
+        net_in = amount_in - fee_total
+        at_spot = _MATH.multiply(net_in, spot) if selling_x else _MATH.divide(net_in, spot)
+        impact = max(Decimal(0), 1 - _MATH.divide(amount_out, at_spot))
+        if apply:
+            self.active_id = bin_id
+            self.volatility_reference, self.index_reference = reference, index_reference
+            self.volatility_accumulator, self.last_swap_at_s = accumulator, now_s
+        return SwapOutcome(amount_in, amount_out, fee_total, impact)
+
+    def set_price(self, price: Decimal) -> None:
+        """Re-centre the same liquidity shape on `price`, as LPs and arbitrage would."""
+        self.fill_around(self.bin_id_for(price), self.y_per_bin, self.bins_each_side)

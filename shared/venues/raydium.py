@@ -1,0 +1,66 @@
+"""Raydium AMM v4: a constant-product pool (x·y = k) with its fee taken from the input.
+
+Integer math as the on-chain program does it: fee = ceil(in·25/10_000),
+out = floor(R_out·in_net / (R_in + in_net)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from math import isqrt
+
+from shared.venues.swap import InsufficientLiquidity, SwapOutcome
+
+FEE_DENOMINATOR = 10_000
+
+
+@dataclass(slots=True)
+class ConstantProductPool:
+    mint_x: str
+    mint_y: str
+    reserve_x: int
+    reserve_y: int
+    fee_bps: int = 25
+
+    def _reserves(self, mint_in: str) -> tuple[int, int]:
+        if mint_in == self.mint_x:
+            return self.reserve_x, self.reserve_y
+        if mint_in == self.mint_y:
+            return self.reserve_y, self.reserve_x
+        raise KeyError(mint_in)
+
+    def quote(self, mint_in: str, amount_in: int) -> SwapOutcome:
+        reserve_in, reserve_out = self._reserves(mint_in)
+        fee = -(-amount_in * self.fee_bps // FEE_DENOMINATOR)
+        in_net = amount_in - fee
+        amount_out = reserve_out * in_net // (reserve_in + in_net)
+        if amount_out <= 0:
+            raise InsufficientLiquidity("amount too small to produce any output")
+        # As Raydium's SDK: |(out / in_net) / (R_out / R_in) − 1|
+        impact = abs(Decimal(amount_out * reserve_in) / Decimal(in_net * reserve_out) - 1)
+        return SwapOutcome(amount_in, amount_out, fee, impact)
+
+    def swap(self, mint_in: str, amount_in: int) -> SwapOutcome:
+        outcome = self.quote(mint_in, amount_in)
+        if mint_in == self.mint_x:
+            self.reserve_x += amount_in
+            self.reserve_y -= outcome.amount_out
+        else:
+            self.reserve_y += amount_in
+            self.reserve_x -= outcome.amount_out
+        return outcome
+
+    def price(self) -> Decimal:
+        """Spot price: base units of y per base unit of x."""
+        return Decimal(self.reserve_y) / Decimal(self.reserve_x)
+
+    def depth_y(self) -> int:
+        """Liquidity measured in y: both reserves valued at spot."""
+        return 2 * self.reserve_y
+
+    def set_price(self, price: Decimal) -> None:
+        """Move the spot price to `price` keeping k, as arbitrage would."""
+        k = self.reserve_x * self.reserve_y
+        self.reserve_x = isqrt(int(Decimal(k) / price))
+        self.reserve_y = k // self.reserve_x

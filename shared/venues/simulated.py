@@ -1,0 +1,93 @@
+"""Venues as the engine sees them: the simulated market behind latency, timeouts and failures."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+
+import base58
+
+from shared.messages import VenueFailure, VenueQuote
+from shared.settings import SimulationSettings
+from shared.venues.market import METEORA, RAYDIUM, VENUES, Market
+from shared.venues.meteora import DlmmPool
+from shared.venues.swap import InsufficientLiquidity, SwapOutcome
+
+Sleep = Callable[[float], Awaitable[None]]
+_IMPACT_QUANTUM = Decimal("1e-12")
+
+
+class VenueUnavailable(Exception):
+    """The venue did not answer (simulated outage or timeout)."""
+
+
+def pool_address(venue: str, mint_a: str, mint_b: str) -> str:
+    """A stable, realistic-looking pool account address for (venue, pair)."""
+    pair = "/".join(sorted((mint_a, mint_b)))
+    return base58.b58encode(hashlib.sha256(f"{venue}:{pair}".encode()).digest()).decode()
+
+
+class SimulatedVenues:
+    def __init__(self, market: Market, sim: SimulationSettings, now_s: Callable[[], float], sleep: Sleep) -> None:
+        self.market = market
+        self._sim = sim
+        self._now_s = now_s
+        self._sleep = sleep
+        self._rng = random.Random(sim.seed + 1)
+        self._latency_ms = {RAYDIUM: sim.quote_latency_ms_raydium, METEORA: sim.quote_latency_ms_meteora}
+
+    def supports(self, mint_in: str, mint_out: str) -> bool:
+        return self.market.has_pair(mint_in, mint_out)
+
+    def outcome(self, venue: str, mint_in: str, mint_out: str, amount_in: int, apply: bool = False) -> SwapOutcome:
+        """The pool math for this swap now; `apply` moves the pool (the chain does that)."""
+        pool = self.market.pool(venue, mint_in, mint_out)
+        if pool is None:
+            raise InsufficientLiquidity(f"{venue} has no pool for this pair")
+        if isinstance(pool, DlmmPool):
+            now = self._now_s()
+            return pool.swap(mint_in, amount_in, now) if apply else pool.quote(mint_in, amount_in, now)
+        return pool.swap(mint_in, amount_in) if apply else pool.quote(mint_in, amount_in)
+
+    async def quote(self, venue: str, mint_in: str, mint_out: str, amount_in: int) -> VenueQuote:
+        latency = self._sim.delay_ms(self._latency_ms[venue] + self._rng.randint(0, self._sim.quote_jitter_ms))
+        if latency:
+            await self._sleep(latency / 1000)
+        if self._rng.randrange(1000) < self._sim.quote_failure_permille:
+            raise VenueUnavailable(f"{venue} quote service unavailable")
+        outcome = self.outcome(venue, mint_in, mint_out, amount_in)
+        pool = self.market.pool(venue, mint_in, mint_out)
+        depth_y = pool.depth_y()
+        liquidity = depth_y if mint_out == pool.mint_y else int(depth_y / pool.price())
+        return VenueQuote(
+            venue=venue,
+            pool=pool_address(venue, mint_in, mint_out),
+            amount_in=amount_in,
+            amount_out=outcome.amount_out,
+            fee=outcome.fee,
+            price_impact=format(outcome.price_impact.quantize(_IMPACT_QUANTUM), "f"),
+            liquidity=liquidity,
+            latency_ms=self._latency_ms[venue],
+        )
+
+    async def quote_all(
+        self, mint_in: str, mint_out: str, amount_in: int
+    ) -> tuple[list[VenueQuote], list[VenueFailure]]:
+        """Every venue at once, each bounded by the quote timeout."""
+        timeout = self._sim.quote_timeout_ms / 1000
+
+        async def one(venue: str) -> VenueQuote | VenueFailure:
+            try:
+                return await asyncio.wait_for(self.quote(venue, mint_in, mint_out, amount_in), timeout)
+            except TimeoutError:
+                return VenueFailure(venue, f"no quote within {self._sim.quote_timeout_ms} ms")
+            except (VenueUnavailable, InsufficientLiquidity) as exc:
+                return VenueFailure(venue, str(exc))
+
+        answers = await asyncio.gather(*(one(v) for v in VENUES))
+        quotes = [a for a in answers if isinstance(a, VenueQuote)]
+        failures = [a for a in answers if isinstance(a, VenueFailure)]
+        return quotes, failures
