@@ -25,16 +25,20 @@ class MarketOrderRequest(
     quote_asset: AssetText
     amount: AmountText
     slippage_bps: SlippageBps | None = None
+    client_order_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
 
 
 OrderRequest = MarketOrderRequest
 
 
 class NewOrder(msgspec.Struct, frozen=True):
-    """Input of `intake`: the client's request and who sent it."""
+    """Input of `intake`: the client's request, who sent it, and a key unique to this
+    submission (the client's order id, or one the transport made up) so that running
+    intake twice on the same message stores one order."""
 
     request: OrderRequest
     client_id: str
+    submission_key: str
 
 
 class QuoteRequest(msgspec.Struct, frozen=True):
@@ -44,6 +48,7 @@ class QuoteRequest(msgspec.Struct, frozen=True):
     input_mint: str
     output_mint: str
     amount_in: int
+    slippage_bps: int
 
 
 class VenueQuote(msgspec.Struct, frozen=True, rename="camel"):
@@ -67,6 +72,9 @@ class RouteRequest(msgspec.Struct, frozen=True):
     """Input of `route`: every venue's answer for this order."""
 
     order_id: str
+    input_mint: str
+    output_mint: str
+    slippage_bps: int
     quotes: list[VenueQuote]
     failures: list[VenueFailure] = []
 

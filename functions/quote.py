@@ -1,0 +1,31 @@
+"""quote: ask every venue at once for this order's size; store all answers in a `routing` event."""
+
+from __future__ import annotations
+
+import msgspec
+
+from shared.context import Context
+from shared.messages import QuoteRequest, RouteRequest, VenueFailure, VenueQuote
+from shared.states import Status
+
+
+class NoQuotes(Exception):
+    """No venue answered; the step is retried, then the order fails with this reason."""
+
+
+async def handle(message: QuoteRequest, ctx: Context) -> RouteRequest | None:
+    quotes, failures = await ctx.venues.quote_all(message.input_mint, message.output_mint, message.amount_in)
+    if not quotes:
+        raise NoQuotes("no venue returned a quote: " + "; ".join(f"{f.venue}: {f.error}" for f in failures))
+    data = {"quotes": msgspec.to_builtins(quotes), "failures": msgspec.to_builtins(failures)}
+    if await ctx.record(message.order_id, Status.ROUTING, data) is None:
+        # Already past this step (a redelivery): carry on from what was stored, if routing is still next.
+        order = await ctx.orders.get(message.order_id)
+        if order is None or order.status != Status.ROUTING:
+            return None
+        stored = await ctx.orders.event(message.order_id, Status.ROUTING)
+        quotes = msgspec.convert(stored.data["quotes"], list[VenueQuote])
+        failures = msgspec.convert(stored.data["failures"], list[VenueFailure])
+    return RouteRequest(
+        message.order_id, message.input_mint, message.output_mint, message.slippage_bps, quotes, failures
+    )

@@ -1,0 +1,117 @@
+"""The SAQ adapter: one Redis queue per function, a job per message, retries with backoff.
+
+A job runs the step's `handle` and sends the result to the next step's queue, as the
+chain table says. A failure is retried (exponential backoff) until the last attempt,
+after which the order is marked failed with the reason; the worker never dies of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+from redis.asyncio import BlockingConnectionPool, Redis
+from saq import Worker
+from saq.queue.redis import RedisQueue
+
+from functions.chain import CHAIN, Step, give_up, message_key
+from shared.context import Context, current_attempt
+from shared.settings import Settings
+
+log = logging.getLogger("engine.saq")
+
+_encoder = msgspec.json.Encoder()
+JOB_TIMEOUT_MARGIN_S = 5
+"""SAQ's own timeout sits above the step's, so the step times out first and can give up cleanly."""
+
+
+def step_timeout_s(settings: Settings, step: str) -> int:
+    return getattr(settings, f"{step}_job_timeout_s")
+
+
+def new_redis(url: str, max_connections: int) -> Redis:
+    """A client whose pool waits for a free connection instead of raising when it runs out."""
+    return Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=30))
+
+
+class SaqQueues:
+    """The queue port on SAQ: `send(step, message)` and the workers that consume each queue."""
+
+    def __init__(self, settings: Settings, steps: Iterable[str] = CHAIN) -> None:
+        self._settings = settings
+        # BLMOVE holds a connection per waiting job slot: each queue gets its own pool.
+        size = settings.worker_concurrency + 16
+        self.queues = {
+            name: RedisQueue(
+                new_redis(settings.redis_url, size),
+                name=f"{settings.namespace}:{name}",
+                max_concurrent_ops=settings.worker_concurrency,
+            )
+            for name in steps
+        }
+
+    async def connect(self) -> None:
+        for queue in self.queues.values():
+            await queue.connect()
+
+    async def disconnect(self) -> None:
+        for queue in self.queues.values():
+            await queue.disconnect()
+
+    async def send(self, step: str, message: Any) -> None:
+        settings = self._settings
+        await self.queues[step].enqueue(
+            step,
+            key=f"{step}:{message_key(message)}",
+            timeout=step_timeout_s(settings, step) + JOB_TIMEOUT_MARGIN_S,
+            retries=settings.job_attempts,
+            retry_delay=settings.job_retry_delay_ms / 1000,
+            retry_backoff=True,
+            message=_encoder.encode(message).decode(),
+        )
+
+    def job_function(self, step: Step, ctx: Context):
+        decoder = msgspec.json.Decoder(step.message_type)
+        timeout = step_timeout_s(self._settings, step.name)
+
+        async def run(saq_ctx: dict[str, Any], *, message: str) -> None:
+            job = saq_ctx["job"]
+            try:
+                decoded = decoder.decode(message)
+            except msgspec.DecodeError:
+                log.error("dropping undecodable %s message: %.200s", step.name, message)
+                return
+            token = current_attempt.set(job.attempts)
+            try:
+                async with asyncio.timeout(timeout):
+                    result = await step.handle(decoded, ctx)
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                if job.retryable:
+                    log.warning("%s %s attempt %d failed (%s); retrying", step.name, message_key(decoded),
+                                job.attempts, reason)
+                    raise
+                log.error("%s %s failed after %d attempts: %s", step.name, message_key(decoded), job.attempts,
+                          reason)
+                await give_up(decoded, reason, job.attempts, ctx)
+                return
+            finally:
+                current_attempt.reset(token)
+            if result is not None and step.next is not None:
+                await self.send(step.next, result)
+
+        return (step.name, run)
+
+    def workers(self, ctx: Context, steps: Iterable[str] = CHAIN) -> list[Worker]:
+        return [
+            Worker(
+                self.queues[name],
+                functions=[self.job_function(CHAIN[name], ctx)],
+                concurrency=self._settings.worker_concurrency,
+                timers={"sweep": 10},
+            )
+            for name in steps
+        ]

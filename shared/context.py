@@ -1,0 +1,56 @@
+"""Everything a function may touch, handed in by whoever runs it (local runtime, cloud, tests)."""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from shared.chain import SimulatedChain
+from shared.events import Event
+from shared.orders import OrderRepository
+from shared.settings import Settings
+from shared.states import Status
+from shared.tokens import TokenRegistry
+from shared.venues.simulated import SimulatedVenues
+
+current_attempt: ContextVar[int] = ContextVar("current_attempt", default=1)
+"""Which delivery of the current message this is (1 = first); set by the transport adapter."""
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class Ids(Protocol):
+    def order_id(self) -> str: ...
+
+
+class Publisher(Protocol):
+    async def publish(self, event: Event) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    orders: OrderRepository
+    publisher: Publisher
+    venues: SimulatedVenues
+    chain: SimulatedChain
+    tokens: TokenRegistry
+    clock: Clock
+    ids: Ids
+    settings: Settings
+    log: logging.Logger
+
+    async def record(self, order_id: str, new: Status, data: dict[str, Any], **changes: Any) -> Event | None:
+        """Persist a status change with its event, then publish it. None if the state
+        table refuses the change from the order's current status (nothing is written)."""
+        event = await self.orders.transition(order_id, new, self.clock.now(), data, changes)
+        if event is not None:
+            await self.publisher.publish(event)
+        return event
+
+    def attempt(self) -> int:
+        return current_attempt.get()

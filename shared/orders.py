@@ -1,0 +1,67 @@
+"""The order record and the repository port the functions persist it through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from shared.events import Event
+from shared.states import Status
+
+UPDATABLE_FIELDS = frozenset(
+    {"min_amount_out", "venue", "plan", "tx_signature", "amount_out", "executed_price", "failure_reason", "attempts"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    id: str
+    client_id: str
+    kind: str
+    side: str
+    status: Status
+    base_mint: str
+    quote_mint: str
+    input_mint: str
+    output_mint: str
+    amount_in: int
+    slippage_bps: int
+    created_at: datetime
+    updated_at: datetime
+    idempotency_key: str | None = None
+    min_amount_out: int | None = None
+    venue: str | None = None
+    plan: dict[str, Any] | None = None
+    tx_signature: str | None = None
+    amount_out: int | None = None
+    executed_price: Decimal | None = None
+    failure_reason: str | None = None
+    attempts: int = 0
+    last_seq: int = 0
+
+
+class OrderRepository(Protocol):
+    async def create(self, order: OrderRecord, data: dict[str, Any]) -> Event | None:
+        """Store a new order in status pending with its first event (seq 1); None if the
+        client already has an order with this idempotency key (nothing is written)."""
+        ...
+
+    async def find_by_key(self, client_id: str, idempotency_key: str) -> OrderRecord | None: ...
+
+    async def transition(
+        self, order_id: str, new: Status, at: datetime, data: dict[str, Any], changes: dict[str, Any]
+    ) -> Event | None:
+        """Move the order to `new` if the state table allows it from its current status,
+        apply `changes` and append the event with the next seq, atomically.
+        Returns None (and changes nothing) when the transition is not allowed."""
+        ...
+
+    async def get(self, order_id: str) -> OrderRecord | None: ...
+
+    async def events(self, order_id: str, after_seq: int = 0) -> list[Event]: ...
+
+    async def event(self, order_id: str, status: Status) -> Event | None:
+        """The event that moved the order to `status`, if any."""
+        ...
