@@ -12,6 +12,7 @@ from shared.context import Context
 from shared.messages import ExecuteRequest
 from shared.prices import price_of_base
 from shared.states import Status
+from shared.tokens import format_decimal
 
 
 async def handle(message: ExecuteRequest, ctx: Context) -> None:
@@ -62,7 +63,7 @@ async def handle(message: ExecuteRequest, ctx: Context) -> None:
             "venue": plan.venue,
             "amountIn": plan.amount_in,
             "amountOut": landing.amount_out,
-            "executionPrice": str(price),
+            "executionPrice": format_decimal(price),
             "attempts": ctx.attempt(),
         },
         amount_out=landing.amount_out,

@@ -9,6 +9,7 @@ from shared.messages import ExecuteRequest, Plan, RouteRequest
 from shared.prices import output_per_input
 from shared.routing import advantage_bps, choose_venue, min_amount_out
 from shared.states import Status
+from shared.tokens import format_decimal
 
 
 async def handle(message: RouteRequest, ctx: Context) -> ExecuteRequest | None:
@@ -27,7 +28,7 @@ async def handle(message: RouteRequest, ctx: Context) -> ExecuteRequest | None:
     runner_up = decision.runner_up
     token_in, token_out = ctx.tokens.by_mint(message.input_mint), ctx.tokens.by_mint(message.output_mint)
     effective = {
-        q.venue: str(output_per_input(token_in, token_out, q.amount_in, q.amount_out)) for q in message.quotes
+        q.venue: format_decimal(output_per_input(token_in, token_out, q.amount_in, q.amount_out)) for q in message.quotes
     }
     data = {
         **msgspec.to_builtins(plan),

@@ -23,7 +23,8 @@ class Token:
         return Decimal(base_units).scaleb(-self.decimals)
 
     def format(self, base_units: int) -> str:
-        return format(self.to_ui(base_units), "f")
+        """"1.5" for 1_500_000_000 lamports: exact, no exponent, no trailing zeros."""
+        return format_decimal(self.to_ui(base_units))
 
 
 SOL = Token("SOL", "So11111111111111111111111111111111111111112", 9)
@@ -33,6 +34,12 @@ BONK = Token("BONK", "DezXAZ8z7PnrnRJjz3wXBoRgixCa6xjnB7YaB1pPB263", 5)
 JUP = Token("JUP", "JUPyiwrYJFskUPiHa7hetR8VUFEUuLQ5x7GFPYZ6cV4N", 6)
 
 KNOWN_TOKENS: tuple[Token, ...] = (SOL, USDC, USDT, BONK, JUP)
+
+
+def format_decimal(value: Decimal) -> str:
+    """A Decimal as plain positional text without trailing zeros (never "1.5E-7")."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 class TokenError(ValueError):

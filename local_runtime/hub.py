@@ -1,0 +1,98 @@
+"""One Redis subscription per process, fanned out to every socket watching an order.
+
+SUBSCRIBE happens on an order's first watcher and UNSUBSCRIBE on its last; one reader
+task delivers each message to bounded per-watcher queues. A watcher whose queue
+overflows is marked lagged and catches up from PostgreSQL instead of losing events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from redis.asyncio import Redis
+
+from shared.events import Event, decode_event
+from shared.publisher import event_channel
+
+log = logging.getLogger("engine.hub")
+WATCHER_QUEUE_SIZE = 256
+
+
+class Watcher:
+    def __init__(self, order_id: str) -> None:
+        self.order_id = order_id
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(WATCHER_QUEUE_SIZE)
+        self.lagged = False
+
+    def offer(self, event: Event) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.lagged = True
+
+
+class EventHub:
+    def __init__(self, redis: Redis, namespace: str) -> None:
+        self._redis = redis
+        self._namespace = namespace
+        self._prefix = event_channel(namespace, "")
+        self._watchers: dict[str, set[Watcher]] = {}
+        self._lock = asyncio.Lock()
+        self._pubsub = None
+        self._reader: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        # A standing subscription keeps the connection open before any order is watched.
+        await self._pubsub.subscribe(f"{self._namespace}:hub")
+        self._reader = asyncio.create_task(self._read(), name="event-hub-reader")
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a Redis hiccup: watchers recover from PostgreSQL by seq
+                log.exception("event hub lost its subscription; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            if message is None or message["type"] != "message":
+                continue
+            order_id = message["channel"].decode()[len(self._prefix):]
+            try:
+                event = decode_event(message["data"])
+            except Exception:
+                log.error("undecodable event on %s", message["channel"])
+                continue
+            for watcher in self._watchers.get(order_id, ()):
+                watcher.offer(event)
+
+    async def watch(self, order_id: str) -> Watcher:
+        watcher = Watcher(order_id)
+        async with self._lock:
+            watchers = self._watchers.setdefault(order_id, set())
+            watchers.add(watcher)
+            if len(watchers) == 1:
+                await self._pubsub.subscribe(event_channel(self._namespace, order_id))
+        return watcher
+
+    async def unwatch(self, watcher: Watcher) -> None:
+        async with self._lock:
+            watchers = self._watchers.get(watcher.order_id)
+            if watchers is None:
+                return
+            watchers.discard(watcher)
+            if not watchers:
+                del self._watchers[watcher.order_id]
+                await self._pubsub.unsubscribe(event_channel(self._namespace, watcher.order_id))

@@ -1,0 +1,81 @@
+"""Before start-up: are Redis and PostgreSQL reachable, does the database exist, is the schema current."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from redis.asyncio import Redis
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServiceUnavailable(Exception):
+    """A dependency is missing; the message is one line saying which and how to fix it."""
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+async def check_redis(url: str) -> None:
+    client = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        await client.ping()
+    except Exception as exc:
+        raise ServiceUnavailable(
+            f"Redis is unreachable at {_redact(url)} ({type(exc).__name__}): start Redis or set REDIS_URL"
+        ) from None
+    finally:
+        await client.aclose()
+
+
+async def ensure_database(url: str) -> None:
+    """Connect to the database, creating it (from the `postgres` database) if it does not exist."""
+    try:
+        connection = await asyncpg.connect(url, timeout=5)
+    except asyncpg.InvalidCatalogNameError:
+        parts = urlsplit(url)
+        name = parts.path.lstrip("/")
+        admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")), timeout=5)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        except asyncpg.DuplicateDatabaseError:
+            pass
+        finally:
+            await admin.close()
+        return
+    except Exception as exc:
+        raise ServiceUnavailable(
+            f"PostgreSQL is unreachable at {_redact(url)} ({type(exc).__name__}): "
+            "start PostgreSQL or set DATABASE_URL"
+        ) from None
+    await connection.close()
+
+
+def run_migrations(database_url: str) -> None:
+    """Piccolo's `migrations forwards all`, in a child process so it reads this DATABASE_URL."""
+    env = {**os.environ, "DATABASE_URL": database_url, "PICCOLO_CONF": "piccolo_conf"}
+    result = subprocess.run(
+        [sys.executable, "-m", "piccolo.main", "migrations", "forwards", "all"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise ServiceUnavailable(f"migrations failed: {result.stderr.strip().splitlines()[-1:]}")
+
+
+async def prepare(redis_url: str, database_url: str) -> None:
+    await check_redis(redis_url)
+    await ensure_database(database_url)
+    run_migrations(database_url)

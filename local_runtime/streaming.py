@@ -1,0 +1,57 @@
+"""Following one order's events: subscribe, replay what PostgreSQL has after `after_seq`, then
+forward live events in seq order, repairing any gap from PostgreSQL, until a terminal event."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from local_runtime.hub import EventHub
+from shared.events import Event
+from shared.orders import OrderRepository
+from shared.states import TERMINAL_STATUSES
+
+CATCH_UP_INTERVAL_S = 5.0
+"""With no live event for this long, look in PostgreSQL anyway (a publish may have been lost)."""
+
+
+async def follow_order(
+    order_id: str,
+    after_seq: int,
+    hub: EventHub,
+    orders: OrderRepository,
+    deliver: Callable[[Event], Awaitable[None]],
+) -> None:
+    watcher = await hub.watch(order_id)
+    last = after_seq
+
+    async def catch_up() -> bool:
+        nonlocal last
+        for event in await orders.events(order_id, last):
+            await deliver(event)
+            last = event.seq
+            if event.status in TERMINAL_STATUSES:
+                return True
+        return False
+
+    try:
+        if await catch_up():
+            return
+        while True:
+            try:
+                event = await asyncio.wait_for(watcher.queue.get(), CATCH_UP_INTERVAL_S)
+            except TimeoutError:
+                event = None
+            if event is None or watcher.lagged or event.seq > last + 1:
+                watcher.lagged = False
+                if await catch_up():
+                    return
+                continue
+            if event.seq <= last:
+                continue
+            await deliver(event)
+            last = event.seq
+            if event.status in TERMINAL_STATUSES:
+                return
+    finally:
+        await hub.unwatch(watcher)

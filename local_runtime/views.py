@@ -1,0 +1,39 @@
+"""How orders look in the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from local_runtime.submission import AUTO_KEY_PREFIX
+from shared.events import format_ts
+from shared.orders import OrderRecord
+from shared.tokens import TokenRegistry, format_decimal
+
+
+def order_view(order: OrderRecord, tokens: TokenRegistry) -> dict[str, Any]:
+    base, quote = tokens.by_mint(order.base_mint), tokens.by_mint(order.quote_mint)
+    key = order.idempotency_key
+    return {
+        "orderId": order.id,
+        "status": order.status.value,
+        "type": order.kind,
+        "side": order.side,
+        "baseAsset": base.symbol,
+        "quoteAsset": quote.symbol,
+        "inputMint": order.input_mint,
+        "outputMint": order.output_mint,
+        "amountIn": order.amount_in,
+        "slippageBps": order.slippage_bps,
+        "minAmountOut": order.min_amount_out,
+        "venue": order.venue,
+        "plan": order.plan,
+        "txSignature": order.tx_signature,
+        "amountOut": order.amount_out,
+        "executionPrice": None if order.executed_price is None else format_decimal(order.executed_price),
+        "failureReason": order.failure_reason,
+        "attempts": order.attempts,
+        "lastSeq": order.last_seq,
+        "clientOrderId": None if key is None or key.startswith(AUTO_KEY_PREFIX) else key,
+        "createdAt": format_ts(order.created_at),
+        "updatedAt": format_ts(order.updated_at),
+    }
