@@ -1,0 +1,123 @@
+"""In-memory stand-ins for the functions' unit tests: repository, ledger, publisher, clock, ids."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.chain import Landing, SimulatedChain, Transaction
+from shared.context import Context
+from shared.events import Event, format_ts
+from shared.orders import UPDATABLE_FIELDS, OrderRecord
+from shared.settings import Settings, SimulationSettings
+from shared.states import Status, sources_of
+from shared.tokens import TokenRegistry
+from shared.venues.market import Market
+from shared.venues.simulated import SimulatedVenues
+
+
+class FixedClock:
+    """Starts at a fixed instant and moves 1 ms per reading, so events have distinct times."""
+
+    def __init__(self, start: datetime = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        self._now += timedelta(milliseconds=1)
+        return self._now
+
+
+class SequentialIds:
+    def __init__(self) -> None:
+        self._n = 0
+
+    def order_id(self) -> str:
+        self._n += 1
+        return f"00000000-0000-7000-8000-{self._n:012d}"
+
+
+class ListPublisher:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def publish(self, event: Event) -> None:
+        self.events.append(event)
+
+
+class InMemoryOrderRepository:
+    def __init__(self) -> None:
+        self.orders: dict[str, OrderRecord] = {}
+        self.log: dict[str, list[Event]] = {}
+
+    async def create(self, order: OrderRecord, data: dict[str, Any]) -> Event | None:
+        if order.idempotency_key is not None and await self.find_by_key(order.client_id, order.idempotency_key):
+            return None
+        self.orders[order.id] = replace(order, status=Status.PENDING, last_seq=1)
+        event = Event(order.id, 1, Status.PENDING, format_ts(order.created_at), data)
+        self.log[order.id] = [event]
+        return event
+
+    async def find_by_key(self, client_id: str, idempotency_key: str) -> OrderRecord | None:
+        return next(
+            (o for o in self.orders.values() if o.client_id == client_id and o.idempotency_key == idempotency_key),
+            None,
+        )
+
+    async def transition(
+        self, order_id: str, new: Status, at: datetime, data: dict[str, Any], changes: dict[str, Any]
+    ) -> Event | None:
+        if set(changes) - UPDATABLE_FIELDS:
+            raise ValueError(f"not updatable: {sorted(set(changes) - UPDATABLE_FIELDS)}")
+        order = self.orders.get(order_id)
+        if order is None or order.status not in sources_of(new):
+            return None
+        seq = order.last_seq + 1
+        self.orders[order_id] = replace(order, status=new, last_seq=seq, updated_at=at, **changes)
+        event = Event(order_id, seq, new, format_ts(at), data)
+        self.log[order_id].append(event)
+        return event
+
+    async def get(self, order_id: str) -> OrderRecord | None:
+        return self.orders.get(order_id)
+
+    async def events(self, order_id: str, after_seq: int = 0) -> list[Event]:
+        return [e for e in self.log.get(order_id, []) if e.seq > after_seq]
+
+    async def event(self, order_id: str, status: Status) -> Event | None:
+        return next((e for e in self.log.get(order_id, []) if e.status == status), None)
+
+
+class InMemoryLedger:
+    def __init__(self) -> None:
+        self.landed: dict[str, tuple[Transaction, Landing]] = {}
+
+    async def find(self, signature: str) -> Landing | None:
+        entry = self.landed.get(signature)
+        return None if entry is None else entry[1]
+
+    async def land(self, tx: Transaction, landing: Landing) -> tuple[Landing, bool]:
+        if tx.signature in self.landed:
+            return self.landed[tx.signature][1], False
+        self.landed[tx.signature] = (tx, landing)
+        return landing, True
+
+
+def fake_context(settings: Settings | None = None) -> Context:
+    """The real simulated world and functions, with in-memory persistence and no delays."""
+    settings = settings or Settings(sim=SimulationSettings(zero_delays=True, drift_interval_ms=0))
+    market = Market(seed=settings.sim.seed)
+    venues = SimulatedVenues(market, settings.sim, now_s=lambda: 0.0, sleep=asyncio.sleep)
+    return Context(
+        orders=InMemoryOrderRepository(),
+        publisher=ListPublisher(),
+        venues=venues,
+        chain=SimulatedChain(venues, InMemoryLedger(), settings.sim, sleep=asyncio.sleep),
+        tokens=TokenRegistry(),
+        clock=FixedClock(),
+        ids=SequentialIds(),
+        settings=settings,
+        log=logging.getLogger("test"),
+    )

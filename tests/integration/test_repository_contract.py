@@ -1,0 +1,111 @@
+"""One contract for the order repository, run on PostgreSQL and on the in-memory fake,
+so the fake the unit tests rely on cannot drift from the real thing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from shared.db.repository import PgOrderRepository
+from shared.orders import OrderRecord
+from shared.states import Status
+from tests.fakes import InMemoryOrderRepository
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def new_order(order_id: str = "018f0000-0000-7000-8000-000000000001", key: str | None = "key-1") -> OrderRecord:
+    return OrderRecord(
+        id=order_id,
+        client_id="client-a",
+        idempotency_key=key,
+        kind="market",
+        side="sell",
+        status=Status.PENDING,
+        base_mint="So11111111111111111111111111111111111111112",
+        quote_mint="EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+        input_mint="So11111111111111111111111111111111111111112",
+        output_mint="EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+        amount_in=18_446_744_073_709_551_615,  # u64 max survives the round trip
+        slippage_bps=50,
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+@pytest_asyncio.fixture(params=["postgres", "memory"])
+async def repo(request):
+    if request.param == "memory":
+        yield InMemoryOrderRepository()
+        return
+    database = request.getfixturevalue("database")
+    pool = await asyncpg.create_pool(database, min_size=1, max_size=4)
+    try:
+        yield PgOrderRepository(pool)
+    finally:
+        await pool.close()
+
+
+async def test_create_stores_order_with_pending_event_seq_1(repo):
+    event = await repo.create(new_order(), {"hello": "world"})
+    assert (event.seq, event.status, event.data) == (1, "pending", {"hello": "world"})
+    stored = await repo.get(new_order().id)
+    assert stored.status == Status.PENDING
+    assert stored.amount_in == 18_446_744_073_709_551_615
+    assert stored.last_seq == 1
+    assert await repo.events(stored.id) == [event]
+
+
+async def test_same_idempotency_key_for_same_client_stores_nothing(repo):
+    await repo.create(new_order(), {})
+    assert await repo.create(new_order("018f0000-0000-7000-8000-000000000002"), {}) is None
+    assert await repo.get("018f0000-0000-7000-8000-000000000002") is None
+    assert (await repo.find_by_key("client-a", "key-1")).id == new_order().id
+
+
+async def test_allowed_transition_appends_next_seq_and_applies_changes(repo):
+    order = new_order()
+    await repo.create(order, {})
+    event = await repo.transition(order.id, Status.ROUTING, T0 + timedelta(seconds=1), {"q": 1}, {})
+    assert (event.seq, event.status) == (2, "routing")
+    routed = await repo.transition(
+        order.id, Status.ROUTED, T0 + timedelta(seconds=2), {}, {"venue": "raydium", "min_amount_out": 5}
+    )
+    assert routed.seq == 3
+    stored = await repo.get(order.id)
+    assert (stored.status, stored.venue, stored.min_amount_out, stored.last_seq) == (Status.ROUTED, "raydium", 5, 3)
+
+
+async def test_refused_transition_writes_nothing(repo):
+    order = new_order()
+    await repo.create(order, {})
+    assert await repo.transition(order.id, Status.SUBMITTED, T0, {}, {"tx_signature": "x"}) is None
+    stored = await repo.get(order.id)
+    assert (stored.status, stored.tx_signature, stored.last_seq) == (Status.PENDING, None, 1)
+    assert len(await repo.events(order.id)) == 1
+
+
+async def test_terminal_orders_accept_no_transition(repo):
+    order = new_order()
+    await repo.create(order, {})
+    await repo.transition(order.id, Status.FAILED, T0, {}, {"failure_reason": "x"})
+    for status in Status:
+        assert await repo.transition(order.id, status, T0, {}, {}) is None
+
+
+async def test_events_after_seq_and_by_status(repo):
+    order = new_order()
+    await repo.create(order, {})
+    await repo.transition(order.id, Status.ROUTING, T0, {"n": 2}, {})
+    await repo.transition(order.id, Status.ROUTED, T0, {"n": 3}, {})
+    assert [e.seq for e in await repo.events(order.id, 1)] == [2, 3]
+    assert (await repo.event(order.id, Status.ROUTING)).data == {"n": 2}
+    assert await repo.event(order.id, Status.CONFIRMED) is None
+
+
+async def test_unknown_order_is_none(repo):
+    assert await repo.get("018f0000-0000-7000-8000-00000000ffff") is None
+    assert await repo.transition("018f0000-0000-7000-8000-00000000ffff", Status.ROUTING, T0, {}, {}) is None

@@ -1,0 +1,155 @@
+"""The four functions on in-memory fakes: the business steps without servers."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from functions import execute, intake, quote, route
+from functions.chain import CHAIN, give_up
+from functions.intake import OrderRejected
+from shared.messages import ExecuteRequest, MarketOrderRequest, NewOrder
+from shared.states import Status
+from shared.tokens import TokenError
+from tests.fakes import fake_context
+
+
+def sell_sol(amount: str = "1.5", key: str = "k1", **extra) -> NewOrder:
+    request = MarketOrderRequest(side="sell", base_asset="SOL", quote_asset="USDC", amount=amount, **extra)
+    return NewOrder(request, "client-a", key)
+
+
+async def run_chain(ctx, message) -> str:
+    """Each step's output into the next, as the chain table says; returns the order id."""
+    step = CHAIN["intake"]
+    order_id = None
+    while message is not None:
+        message = await step.handle(message, ctx)
+        if message is not None:
+            order_id = message.order_id
+            step = CHAIN[step.next]
+    return order_id
+
+
+async def test_market_sell_goes_through_every_status_with_gapless_events():
+    ctx = fake_context()
+    order_id = await run_chain(ctx, sell_sol())
+    events = await ctx.orders.events(order_id)
+    assert [e.status for e in events] == ["pending", "routing", "routed", "building", "submitted", "confirmed"]
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6]
+    assert ctx.publisher.events == events
+    order = await ctx.orders.get(order_id)
+    assert order.status == Status.CONFIRMED
+    assert order.amount_out == events[-1].data["amountOut"] >= order.min_amount_out
+
+
+async def test_sell_routes_to_venue_with_more_output():
+    ctx = fake_context()
+    order_id = await run_chain(ctx, sell_sol())
+    routing, routed = (await ctx.orders.events(order_id))[1:3]
+    best = max(routing.data["quotes"], key=lambda q: q["amountOut"])
+    assert routed.data["venue"] == best["venue"]
+    assert routed.data["expectedAmountOut"] == best["amountOut"]
+    assert routed.data["reason"] == "highest net amount out"
+
+
+async def test_min_amount_out_follows_the_order_slippage():
+    ctx = fake_context()
+    order_id = await run_chain(ctx, sell_sol(slippage_bps=100))
+    routed = (await ctx.orders.events(order_id))[2]
+    assert routed.data["minAmountOut"] == routed.data["expectedAmountOut"] * 9_900 // 10_000
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"base_asset": "DOGE"}, "baseAsset"),
+        ({"quote_asset": "nope"}, "quoteAsset"),
+        ({"quote_asset": "SOL"}, "quoteAsset"),
+        ({"amount": "0"}, "amount"),
+        ({"amount": "-1"}, "amount"),
+        ({"amount": "abc"}, "amount"),
+        ({"amount": "1.0000000001"}, "amount"),
+        ({"amount": "99999999999999999999999"}, "amount"),
+    ],
+)
+async def test_intake_rejects_bad_orders_naming_the_field(fields, field):
+    ctx = fake_context()
+    request = MarketOrderRequest(
+        **{"side": "sell", "base_asset": "SOL", "quote_asset": "USDC", "amount": "1", **fields}
+    )
+    with pytest.raises(TokenError) as caught:
+        await intake.handle(NewOrder(request, "c", "k"), ctx)
+    assert caught.value.field == field
+    assert ctx.orders.orders == {}
+
+
+async def test_intake_rejects_a_pair_no_venue_trades():
+    ctx = fake_context()
+    request = MarketOrderRequest(side="buy", base_asset="JUP", quote_asset="BONK", amount="1")
+    with pytest.raises(OrderRejected) as caught:
+        await intake.handle(NewOrder(request, "c", "k"), ctx)
+    assert caught.value.field == "quoteAsset"
+
+
+async def test_buy_spends_the_quote_token():
+    ctx = fake_context()
+    request = MarketOrderRequest(side="buy", base_asset="SOL", quote_asset="USDC", amount="150")
+    message = await intake.handle(NewOrder(request, "c", "k"), ctx)
+    assert message.amount_in == 150_000_000
+    assert (message.input_mint, message.output_mint) == (ctx.tokens.resolve("q", "USDC").mint,
+                                                         ctx.tokens.resolve("b", "SOL").mint)
+
+
+async def test_each_step_run_twice_changes_nothing_the_second_time():
+    ctx = fake_context()
+    new = sell_sol()
+    first = await intake.handle(new, ctx)
+    assert await intake.handle(new, ctx) == first
+    assert len(ctx.orders.orders) == 1
+    to_route = await quote.handle(first, ctx)
+    again = await quote.handle(first, ctx)
+    assert again == to_route  # rebuilt from the stored routing event
+    to_execute = await route.handle(to_route, ctx)
+    assert await route.handle(to_route, ctx) == to_execute
+    await execute.handle(to_execute, ctx)
+    snapshot = (await ctx.orders.get(first.order_id), await ctx.orders.events(first.order_id))
+    await execute.handle(to_execute, ctx)
+    assert (await ctx.orders.get(first.order_id), await ctx.orders.events(first.order_id)) == snapshot
+    assert len(ctx.chain._ledger.landed) == 1
+
+
+async def test_execute_resumed_after_submitted_lands_the_same_transaction_once():
+    ctx = fake_context()
+    new = sell_sol()
+    to_route = await quote.handle(await intake.handle(new, ctx), ctx)
+    request: ExecuteRequest = await route.handle(to_route, ctx)
+    order_id = request.order_id
+    # What a crash right after `submitted` leaves behind.
+    await ctx.record(order_id, Status.BUILDING, {})
+    await ctx.record(order_id, Status.SUBMITTED, {})
+    await execute.handle(request, ctx)
+    await execute.handle(request, ctx)
+    statuses = [e.status for e in await ctx.orders.events(order_id)]
+    assert statuses == ["pending", "routing", "routed", "building", "submitted", "confirmed"]
+    assert len(ctx.chain._ledger.landed) == 1
+
+
+async def test_fill_below_minimum_fails_with_slippage():
+    ctx = fake_context()
+    to_route = await quote.handle(await intake.handle(sell_sol(), ctx), ctx)
+    request: ExecuteRequest = await route.handle(to_route, ctx)
+    greedy = msgspec.structs.replace(request.plan, min_amount_out=request.plan.expected_amount_out + 1)
+    await execute.handle(ExecuteRequest(request.order_id, greedy), ctx)
+    order = await ctx.orders.get(request.order_id)
+    assert order.status == Status.FAILED
+    assert order.failure_reason == "slippage"
+    assert (await ctx.orders.events(request.order_id))[-1].data["error"] == "slippage"
+
+
+async def test_giving_up_marks_the_order_failed_with_reason_and_attempts():
+    ctx = fake_context()
+    message = await intake.handle(sell_sol(), ctx)
+    await give_up(message, "NoQuotes: no venue returned a quote", 3, ctx)
+    order = await ctx.orders.get(message.order_id)
+    assert (order.status, order.failure_reason, order.attempts) == (Status.FAILED, "NoQuotes: no venue returned a quote", 3)
