@@ -9,7 +9,7 @@ from decimal import Decimal
 U64_MAX = 2**64 - 1
 """SPL token amounts are u64: nothing larger can exist on chain."""
 
-_DECIMAL_RE = re.compile(r"^(?P<int>\d+)(?:\.(?P<frac>\d+))?$")
+_DECIMAL_RE = re.compile(r"^(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?$")
 
 
 @dataclass(frozen=True, slots=True)

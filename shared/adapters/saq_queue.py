@@ -37,6 +37,14 @@ def new_redis(url: str, max_connections: int) -> Redis:
     return Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=30))
 
 
+class HostedWorker(Worker):
+    """A SAQ worker that leaves SIGINT/SIGTERM to its host process (uvicorn, the CLI):
+    SAQ's own handlers would replace the host's and then remove them, so the process
+    would no longer stop on SIGTERM."""
+
+    SIGNALS: list = []
+
+
 class SaqQueues:
     """The queue port on SAQ: `send(step, message)` and the workers that consume each queue."""
 
@@ -107,7 +115,7 @@ class SaqQueues:
 
     def workers(self, ctx: Context, steps: Iterable[str] = CHAIN) -> list[Worker]:
         return [
-            Worker(
+            HostedWorker(
                 self.queues[name],
                 functions=[self.job_function(CHAIN[name], ctx)],
                 concurrency=self._settings.worker_concurrency,

@@ -73,8 +73,9 @@ class Market:
         self.pools: dict[tuple[str, frozenset[str]], Pool] = {}
         self.drift: dict[frozenset[str], DriftState] = {}
         for key, spec in self.specs.items():
-            # Start the venues ~3 % apart: one above the reference, one below.
-            state = DriftState(spec.price, {RAYDIUM: 150, METEORA: -150})
+            # Start the venues ~3 % apart (within the allowed offset): one above the reference, one below.
+            start = min(150, max_offset_bps)
+            state = DriftState(spec.price, {RAYDIUM: start, METEORA: -start})
             self.drift[key] = state
             self.pools[(RAYDIUM, key)] = self._raydium(spec, self._venue_price(spec, state, RAYDIUM))
             self.pools[(METEORA, key)] = self._meteora(spec, self._venue_price(spec, state, METEORA))

@@ -127,6 +127,7 @@ class DlmmPool:
         reference, index_reference = self._volatility_start(now_s)
         remaining, amount_out, fee_total = amount_in, 0, 0
         bin_id, accumulator = self.active_id, self.volatility_accumulator
+        fills: list[tuple[Bin, int, int]] = []  # (bin, used in, paid out): applied only if the walk succeeds
         while remaining > 0:
             current = self.bins.get(bin_id)
             if current is None:
@@ -146,13 +147,7 @@ class DlmmPool:
                 net = _ceil(_MATH.divide(reserve_out, price) if selling_x else _MATH.multiply(reserve_out, price))
                 fee = _ceil_div(net * rate, FEE_PRECISION - rate)
                 used, got = min(net + fee, remaining), reserve_out
-            if apply:
-                if selling_x:
-                    current.amount_x += used
-                    current.amount_y -= got
-                else:
-                    current.amount_y += used
-                    current.amount_x -= got
+            fills.append((current, used, got))
             remaining -= used
             amount_out += got
             fee_total += fee
@@ -165,6 +160,11 @@ class DlmmPool:
         at_spot = _MATH.multiply(net_in, spot) if selling_x else _MATH.divide(net_in, spot)
         impact = max(Decimal(0), 1 - _MATH.divide(amount_out, at_spot))
         if apply:
+            for filled, used, got in fills:
+                if selling_x:
+                    filled.amount_x, filled.amount_y = filled.amount_x + used, filled.amount_y - got
+                else:
+                    filled.amount_y, filled.amount_x = filled.amount_y + used, filled.amount_x - got
             self.active_id = bin_id
             self.volatility_reference, self.index_reference = reference, index_reference
             self.volatility_accumulator, self.last_swap_at_s = accumulator, now_s

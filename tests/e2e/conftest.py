@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import REDIS_URL, _admin, database_url, run_sync
+from tests.e2e.runtime import Runtime
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[Runtime]:
+    """The local runtime as a user starts it, on its own port, database (which it creates and
+    migrates itself) and Redis namespace, with every simulated delay at zero."""
+    name = f"dex_e2e_{uuid.uuid4().hex[:10]}"
+    server = Runtime(
+        {
+            "REDIS_URL": REDIS_URL,
+            "DATABASE_URL": database_url(name),
+            "DEX_NAMESPACE": f"e2e{uuid.uuid4().hex[:8]}",
+            "DEX_SIM_ZERO_DELAYS": "true",
+            "DEX_WORKER_CONCURRENCY": "50",
+        }
+    ).start()
+    yield server
+    server.stop()
+    run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -1,0 +1,154 @@
+"""The seeded simulated market, and UI prices of fills."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from shared.prices import output_per_input, price_of_base
+from shared.tokens import BONK, SOL, USDC, USDT
+from shared.venues.market import DEFAULT_PAIRS, METEORA, RAYDIUM, VENUES, Market
+from shared.venues.meteora import DlmmPool
+from shared.venues.raydium import ConstantProductPool
+
+
+def snapshot(market: Market) -> dict:
+    """Every pool's spot price and every pair's drift state."""
+    prices = {key: pool.price() for key, pool in market.pools.items()}
+    drift = {key: (state.reference, dict(state.offset_bps)) for key, state in market.drift.items()}
+    return {"prices": prices, "drift": drift}
+
+
+def run(market: Market, ticks: int) -> Market:
+    for _ in range(ticks):
+        market.tick()
+    return market
+
+
+# --- determinism ---------------------------------------------------------------------------
+
+
+def test_same_seed_replays_the_same_prices_after_50_ticks() -> None:
+    assert snapshot(run(Market(seed=7), 50)) == snapshot(run(Market(seed=7), 50))
+
+
+def test_different_seeds_give_different_prices_after_50_ticks() -> None:
+    seven, eight = run(Market(seed=7), 50), run(Market(seed=8), 50)
+    assert snapshot(seven)["prices"] != snapshot(eight)["prices"]
+
+
+def test_ticks_move_prices() -> None:
+    market = Market(seed=7)
+    before = snapshot(market)["prices"]
+    assert snapshot(run(market, 5))["prices"] != before
+
+
+# --- venue offsets ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_venue_offsets_stay_within_max_offset(seed: int) -> None:
+    # a large offset step makes the walk hit the bounds often
+    market = Market(seed=seed, offset_step_bps=100, max_offset_bps=250)
+    seen = set()
+    for _ in range(50):
+        market.tick()
+        for state in market.drift.values():
+            seen.update(state.offset_bps.values())
+    assert min(seen) >= -250 and max(seen) <= 250
+    assert {-250, 250} <= seen  # the bounds were really reached, so clamping was exercised
+
+
+def test_pool_prices_sit_within_max_offset_of_the_reference() -> None:
+    market = run(Market(seed=5, offset_step_bps=100, max_offset_bps=250), 50)
+    bound = Decimal("0.0250")
+    for spec in DEFAULT_PAIRS:
+        key = frozenset((spec.base.mint, spec.quote.mint))
+        reference = spec.unit_price(market.drift[key].reference)
+        raydium = market.pools[(RAYDIUM, key)]
+        meteora = market.pools[(METEORA, key)]
+        assert isinstance(raydium, ConstantProductPool) and isinstance(meteora, DlmmPool)
+        # Raydium lands on the target up to integer rounding of the reserves
+        assert abs(raydium.price() / reference - 1) <= bound + Decimal("1e-9"), spec
+        # Meteora lands on the nearest bin: up to half a bin step further
+        half_bin = (1 + Decimal(meteora.bin_step) / 10_000).sqrt()
+        assert (1 - bound) / half_bin <= meteora.price() / reference <= (1 + bound) * half_bin, spec
+
+
+def test_initial_offsets_respect_a_small_max_offset() -> None:
+    market = Market(seed=7, max_offset_bps=100)
+    for state in market.drift.values():
+        assert all(abs(offset) <= 100 for offset in state.offset_bps.values())
+
+
+# --- initial state ----------------------------------------------------------------------------
+
+
+def test_initial_sol_usdc_venues_differ_by_two_to_five_percent() -> None:
+    # raydium at 150 · 1.015 = 152.25, meteora near 150 · 0.985 = 147.75: 152.25 / 147.75 − 1 ≈ 3.05 %
+    market = Market(seed=7)
+    raydium = market.pool(RAYDIUM, SOL.mint, USDC.mint)
+    meteora = market.pool(METEORA, SOL.mint, USDC.mint)
+    gap = raydium.price() / meteora.price() - 1
+    assert Decimal("0.02") <= gap <= Decimal("0.05")
+
+
+def test_initial_raydium_sol_usdc_reserves() -> None:
+    # 10_000 SOL = 1e13 lamports; 1e13 · 0.15225 = 1_522_500_000_000 USDC units
+    raydium = Market(seed=7).pool(RAYDIUM, SOL.mint, USDC.mint)
+    assert (raydium.reserve_x, raydium.reserve_y) == (10**13, 1_522_500_000_000)
+
+
+def test_every_pair_has_a_pool_on_every_venue() -> None:
+    market = Market(seed=7)
+    for spec in DEFAULT_PAIRS:
+        for venue in VENUES:
+            assert market.pool(venue, spec.base.mint, spec.quote.mint) is not None, (venue, spec.base.symbol)
+
+
+def test_pool_lookup_works_in_both_orders() -> None:
+    market = Market(seed=7)
+    assert market.pool(RAYDIUM, USDC.mint, SOL.mint) is market.pool(RAYDIUM, SOL.mint, USDC.mint)
+
+
+def test_has_pair_works_both_orders() -> None:
+    market = Market(seed=7)
+    assert market.has_pair(SOL.mint, USDC.mint) and market.has_pair(USDC.mint, SOL.mint)
+
+
+def test_has_pair_is_false_for_an_unlisted_pair() -> None:
+    assert not Market(seed=7).has_pair(BONK.mint, USDT.mint)
+
+
+def test_unit_price_converts_ui_price_to_base_units() -> None:
+    # 150 USDC/SOL · 10^(6 − 9) = 0.15 USDC units per lamport
+    assert DEFAULT_PAIRS[0].unit_price(Decimal(150)) == Decimal("0.15")
+
+
+# --- prices.price_of_base -----------------------------------------------------------------
+
+
+def test_price_of_a_sell_is_quote_received_per_base_sold() -> None:
+    # 224.403923 USDC / 1.5 SOL = 149.6026153333… (18 significant digits)
+    assert price_of_base("sell", SOL, USDC, 1_500_000_000, 224_403_923) == Decimal("149.602615333333333")
+
+
+def test_price_of_a_round_sell() -> None:
+    # 225 USDC / 1.5 SOL = 150
+    assert price_of_base("sell", SOL, USDC, 1_500_000_000, 225_000_000) == Decimal(150)
+
+
+def test_price_of_a_buy_is_quote_paid_per_base_received() -> None:
+    # paid 300 USDC, got 2 SOL: 300 / 2 = 150
+    assert price_of_base("buy", SOL, USDC, 300_000_000, 2_000_000_000) == Decimal(150)
+
+
+def test_price_of_a_buy_rounds_to_18_digits() -> None:
+    # paid 100 USDC, got 0.3 SOL: 100 / 0.3 = 333.333333333333333 (18 significant digits)
+    assert price_of_base("buy", SOL, USDC, 100_000_000, 300_000_000) == Decimal("333.333333333333333")
+
+
+def test_output_per_input() -> None:
+    # got 0.997400509 SOL for 150 USDC: 0.997400509 / 150 = 0.006649336726666… -> 18 digits, last rounded up
+    assert output_per_input(USDC, SOL, 150_000_000, 997_400_509) == Decimal("0.00664933672666666667")
