@@ -1,7 +1,11 @@
-"""The pipeline, declared once: which function follows which, and what each one takes.
+"""The pipeline, declared once: which function handles which message.
 
-Adapters (SAQ locally, a cloud queue trigger) read this table; no handler names its
-successor.
+Each function returns the next message (or None); the message's type says which
+function runs next. Adapters (SAQ locally, a cloud queue trigger) read this table; no
+handler names its successor.
+
+    NewOrder ─intake─► QuoteRequest ─quote─► RouteRequest ─route─► ExecuteRequest ─execute─► ∎
+                 └───► ArmRequest ─trigger─► (waiting … TriggerFired) ─trigger─► QuoteRequest
 """
 
 from __future__ import annotations
@@ -10,9 +14,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from functions import execute, intake, quote, route
+from functions import execute, intake, quote, route, trigger
 from shared.context import Context
-from shared.messages import ExecuteRequest, NewOrder, QuoteRequest, RouteRequest
+from shared.messages import ExecuteRequest, NewOrder, QuoteRequest, RouteRequest, TriggerMessage
 from shared.states import Status
 
 
@@ -20,19 +24,32 @@ from shared.states import Status
 class Step:
     name: str
     handle: Callable[[Any, Context], Awaitable[Any]]
-    message_type: type
-    next: str | None
+    message_type: Any
 
 
 CHAIN: dict[str, Step] = {
     step.name: step
     for step in (
-        Step("intake", intake.handle, NewOrder, next="quote"),
-        Step("quote", quote.handle, QuoteRequest, next="route"),
-        Step("route", route.handle, RouteRequest, next="execute"),
-        Step("execute", execute.handle, ExecuteRequest, next=None),
+        Step("intake", intake.handle, NewOrder),
+        Step("trigger", trigger.handle, TriggerMessage),
+        Step("quote", quote.handle, QuoteRequest),
+        Step("route", route.handle, RouteRequest),
+        Step("execute", execute.handle, ExecuteRequest),
     )
 }
+
+_STEP_OF_TYPE: dict[type, str] = {
+    NewOrder: "intake",
+    **{t: "trigger" for t in TriggerMessage.__args__},
+    QuoteRequest: "quote",
+    RouteRequest: "route",
+    ExecuteRequest: "execute",
+}
+
+
+def step_for(message: Any) -> str:
+    """The function that takes this message."""
+    return _STEP_OF_TYPE[type(message)]
 
 
 def message_key(message: Any) -> str:

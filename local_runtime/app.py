@@ -44,6 +44,7 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(CHAIN)) -
         app.state.engine, app.state.hub = engine, hub
         app.state.desk = OrderDesk(engine.ctx, engine.queues)
         await engine.run_workers(steps)
+        engine.run_watchers()
         try:
             yield
         finally:

@@ -16,6 +16,8 @@ import asyncpg
 from redis.asyncio import Redis
 from saq import Worker
 
+from local_runtime.watchers import PriceWatcher
+from shared.adapters.redis_triggers import RedisTriggerIndex
 from shared.adapters.saq_queue import SaqQueues, new_redis
 from shared.chain import SimulatedChain
 from shared.context import Context
@@ -54,6 +56,8 @@ class Engine:
     ctx: Context
     queues: SaqQueues
     market: Market
+    triggers: RedisTriggerIndex
+    watcher: PriceWatcher
     workers: list[Worker] = field(default_factory=list)
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
@@ -61,6 +65,13 @@ class Engine:
         self.workers = self.queues.workers(self.ctx, steps)
         for worker in self.workers:
             self._tasks.append(asyncio.create_task(worker.start(), name=f"worker-{worker.queue.name}"))
+
+    def run_watchers(self) -> None:
+        """Price drift (firing limit orders on every change) and expiry checks, in this process."""
+        sim = self.settings.sim
+        if sim.drift_interval_ms > 0:
+            self._tasks.append(asyncio.create_task(self.watcher.run_drift(sim.drift_interval_ms / 1000)))
+        self._tasks.append(asyncio.create_task(self.watcher.run_expiry(self.settings.trigger_poll_ms / 1000)))
 
     async def close(self) -> None:
         for worker in self.workers:
@@ -74,12 +85,6 @@ class Engine:
         await self.pool.close()
 
 
-async def _drift(market: Market, interval_s: float) -> None:
-    while True:
-        await asyncio.sleep(interval_s)
-        market.tick()
-
-
 async def start_engine(settings: Settings) -> Engine:
     pool = await asyncpg.create_pool(settings.database_url, min_size=2, max_size=settings.db_pool_size)
     redis = new_redis(settings.redis_url, settings.redis_pool_size)
@@ -87,12 +92,15 @@ async def start_engine(settings: Settings) -> Engine:
     market = Market(seed=settings.sim.seed)
     venues = SimulatedVenues(market, settings.sim, now_s=time.time, sleep=asyncio.sleep)
     chain = SimulatedChain(venues, PgLedger(pool, clock.now), settings.sim, sleep=asyncio.sleep)
+    triggers = RedisTriggerIndex(redis, settings.namespace)
+    tokens = TokenRegistry()
     ctx = Context(
         orders=PgOrderRepository(pool),
         publisher=RedisPublisher(redis, settings.namespace),
+        triggers=triggers,
         venues=venues,
         chain=chain,
-        tokens=TokenRegistry(),
+        tokens=tokens,
         clock=clock,
         ids=TimeOrderedIds(),
         settings=settings,
@@ -100,7 +108,5 @@ async def start_engine(settings: Settings) -> Engine:
     )
     queues = SaqQueues(settings)
     await queues.connect()
-    engine = Engine(settings, pool, redis, ctx, queues, market)
-    if settings.sim.drift_interval_ms > 0:
-        engine._tasks.append(asyncio.create_task(_drift(market, settings.sim.drift_interval_ms / 1000)))
-    return engine
+    watcher = PriceWatcher(market, venues, tokens, triggers, queues, clock)
+    return Engine(settings, pool, redis, ctx, queues, market, triggers, watcher)

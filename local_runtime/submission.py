@@ -12,7 +12,7 @@ from functions.chain import CHAIN
 from shared.adapters.saq_queue import SaqQueues
 from shared.context import Context
 from shared.messages import NewOrder, OrderRequest
-from shared.tokens import TokenError
+from shared.errors import FieldError
 
 AUTO_KEY_PREFIX = "auto:"
 """Marks a submission key the engine made up because the client sent none."""
@@ -67,10 +67,10 @@ class OrderDesk:
         step = CHAIN["intake"]
         try:
             result = await step.handle(message, self._ctx)
-        except TokenError as exc:
+        except FieldError as exc:
             raise InputError(422, exc.message, exc.field) from None
         if result is None:
             existing = await self._ctx.orders.find_by_key(client_id, key)
             return existing.id
-        await self._queues.send(step.next, result)
+        await self._queues.send(result)
         return result.order_id

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from shared.chain import SimulatedChain
 from shared.events import Event
-from shared.orders import OrderRepository
+from shared.orders import OrderRecord, OrderRepository
 from shared.settings import Settings
 from shared.states import Status
 from shared.tokens import TokenRegistry
@@ -32,10 +32,23 @@ class Publisher(Protocol):
     async def publish(self, event: Event) -> None: ...
 
 
+class TriggerIndex(Protocol):
+    """Resting orders, indexed so a price change or launch touches only the orders it concerns."""
+
+    async def arm(self, order: OrderRecord) -> None:
+        """Index a waiting order by its trigger (limit price, or token to snipe) and expiry. Idempotent."""
+        ...
+
+    async def disarm(self, order: OrderRecord) -> None:
+        """Remove the order from every index. Idempotent."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     orders: OrderRepository
     publisher: Publisher
+    triggers: TriggerIndex
     venues: SimulatedVenues
     chain: SimulatedChain
     tokens: TokenRegistry

@@ -15,10 +15,14 @@ AssetText = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 AmountText = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
-class MarketOrderRequest(
-    msgspec.Struct, tag_field="type", tag="market", rename="camel", forbid_unknown_fields=True, frozen=True
+PriceText = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+ExpiresAt = Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | int
+
+
+class _OrderFields(
+    msgspec.Struct, tag_field="type", rename="camel", forbid_unknown_fields=True, frozen=True, kw_only=True
 ):
-    """A market order as a client submits it. `amount` is in the token being sold."""
+    """What every order has. `amount` is in the token being sold (exact in)."""
 
     side: Literal["buy", "sell"]
     base_asset: AssetText
@@ -28,7 +32,31 @@ class MarketOrderRequest(
     client_order_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
 
 
-OrderRequest = MarketOrderRequest
+class MarketOrderRequest(_OrderFields, tag="market", frozen=True, kw_only=True):
+    """Execute now at the best price the venues give for this size."""
+
+
+class LimitOrderRequest(_OrderFields, tag="limit", frozen=True, kw_only=True):
+    """Rest until the executable price for this size reaches `limitPrice` (quote per base),
+    then execute never worse than it. `expiresAt`: ISO 8601 time or Unix seconds."""
+
+    limit_price: PriceText
+    expires_at: ExpiresAt
+
+
+class SniperOrderRequest(_OrderFields, tag="sniper", frozen=True, kw_only=True):
+    """Buy a token that has no pool yet, in the first moments after one launches, if the
+    launch passes the safety checks; otherwise keep waiting until `expiresAt`."""
+
+    expires_at: ExpiresAt
+    min_liquidity: AmountText | None = None
+    """Least depth of the new pool, in quoteAsset (e.g. "50" SOL)."""
+    max_price: PriceText | None = None
+    """Highest acceptable price, quote per base, for this order's size."""
+    max_price_impact_bps: Annotated[int, msgspec.Meta(ge=0, le=10_000)] | None = None
+
+
+OrderRequest = MarketOrderRequest | LimitOrderRequest | SniperOrderRequest
 
 
 class NewOrder(msgspec.Struct, frozen=True):
@@ -41,6 +69,36 @@ class NewOrder(msgspec.Struct, frozen=True):
     submission_key: str
 
 
+class ArmRequest(msgspec.Struct, frozen=True, tag=True):
+    """Input of `trigger` for a new limit or sniper order: make it rest (`waiting`)."""
+
+    order_id: str
+
+
+class TriggerFired(msgspec.Struct, frozen=True, tag=True):
+    """Input of `trigger`: the price (or a launch) reached the order's condition."""
+
+    order_id: str
+    reason: dict = {}
+
+
+class ExpireRequest(msgspec.Struct, frozen=True, tag=True):
+    """Input of `trigger`: the order's time ran out."""
+
+    order_id: str
+
+
+class LaunchRefused(msgspec.Struct, frozen=True, tag=True):
+    """Input of `trigger`: a launch the sniper order saw failed its safety checks."""
+
+    order_id: str
+    reason: str
+    launch: dict = {}
+
+
+TriggerMessage = ArmRequest | TriggerFired | ExpireRequest | LaunchRefused
+
+
 class QuoteRequest(msgspec.Struct, frozen=True):
     """Input of `quote`."""
 
@@ -49,6 +107,8 @@ class QuoteRequest(msgspec.Struct, frozen=True):
     output_mint: str
     amount_in: int
     slippage_bps: int
+    floor_amount_out: int = 0
+    """The least any fill may give, whatever the slippage (a limit order's limit)."""
 
 
 class VenueQuote(msgspec.Struct, frozen=True, rename="camel"):
@@ -61,6 +121,16 @@ class VenueQuote(msgspec.Struct, frozen=True, rename="camel"):
     liquidity: int
     """Pool depth measured in the output token's base units: the first tie-breaker."""
     latency_ms: int
+
+
+class QuoteCurve(msgspec.Struct, frozen=True, rename="camel"):
+    """A venue's output for evenly spaced fractions of the order: amounts_out[i] is what
+    i/steps of the input would give (amounts_out[0] == 0). Used to find splits."""
+
+    venue: str
+    pool: str
+    steps: int
+    amounts_out: list[int]
 
 
 class VenueFailure(msgspec.Struct, frozen=True, rename="camel"):
@@ -79,6 +149,8 @@ class RouteRequest(msgspec.Struct, frozen=True):
     slippage_bps: int
     quotes: list[VenueQuote]
     failures: list[VenueFailure] = []
+    floor_amount_out: int = 0
+    curves: list[QuoteCurve] = []
 
 
 class Plan(msgspec.Struct, frozen=True, rename="camel"):
@@ -99,4 +171,4 @@ class ExecuteRequest(msgspec.Struct, frozen=True):
     plan: Plan
 
 
-StepMessage = NewOrder | QuoteRequest | RouteRequest | ExecuteRequest
+StepMessage = NewOrder | TriggerMessage | QuoteRequest | RouteRequest | ExecuteRequest

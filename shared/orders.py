@@ -31,6 +31,10 @@ class OrderRecord:
     created_at: datetime
     updated_at: datetime
     idempotency_key: str | None = None
+    limit_price: Decimal | None = None
+    expires_at: datetime | None = None
+    conditions: dict[str, Any] | None = None
+    """A sniper order's safety checks (minLiquidity, maxPrice, maxPriceImpactBps)."""
     min_amount_out: int | None = None
     venue: str | None = None
     plan: dict[str, Any] | None = None

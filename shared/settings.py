@@ -53,6 +53,9 @@ class Settings:
     route_job_timeout_s: int = 10
     execute_job_timeout_s: int = 60
     intake_job_timeout_s: int = 10
+    trigger_job_timeout_s: int = 10
+    trigger_poll_ms: int = 200
+    """How often expiries are checked (price triggers run on every price change)."""
     default_slippage_bps: int = 50
     sim: SimulationSettings = field(default_factory=SimulationSettings)
 

@@ -22,8 +22,10 @@ class Status(StrEnum):
 TERMINAL_STATUSES = frozenset({Status.CONFIRMED, Status.FAILED, Status.CANCELLED, Status.EXPIRED})
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.PENDING: frozenset({Status.ROUTING, Status.WAITING, Status.FAILED}),
-    Status.WAITING: frozenset({Status.TRIGGERED, Status.CANCELLED, Status.EXPIRED, Status.FAILED}),
+    # A pending order may be cancelled before any step picks it up.
+    Status.PENDING: frozenset({Status.ROUTING, Status.WAITING, Status.CANCELLED, Status.FAILED}),
+    # waiting -> waiting records a note while the order rests (a sniper refusing a launch).
+    Status.WAITING: frozenset({Status.WAITING, Status.TRIGGERED, Status.CANCELLED, Status.EXPIRED, Status.FAILED}),
     Status.TRIGGERED: frozenset({Status.ROUTING, Status.FAILED}),
     Status.ROUTING: frozenset({Status.ROUTED, Status.FAILED}),
     Status.ROUTED: frozenset({Status.BUILDING, Status.FAILED}),

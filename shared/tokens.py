@@ -6,6 +6,10 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
+import base58
+
+from shared.errors import FieldError
+
 U64_MAX = 2**64 - 1
 """SPL token amounts are u64: nothing larger can exist on chain."""
 
@@ -42,13 +46,8 @@ def format_decimal(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-class TokenError(ValueError):
+class TokenError(FieldError):
     """An asset or amount the engine cannot accept; `field` names what was wrong."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 class TokenRegistry:
@@ -61,6 +60,14 @@ class TokenRegistry:
     def __iter__(self):
         return iter(self._by_mint.values())
 
+    def add(self, token: Token) -> None:
+        """List a token (a launch brings a new mint into the market)."""
+        self._by_mint[token.mint] = token
+        self._by_symbol.setdefault(token.symbol.upper(), token)
+
+    def find(self, mint: str) -> Token | None:
+        return self._by_mint.get(mint)
+
     def by_mint(self, mint: str) -> Token:
         return self._by_mint[mint]
 
@@ -70,6 +77,17 @@ class TokenRegistry:
             known = ", ".join(sorted(self._by_symbol))
             raise TokenError(field, f"unknown asset {asset[:64]!r}: use a mint address or one of {known}")
         return token
+
+
+def check_mint(field: str, mint: str) -> str:
+    """A well-formed Solana address: base58 that decodes to 32 bytes."""
+    try:
+        valid = len(base58.b58decode(mint)) == 32
+    except ValueError:
+        valid = False
+    if not valid:
+        raise TokenError(field, f"{field} must be a token symbol or a base58 mint address")
+    return mint
 
 
 def parse_amount(field: str, text: str, token: Token) -> int:

@@ -105,6 +105,17 @@ class InMemoryLedger:
         return landing, True
 
 
+class InMemoryTriggerIndex:
+    def __init__(self) -> None:
+        self.armed: dict[str, OrderRecord] = {}
+
+    async def arm(self, order: OrderRecord) -> None:
+        self.armed[order.id] = order
+
+    async def disarm(self, order: OrderRecord) -> None:
+        self.armed.pop(order.id, None)
+
+
 def fake_context(settings: Settings | None = None) -> Context:
     """The real simulated world and functions, with in-memory persistence and no delays."""
     settings = settings or Settings(sim=SimulationSettings(zero_delays=True, drift_interval_ms=0))
@@ -113,6 +124,7 @@ def fake_context(settings: Settings | None = None) -> Context:
     return Context(
         orders=InMemoryOrderRepository(),
         publisher=ListPublisher(),
+        triggers=InMemoryTriggerIndex(),
         venues=venues,
         chain=SimulatedChain(venues, InMemoryLedger(), settings.sim, sleep=asyncio.sleep),
         tokens=TokenRegistry(),

@@ -17,7 +17,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from saq import Worker
 from saq.queue.redis import RedisQueue
 
-from functions.chain import CHAIN, Step, give_up, message_key
+from functions.chain import CHAIN, Step, give_up, message_key, step_for
 from shared.context import Context, current_attempt
 from shared.settings import Settings
 
@@ -69,8 +69,10 @@ class SaqQueues:
         for queue in self.queues.values():
             await queue.disconnect()
 
-    async def send(self, step: str, message: Any) -> None:
+    async def send(self, message: Any) -> None:
+        """Enqueue `message` for the function the chain table gives it to."""
         settings = self._settings
+        step = step_for(message)
         await self.queues[step].enqueue(
             step,
             key=f"{step}:{message_key(message)}",
@@ -108,8 +110,8 @@ class SaqQueues:
                 return
             finally:
                 current_attempt.reset(token)
-            if result is not None and step.next is not None:
-                await self.send(step.next, result)
+            if result is not None:
+                await self.send(result)
 
         return (step.name, run)
 

@@ -62,6 +62,9 @@ def _record(row: asyncpg.Record) -> OrderRecord:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         idempotency_key=row["idempotency_key"],
+        limit_price=row["limit_price"],
+        expires_at=row["expires_at"],
+        conditions=None if row["conditions"] is None else msgspec.json.decode(row["conditions"]),
         min_amount_out=_int_or_none(row["min_amount_out"]),
         venue=row["venue"],
         plan=None if row["plan"] is None else msgspec.json.decode(row["plan"]),
@@ -77,9 +80,9 @@ def _record(row: asyncpg.Record) -> OrderRecord:
 _INSERT_ORDER = """
 WITH o AS (
     INSERT INTO orders (id, client_id, idempotency_key, kind, side, status, base_mint, quote_mint,
-                        input_mint, output_mint, amount_in, slippage_bps, attempts, last_seq,
-                        created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, 0, 1, $12, $12)
+                        input_mint, output_mint, amount_in, slippage_bps, limit_price, expires_at,
+                        conditions, min_amount_out, attempts, last_seq, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $14, $15, $16::jsonb, $17, 0, 1, $12, $12)
     RETURNING id
 )
 INSERT INTO order_events (order_id, seq, status, payload, created_at)
@@ -120,6 +123,10 @@ class PgOrderRepository:
                 order.slippage_bps,
                 order.created_at,
                 _json.encode(data).decode(),
+                order.limit_price,
+                order.expires_at,
+                None if order.conditions is None else _json.encode(order.conditions).decode(),
+                None if order.min_amount_out is None else Decimal(order.min_amount_out),
             )
         except asyncpg.UniqueViolationError:
             return None

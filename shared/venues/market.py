@@ -21,6 +21,8 @@ METEORA = "meteora"
 VENUES = (RAYDIUM, METEORA)
 
 Pool = ConstantProductPool | DlmmPool
+LAUNCH_BIN_STEP = 100
+LAUNCH_BINS_EACH_SIDE = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,4 +114,46 @@ class Market:
             for venue in VENUES:
                 offset = state.offset_bps[venue] + self._rng.randint(-self._offset_step_bps, self._offset_step_bps)
                 state.offset_bps[venue] = max(-self._max_offset_bps, min(self._max_offset_bps, offset))
-                self.pools[(venue, key)].set_price(self._venue_price(spec, state, venue))
+                pool = self.pools.get((venue, key))
+                if pool is not None:
+                    pool.set_price(self._venue_price(spec, state, venue))
+
+    def set_price(self, base_mint: str, quote_mint: str, price: Decimal, venue: str | None = None) -> None:
+        """Move a pair to `price` (UI, quote per base) on one venue or all, as a scripted market move."""
+        key = frozenset((base_mint, quote_mint))
+        spec, state = self.specs[key], self.drift[key]
+        for name in VENUES if venue is None else (venue,):
+            pool = self.pools.get((name, key))
+            if pool is None:
+                continue
+            state.offset_bps[name] = 0
+            state.reference = price
+            pool.set_price(spec.unit_price(price))
+
+    def spot_price(self, venue: str, base_mint: str, quote_mint: str) -> Decimal | None:
+        """A venue's spot price in UI terms (quote per base), before fees and impact."""
+        key = frozenset((base_mint, quote_mint))
+        pool = self.pools.get((venue, key))
+        if pool is None:
+            return None
+        spec = self.specs[key]
+        return pool.price().scaleb(spec.base.decimals - spec.quote.decimals)
+
+    def launch(self, venue: str, base: Token, quote: Token, base_amount: int, quote_amount: int) -> Pool:
+        """A new pool for a pair nobody traded before, seeded with these reserves (base units)."""
+        key = frozenset((base.mint, quote.mint))
+        if (venue, key) in self.pools:
+            raise ValueError(f"{venue} already has a pool for this pair")
+        ui_price = quote.to_ui(quote_amount) / base.to_ui(base_amount)
+        spec = self.specs.get(key) or PairSpec(base, quote, ui_price, 0, LAUNCH_BIN_STEP, 0, LAUNCH_BINS_EACH_SIDE)
+        if venue == RAYDIUM:
+            pool: Pool = ConstantProductPool(base.mint, quote.mint, base_amount, quote_amount)
+        else:
+            per_bin = quote_amount // (LAUNCH_BINS_EACH_SIDE + 1)
+            pool = DlmmPool.with_uniform_liquidity(
+                base.mint, quote.mint, LAUNCH_BIN_STEP, spec.unit_price(ui_price), per_bin, LAUNCH_BINS_EACH_SIDE
+            )
+        self.specs[key] = spec
+        self.drift.setdefault(key, DriftState(ui_price, {RAYDIUM: 0, METEORA: 0}))
+        self.pools[(venue, key)] = pool
+        return pool

@@ -1,0 +1,51 @@
+"""trigger: limit and sniper orders rest here (`waiting`) until their condition fires
+(`triggered`, then on to `quote`), they expire, or a launch is refused (a note, still waiting).
+
+What fires an order (a price change, a pool launch, the clock) is decided outside, by
+the price watcher; this step only moves the order conditionally, so a second delivery,
+or a cancel racing a trigger, can never move it twice.
+"""
+
+from __future__ import annotations
+
+from functions.intake import quote_request
+from shared.context import Context
+from shared.messages import ArmRequest, ExpireRequest, LaunchRefused, QuoteRequest, TriggerFired, TriggerMessage
+from shared.states import Status
+from shared.triggers import expired
+
+
+async def handle(message: TriggerMessage, ctx: Context) -> QuoteRequest | None:
+    order = await ctx.orders.get(message.order_id)
+    if order is None:
+        return None
+    if isinstance(message, ArmRequest):
+        resting = await ctx.record(order.id, Status.WAITING, {"expiresAt": order.expires_at.isoformat()})
+        if resting is not None or order.status == Status.WAITING:
+            await ctx.triggers.arm(order)
+        return None
+    if isinstance(message, TriggerFired):
+        if await ctx.record(order.id, Status.TRIGGERED, message.reason) is None and order.status != Status.TRIGGERED:
+            return None  # cancelled, expired or already on its way
+        await ctx.triggers.disarm(order)
+        return quote_request(order)
+    if isinstance(message, ExpireRequest):
+        if order.expires_at is None or not expired(order.expires_at, ctx.clock.now()):
+            return None
+        if await ctx.record(order.id, Status.EXPIRED, {"expiresAt": order.expires_at.isoformat()}) is not None:
+            await ctx.triggers.disarm(order)
+        return None
+    if isinstance(message, LaunchRefused):
+        await ctx.record(order.id, Status.WAITING, {"refused": message.reason, "launch": message.launch})
+        return None
+    raise TypeError(f"trigger cannot handle {type(message).__name__}")
+
+
+async def cancel(order_id: str, ctx: Context):
+    """Cancel a resting (or not yet picked up) order. Returns the event, or None if the
+    order was already past the point of cancelling (the state table decides)."""
+    event = await ctx.record(order_id, Status.CANCELLED, {"reason": "cancelled by client"})
+    if event is not None:
+        order = await ctx.orders.get(order_id)
+        await ctx.triggers.disarm(order)
+    return event

@@ -1,0 +1,125 @@
+"""The simulated world's clockwork: price changes fire limit orders, launches fire sniper
+orders, time expires resting orders. Each firing is claimed in the Redis index (once, however
+many watchers run) and handed to the `trigger` function through its queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from decimal import Decimal
+
+from shared.adapters.redis_triggers import RedisTriggerIndex, RestingOrder
+from shared.adapters.saq_queue import SaqQueues
+from shared.context import Clock
+from shared.messages import ExpireRequest, LaunchRefused, TriggerFired
+from shared.prices import price_of_base
+from shared.tokens import Token, TokenRegistry, format_decimal
+from shared.triggers import Launch, crossed, launch_refusal
+from shared.venues.market import VENUES, Market
+from shared.venues.simulated import SimulatedVenues
+from shared.venues.swap import InsufficientLiquidity
+
+log = logging.getLogger("engine.watchers")
+
+
+class PriceWatcher:
+    def __init__(
+        self,
+        market: Market,
+        venues: SimulatedVenues,
+        tokens: TokenRegistry,
+        index: RedisTriggerIndex,
+        queues: SaqQueues,
+        clock: Clock,
+    ) -> None:
+        self._market = market
+        self._venues = venues
+        self._tokens = tokens
+        self._index = index
+        self._queues = queues
+        self._clock = clock
+
+    def _best_fill(self, order: RestingOrder, venues=VENUES) -> tuple[str, Decimal, object] | None:
+        """(venue, price quote-per-base, outcome) of the best single-venue fill for this size now."""
+        base, quote = self._tokens.by_mint(order.base_mint), self._tokens.by_mint(order.quote_mint)
+        best = None
+        for venue in venues:
+            if self._market.pool(venue, order.input_mint, order.output_mint) is None:
+                continue
+            try:
+                outcome = self._venues.outcome(venue, order.input_mint, order.output_mint, order.amount_in)
+            except InsufficientLiquidity:
+                continue
+            price = price_of_base(order.side, base, quote, order.amount_in, outcome.amount_out)
+            better = best is None or (price > best[1] if order.side == "sell" else price < best[1])
+            if better:
+                best = (venue, price, outcome)
+        return best
+
+    async def prices_changed(self) -> int:
+        """Fire every limit order the current prices reach; returns how many fired."""
+        fired = 0
+        for spec in list(self._market.specs.values()):
+            spots = [p for v in VENUES if (p := self._market.spot_price(v, spec.base.mint, spec.quote.mint))]
+            if not spots:
+                continue
+            for side, best_spot in (("sell", max(spots)), ("buy", min(spots))):
+                candidates = await self._index.limit_candidates(spec.base.mint, spec.quote.mint, side, best_spot)
+                for order in candidates:
+                    fill = self._best_fill(order)
+                    if fill is None or not crossed(side, order.limit_price, fill[1]):
+                        continue
+                    if await self._index.claim_limit(order):
+                        reason = {"venue": fill[0], "price": format_decimal(fill[1]),
+                                  "limitPrice": format_decimal(order.limit_price)}
+                        await self._queues.send(TriggerFired(order.order_id, reason))
+                        fired += 1
+        return fired
+
+    async def launched(self, venue: str, base: Token) -> dict[str, int]:
+        """Show a new pool to every sniper order waiting for its token."""
+        outcome = {"fired": 0, "refused": 0}
+        for order in await self._index.snipers(base.mint):
+            quote = self._tokens.by_mint(order.quote_mint)
+            fill = self._best_fill(order, venues=(venue,))
+            if fill is None:
+                refusal, facts = "the new pool cannot fill this size", {}
+            else:
+                pool = self._market.pool(venue, order.input_mint, order.output_mint)
+                launch = Launch(venue, quote.to_ui(pool.depth_y()), fill[1], int(fill[2].price_impact * 10_000))
+                refusal = launch_refusal(order.conditions or {}, launch)
+                facts = {"venue": venue, "liquidity": format_decimal(launch.liquidity_quote),
+                         "price": format_decimal(launch.price), "priceImpactBps": launch.price_impact_bps}
+            if refusal is not None:
+                await self._queues.send(LaunchRefused(order.order_id, refusal, facts))
+                outcome["refused"] += 1
+            elif await self._index.claim_sniper(order):
+                await self._queues.send(TriggerFired(order.order_id, {"launch": facts}))
+                outcome["fired"] += 1
+        return outcome
+
+    async def expire_due(self) -> int:
+        expired = 0
+        for order_id in await self._index.due_expiries(self._clock.now()):
+            if await self._index.claim_expiry(order_id):
+                await self._queues.send(ExpireRequest(order_id))
+                expired += 1
+        return expired
+
+    async def run_drift(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            self._market.tick()
+            await self._guarded(self.prices_changed)
+
+    async def run_expiry(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            await self._guarded(self.expire_due)
+
+    @staticmethod
+    async def _guarded(step) -> None:
+        try:
+            await step()
+        except Exception:  # Redis or a queue hiccup: the next round retries, the watcher lives on
+            log.exception("watcher round failed")
