@@ -1,15 +1,23 @@
-"""quote: ask every venue at once for this order's size; store all answers in a `routing` event."""
+"""quote: ask every venue at once for this order's size; store all answers in a `routing` event.
+
+When the order is big enough to move prices, it also takes each venue's output curve
+(outputs for every 1 % of the size) so `route` can find a split.
+"""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 import msgspec
 
 from shared.context import Context
-from shared.messages import QuoteRequest, RouteRequest, VenueFailure, VenueQuote
+from shared.messages import QuoteCurve, QuoteRequest, RouteRequest, VenueFailure, VenueQuote
 from shared.states import Status
 
-
 NO_ROUTE = "no_route"
+SPLIT_STEPS = 100
+SPLIT_MIN_IMPACT = Decimal("0.0005")
+"""Below 5 bps of price impact on every venue a split cannot beat the cheaper venue alone."""
 
 
 class NoQuotes(Exception):
@@ -31,15 +39,27 @@ async def handle(message: QuoteRequest, ctx: Context) -> RouteRequest | None:
             attempts=ctx.attempt(),
         )
         return None
-    data = {"quotes": msgspec.to_builtins(quotes), "failures": msgspec.to_builtins(failures)}
+    curves = []
+    if len(quotes) == 2 and max(Decimal(q.price_impact) for q in quotes) >= SPLIT_MIN_IMPACT:
+        curves = [
+            ctx.venues.curve(q.venue, message.input_mint, message.output_mint, message.amount_in, SPLIT_STEPS)
+            for q in quotes
+        ]
+    data = {
+        "quotes": msgspec.to_builtins(quotes),
+        "failures": msgspec.to_builtins(failures),
+        "curves": msgspec.to_builtins(curves),
+    }
     if await ctx.record(message.order_id, Status.ROUTING, data) is None:
         # Already past this step (a redelivery): carry on from what was stored, if routing is still next.
         order = await ctx.orders.get(message.order_id)
         if order is None or order.status != Status.ROUTING:
             return None
-        stored = await ctx.orders.event(message.order_id, Status.ROUTING)
-        quotes = msgspec.convert(stored.data["quotes"], list[VenueQuote])
-        failures = msgspec.convert(stored.data["failures"], list[VenueFailure])
+        stored = (await ctx.orders.event(message.order_id, Status.ROUTING)).data
+        quotes = msgspec.convert(stored["quotes"], list[VenueQuote])
+        failures = msgspec.convert(stored["failures"], list[VenueFailure])
+        curves = msgspec.convert(stored.get("curves", []), list[QuoteCurve])
     return RouteRequest(
-        message.order_id, message.input_mint, message.output_mint, message.slippage_bps, quotes, failures
+        message.order_id, message.input_mint, message.output_mint, message.slippage_bps, quotes, failures,
+        floor_amount_out=message.floor_amount_out, curves=curves,
     )

@@ -1,50 +1,63 @@
-"""route: pick the venue that gives this order the most, store and log the decision."""
+"""route: pick the plan that gives this order the most — one venue, or a split across both —
+store it, and log the decision as one structured line."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 import msgspec
 
 from shared.context import Context
 from shared.messages import ExecuteRequest, Plan, RouteRequest
 from shared.prices import output_per_input
-from shared.routing import advantage_bps, choose_venue, min_amount_out
+from shared.routing import advantage_bps, plan_route
 from shared.states import Status
 from shared.tokens import format_decimal
 
+LIMIT_NOT_MET = "limit_price_not_met"
+
+
+def _percent(part: int, whole: int) -> str:
+    return format_decimal((Decimal(part) * 100 / whole).quantize(Decimal("0.01")))
+
 
 async def handle(message: RouteRequest, ctx: Context) -> ExecuteRequest | None:
-    decision = choose_venue(message.quotes)
-    best = decision.best
-    plan = Plan(
-        venue=best.venue,
-        pool=best.pool,
-        input_mint=message.input_mint,
-        output_mint=message.output_mint,
-        amount_in=best.amount_in,
-        expected_amount_out=best.amount_out,
-        min_amount_out=min_amount_out(best.amount_out, message.slippage_bps),
-        reason=decision.reason,
+    plan = plan_route(
+        message.quotes, message.curves, message.input_mint, message.output_mint,
+        message.slippage_bps, message.floor_amount_out,
     )
-    runner_up = decision.runner_up
+    if plan.expected_amount_out < message.floor_amount_out:
+        # The price moved back between trigger and quote: filling now would break the limit.
+        await ctx.record(
+            message.order_id, Status.FAILED,
+            {"error": LIMIT_NOT_MET, "expectedAmountOut": plan.expected_amount_out,
+             "floorAmountOut": message.floor_amount_out},
+            failure_reason=LIMIT_NOT_MET,
+        )
+        return None
     token_in, token_out = ctx.tokens.by_mint(message.input_mint), ctx.tokens.by_mint(message.output_mint)
-    effective = {
-        q.venue: format_decimal(output_per_input(token_in, token_out, q.amount_in, q.amount_out)) for q in message.quotes
-    }
+    if len(plan.legs) > 1:
+        runner_up = plan.best_single_amount_out
+    else:
+        runner_up = max((q.amount_out for q in message.quotes if q.venue != plan.venue), default=None)
     data = {
         **msgspec.to_builtins(plan),
+        "venue": plan.venue,
         "slippageBps": message.slippage_bps,
-        "priceImpact": best.price_impact,
-        "effectivePrices": effective,
-        "alternatives": [{"venue": q.venue, "amountOut": q.amount_out} for q in message.quotes if q is not best],
-        "advantageBps": advantage_bps(best.amount_out, runner_up.amount_out) if runner_up else None,
+        "effectivePrices": {
+            q.venue: format_decimal(output_per_input(token_in, token_out, q.amount_in, q.amount_out))
+            for q in message.quotes
+        },
+        "priceImpact": {q.venue: q.price_impact for q in message.quotes},
+        "advantageBps": advantage_bps(plan.expected_amount_out, runner_up) if runner_up else None,
     }
+    if len(plan.legs) > 1:
+        data["splitGainBps"] = advantage_bps(plan.expected_amount_out, plan.best_single_amount_out)
+        data["legs"] = [{**msgspec.to_builtins(leg), "sharePct": _percent(leg.amount_in, plan.amount_in)}
+                        for leg in plan.legs]
     event = await ctx.record(
-        message.order_id,
-        Status.ROUTED,
-        data,
-        venue=plan.venue,
-        plan=msgspec.to_builtins(plan),
-        min_amount_out=plan.min_amount_out,
+        message.order_id, Status.ROUTED, data,
+        venue=plan.venue, plan=msgspec.to_builtins(plan), min_amount_out=plan.min_amount_out,
     )
     if event is None:
         order = await ctx.orders.get(message.order_id)

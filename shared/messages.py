@@ -153,15 +153,30 @@ class RouteRequest(msgspec.Struct, frozen=True):
     curves: list[QuoteCurve] = []
 
 
-class Plan(msgspec.Struct, frozen=True, rename="camel"):
+class Leg(msgspec.Struct, frozen=True, rename="camel"):
+    """One venue's part of a plan; each leg is its own transaction."""
+
     venue: str
     pool: str
+    amount_in: int
+    expected_amount_out: int
+    min_amount_out: int
+
+
+class Plan(msgspec.Struct, frozen=True, rename="camel"):
     input_mint: str
     output_mint: str
     amount_in: int
     expected_amount_out: int
     min_amount_out: int
     reason: str
+    legs: list[Leg]
+    best_single_amount_out: int
+    """What the best single venue would give: a split's gain is measured against it."""
+
+    @property
+    def venue(self) -> str:
+        return self.legs[0].venue if len(self.legs) == 1 else "split"
 
 
 class ExecuteRequest(msgspec.Struct, frozen=True):

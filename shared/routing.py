@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.messages import VenueQuote
+from shared.messages import Leg, Plan, QuoteCurve, VenueQuote
 
 BPS = 10_000
 
@@ -56,3 +56,78 @@ def min_amount_out(expected_amount_out: int, slippage_bps: int) -> int:
 def advantage_bps(best: int, other: int) -> int:
     """How much more `best` yields than `other`, in basis points (rounded down)."""
     return (best - other) * BPS // other if other else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """Fraction `share`/`steps` of the input to `first`, the rest to `second`."""
+
+    first: QuoteCurve
+    second: QuoteCurve
+    share: int
+    steps: int
+    amount_out: int
+
+
+def best_split(curves: list[QuoteCurve]) -> Split | None:
+    """The most output from sharing the order between two venues, searched over every
+    1/steps of the input. Both outputs are concave in size, so this is where their
+    marginal prices meet (to within one step). None without two curves to combine."""
+    if len(curves) != 2 or curves[0].steps != curves[1].steps:
+        return None
+    first, second = curves
+    steps = first.steps
+    share = max(range(1, steps), key=lambda i: first.amounts_out[i] + second.amounts_out[steps - i])
+    return Split(first, second, share, steps, first.amounts_out[share] + second.amounts_out[steps - share])
+
+
+def _ceil_share(total: int, part: int, whole: int) -> int:
+    return -(-total * part // whole) if whole else 0
+
+
+def plan_route(
+    quotes: list[VenueQuote],
+    curves: list[QuoteCurve],
+    input_mint: str,
+    output_mint: str,
+    slippage_bps: int,
+    floor_amount_out: int = 0,
+) -> Plan:
+    """Best single venue, or a split when it gives more. Each leg's minimum is the larger of
+    its slippage bound and its share of the order's floor (a limit order's limit)."""
+    decision = choose_venue(quotes)
+    best = decision.best
+    amount_in = best.amount_in
+    split = best_split(curves)
+    if split is not None and split.amount_out > best.amount_out:
+        first_in = amount_in * split.share // split.steps
+        parts = [
+            (split.first, first_in, split.first.amounts_out[split.share]),
+            (split.second, amount_in - first_in, split.second.amounts_out[split.steps - split.share]),
+        ]
+        gain = advantage_bps(split.amount_out, best.amount_out)
+        reason = f"split {split.share}/{split.steps} beats {best.venue} alone by {gain} bps"
+    else:
+        parts = [(best, amount_in, best.amount_out)]
+        reason = decision.reason
+    expected = sum(out for _, _, out in parts)
+    legs = [
+        Leg(
+            venue=source.venue,
+            pool=source.pool,
+            amount_in=leg_in,
+            expected_amount_out=leg_out,
+            min_amount_out=max(min_amount_out(leg_out, slippage_bps), _ceil_share(floor_amount_out, leg_out, expected)),
+        )
+        for source, leg_in, leg_out in parts
+    ]
+    return Plan(
+        input_mint=input_mint,
+        output_mint=output_mint,
+        amount_in=amount_in,
+        expected_amount_out=expected,
+        min_amount_out=sum(leg.min_amount_out for leg in legs),
+        reason=reason,
+        legs=legs,
+        best_single_amount_out=best.amount_out,
+    )

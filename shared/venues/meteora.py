@@ -9,6 +9,7 @@ Prices are y base units per x base unit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 
 from shared.venues.swap import InsufficientLiquidity, SwapOutcome
@@ -17,6 +18,12 @@ FEE_PRECISION = 10**9
 MAX_FEE_RATE = 10**8  # 10 %
 BASIS_POINT_MAX = 10_000
 _MATH = Context(prec=50)
+
+
+@lru_cache(maxsize=1 << 16)
+def _bin_price(bin_step: int, bin_id: int) -> Decimal:
+    """(1 + binStep/10_000)^id, computed once per (step, id): a swap walks the same bins again and again."""
+    return _MATH.power(Decimal(BASIS_POINT_MAX + bin_step) / BASIS_POINT_MAX, bin_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +80,7 @@ class DlmmPool:
         return pool
 
     def bin_price(self, bin_id: int) -> Decimal:
-        return _MATH.power(Decimal(BASIS_POINT_MAX + self.bin_step) / BASIS_POINT_MAX, bin_id)
+        return _bin_price(self.bin_step, bin_id)
 
     def bin_id_for(self, price: Decimal) -> int:
         step = _MATH.ln(Decimal(BASIS_POINT_MAX + self.bin_step) / BASIS_POINT_MAX)

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import base58
 
-from shared.messages import VenueFailure, VenueQuote
+from shared.messages import QuoteCurve, VenueFailure, VenueQuote
 from shared.settings import SimulationSettings
 from shared.venues.market import METEORA, RAYDIUM, VENUES, Market
 from shared.venues.meteora import DlmmPool
@@ -72,6 +72,18 @@ class SimulatedVenues:
             liquidity=liquidity,
             latency_ms=self._latency_ms[venue],
         )
+
+    def curve(self, venue: str, mint_in: str, mint_out: str, amount_in: int, steps: int) -> QuoteCurve:
+        """Outputs for every 1/steps of `amount_in`, computed on the venue's current pool state
+        (as an aggregator simulates a pool locally from its accounts). A size the pool cannot
+        fill counts as 0, so it is never chosen."""
+        outputs = [0]
+        for i in range(1, steps + 1):
+            try:
+                outputs.append(self.outcome(venue, mint_in, mint_out, amount_in * i // steps).amount_out)
+            except InsufficientLiquidity:
+                outputs.append(0)
+        return QuoteCurve(venue, pool_address(venue, mint_in, mint_out), steps, outputs)
 
     async def quote_all(
         self, mint_in: str, mint_out: str, amount_in: int

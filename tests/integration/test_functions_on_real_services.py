@@ -8,7 +8,7 @@ import msgspec
 
 from functions import execute, intake, quote, route
 from shared.events import decode_event
-from shared.messages import MarketOrderRequest, NewOrder
+from shared.messages import MarketOrderRequest, NewOrder, Plan
 from shared.publisher import event_channel
 from shared.states import Status
 
@@ -81,4 +81,4 @@ async def test_concurrent_duplicate_executes_land_one_transaction(engine):
     order, events, landed = await snapshot(engine, to_quote.order_id)
     assert len(landed) == 1
     assert [e.status for e in events].count("confirmed") == 1
-    assert msgspec.convert(order.plan, dict)["venue"] == order.venue
+    assert msgspec.convert(order.plan, Plan).venue == order.venue

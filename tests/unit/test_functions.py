@@ -138,7 +138,9 @@ async def test_fill_below_minimum_fails_with_slippage():
     ctx = fake_context()
     to_route = await quote.handle(await intake.handle(sell_sol(), ctx), ctx)
     request: ExecuteRequest = await route.handle(to_route, ctx)
-    greedy = msgspec.structs.replace(request.plan, min_amount_out=request.plan.expected_amount_out + 1)
+    leg = request.plan.legs[0]
+    greedy_leg = msgspec.structs.replace(leg, min_amount_out=leg.expected_amount_out + 1)
+    greedy = msgspec.structs.replace(request.plan, legs=[greedy_leg])
     await execute.handle(ExecuteRequest(request.order_id, greedy), ctx)
     order = await ctx.orders.get(request.order_id)
     assert order.status == Status.FAILED
