@@ -25,7 +25,9 @@ class NoQuotes(Exception):
 
 
 async def handle(message: QuoteRequest, ctx: Context) -> RouteRequest | None:
-    quotes, failures = await ctx.venues.quote_all(message.input_mint, message.output_mint, message.amount_in)
+    quotes, failures = await ctx.venues.quote_all(
+        message.input_mint, message.output_mint, message.amount_in, message.venues or None
+    )
     if not quotes:
         reason = "no venue returned a quote: " + "; ".join(f"{f.venue}: {f.error}" for f in failures)
         if any(f.retryable for f in failures):

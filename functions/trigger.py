@@ -8,11 +8,17 @@ or a cancel racing a trigger, can never move it twice.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+import msgspec
+
 from functions.intake import quote_request
 from shared.context import Context
+from shared.events import format_ts
+from shared.orders import OrderRecord
 from shared.messages import ArmRequest, ExpireRequest, LaunchRefused, QuoteRequest, TriggerFired, TriggerMessage
 from shared.states import Status
-from shared.triggers import expired
+from shared.triggers import expired, floor_amount_out
 
 
 async def handle(message: TriggerMessage, ctx: Context) -> QuoteRequest | None:
@@ -20,7 +26,7 @@ async def handle(message: TriggerMessage, ctx: Context) -> QuoteRequest | None:
     if order is None:
         return None
     if isinstance(message, ArmRequest):
-        resting = await ctx.record(order.id, Status.WAITING, {"expiresAt": order.expires_at.isoformat()})
+        resting = await ctx.record(order.id, Status.WAITING, {"expiresAt": format_ts(order.expires_at)})
         if resting is not None or order.status == Status.WAITING:
             await ctx.triggers.arm(order)
         return None
@@ -28,17 +34,33 @@ async def handle(message: TriggerMessage, ctx: Context) -> QuoteRequest | None:
         if await ctx.record(order.id, Status.TRIGGERED, message.reason) is None and order.status != Status.TRIGGERED:
             return None  # cancelled, expired or already on its way
         await ctx.triggers.disarm(order)
-        return quote_request(order)
+        return _quote_after_trigger(order, message, ctx)
     if isinstance(message, ExpireRequest):
         if order.expires_at is None or not expired(order.expires_at, ctx.clock.now()):
             return None
-        if await ctx.record(order.id, Status.EXPIRED, {"expiresAt": order.expires_at.isoformat()}) is not None:
+        if await ctx.record(order.id, Status.EXPIRED, {"expiresAt": format_ts(order.expires_at)}) is not None:
             await ctx.triggers.disarm(order)
         return None
     if isinstance(message, LaunchRefused):
         await ctx.record(order.id, Status.WAITING, {"refused": message.reason, "launch": message.launch})
         return None
     raise TypeError(f"trigger cannot handle {type(message).__name__}")
+
+
+def _quote_after_trigger(order: OrderRecord, fired: TriggerFired, ctx: Context) -> QuoteRequest:
+    """A limit order keeps its limit as floor; a sniper buys only on the launched pool that
+    passed its checks, never above its maxPrice."""
+    request = quote_request(order)
+    if order.kind != "sniper":
+        return request
+    launch = fired.reason.get("launch", {})
+    floor = request.floor_amount_out
+    max_price = (order.conditions or {}).get("maxPrice")
+    if max_price is not None:
+        base, quote = ctx.tokens.by_mint(order.base_mint), ctx.tokens.by_mint(order.quote_mint)
+        floor = max(floor, floor_amount_out("buy", order.amount_in, Decimal(max_price), base, quote))
+    venues = [launch["venue"]] if "venue" in launch else []
+    return msgspec.structs.replace(request, floor_amount_out=floor, venues=venues)
 
 
 async def cancel(order_id: str, ctx: Context):

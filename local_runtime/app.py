@@ -12,6 +12,8 @@ from litestar.openapi import OpenAPIConfig
 from functions.chain import CHAIN
 from local_runtime.bootstrap import start_engine
 from local_runtime.http_api import ROUTES
+from local_runtime.quote_api import get_quote
+from local_runtime.sim_api import SIM_ROUTES
 from local_runtime.hub import EventHub
 from local_runtime.submission import OrderDesk
 from local_runtime.ws_api import SOCKETS
@@ -52,10 +54,10 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(CHAIN)) -
             await engine.close()
 
     return Litestar(
-        route_handlers=[*ROUTES, *SOCKETS],
+        route_handlers=[*ROUTES, get_quote, *SIM_ROUTES, *SOCKETS],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="DEX order execution engine", version="0.1.0",
                                      description=API_DESCRIPTION),
-        logging_config=LoggingConfig(log_exceptions="always"),
+        logging_config=LoggingConfig(log_exceptions="always", disable_stack_trace={404, 405}),
         debug=False,
     )

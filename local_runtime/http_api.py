@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from litestar import Request, Response, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.params import Parameter
 
 from local_runtime.bootstrap import Engine
-from local_runtime.submission import InputError, OrderDesk
+from local_runtime.submission import InputError, OrderDesk, parse_order_id
 from local_runtime.views import order_view
 from shared.events import Event
 
@@ -19,13 +18,6 @@ ANONYMOUS_CLIENT = "public"
 
 def error_response(status: int, message: str, field: str | None = None) -> Response:
     return Response({"error": message, "field": field}, status_code=status)
-
-
-def parse_order_id(text: str) -> str | None:
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        return None
 
 
 @post("/api/orders/execute", status_code=201, summary="Submit an order")
@@ -39,6 +31,17 @@ async def submit_order(request: Request, state: State) -> Response:
     except InputError as exc:
         return Response(exc.body(), status_code=exc.status)
     return Response({"orderId": order_id, "status": "pending"}, status_code=201)
+
+
+@delete("/api/orders/{order_id:str}", status_code=200, summary="Cancel a pending or waiting order")
+async def cancel_order(order_id: str, state: State) -> Response:
+    """200 {"orderId","status":"cancelled"}; 409 if the order already triggered or finished; 404 if unknown."""
+    desk: OrderDesk = state.desk
+    try:
+        cancelled = await desk.cancel(order_id, ANONYMOUS_CLIENT)
+    except InputError as exc:
+        return Response(exc.body(), status_code=exc.status)
+    return Response({"orderId": cancelled, "status": "cancelled"})
 
 
 @get("/api/orders/{order_id:str}", summary="An order and its current state")
@@ -82,4 +85,4 @@ async def healthz(state: State) -> Response:
     return Response({"status": "ok" if healthy else "degraded", **checks}, status_code=200 if healthy else 503)
 
 
-ROUTES = [submit_order, get_order, get_events, healthz]
+ROUTES = [submit_order, cancel_order, get_order, get_events, healthz]

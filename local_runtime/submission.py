@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Literal
 
 import msgspec
 
+from functions import trigger
 from functions.chain import CHAIN
 from shared.adapters.saq_queue import SaqQueues
 from shared.context import Context
@@ -45,13 +47,32 @@ def field_of(error: msgspec.ValidationError) -> str | None:
     return None
 
 
-def decode_order(raw: bytes | str) -> OrderRequest:
+def decode_body(raw: bytes | str, schema: type, decoder: msgspec.json.Decoder | None = None):
+    """`raw` as `schema`, or an InputError: 400 if it is not JSON, 422 naming the field if it does not fit."""
     try:
-        return _decoder.decode(raw)
+        return (decoder or msgspec.json.Decoder(schema)).decode(raw)
     except msgspec.ValidationError as exc:  # a subclass of DecodeError: test it first
         raise InputError(422, str(exc), field_of(exc)) from None
     except msgspec.DecodeError as exc:
         raise InputError(400, f"body is not valid JSON: {exc}", None) from None
+
+
+def decode_order(raw: bytes | str) -> OrderRequest:
+    return decode_body(raw, OrderRequest, _decoder)
+
+
+class CancelAction(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    """A WebSocket command: {"action": "cancel", "orderId": "…"}."""
+
+    action: Literal["cancel"]
+    order_id: str
+
+
+def parse_order_id(text: str) -> str | None:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
 
 
 class OrderDesk:
@@ -74,3 +95,15 @@ class OrderDesk:
             return existing.id
         await self._queues.send(result)
         return result.order_id
+
+    async def cancel(self, order_id_text: str, client_id: str) -> str:
+        """Cancel a pending or waiting order; returns its id. InputError 404 if the client has
+        no such order, 409 (nothing changes) if it is already triggered or finished."""
+        order_id = parse_order_id(order_id_text)
+        order = None if order_id is None else await self._ctx.orders.get(order_id)
+        if order is None or order.client_id != client_id:
+            raise InputError(404, "order not found", "orderId")
+        if await trigger.cancel(order_id, self._ctx) is None:
+            current = (await self._ctx.orders.get(order_id)).status
+            raise InputError(409, f"order is {current}: only pending or waiting orders can be cancelled", "orderId")
+        return order_id

@@ -11,19 +11,22 @@ from shared.tokens import TokenRegistry, format_decimal
 
 
 def order_view(order: OrderRecord, tokens: TokenRegistry) -> dict[str, Any]:
-    base, quote = tokens.by_mint(order.base_mint), tokens.by_mint(order.quote_mint)
+    base, quote = tokens.find(order.base_mint), tokens.find(order.quote_mint)
     key = order.idempotency_key
     return {
         "orderId": order.id,
         "status": order.status.value,
         "type": order.kind,
         "side": order.side,
-        "baseAsset": base.symbol,
-        "quoteAsset": quote.symbol,
+        "baseAsset": base.symbol if base else order.base_mint,
+        "quoteAsset": quote.symbol if quote else order.quote_mint,
         "inputMint": order.input_mint,
         "outputMint": order.output_mint,
         "amountIn": order.amount_in,
         "slippageBps": order.slippage_bps,
+        "limitPrice": None if order.limit_price is None else format_decimal(order.limit_price),
+        "expiresAt": None if order.expires_at is None else format_ts(order.expires_at),
+        "conditions": order.conditions,
         "minAmountOut": order.min_amount_out,
         "venue": order.venue,
         "plan": order.plan,

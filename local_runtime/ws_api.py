@@ -14,13 +14,14 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from local_runtime.bootstrap import Engine
-from local_runtime.http_api import ANONYMOUS_CLIENT, parse_order_id
+from local_runtime.http_api import ANONYMOUS_CLIENT
 from local_runtime.streaming import follow_order
-from local_runtime.submission import InputError, OrderDesk
+from local_runtime.submission import CancelAction, InputError, OrderDesk, decode_body, parse_order_id
 from shared.events import Event, encode_event
 
 OUTBOX_SIZE = 1024
 _encoder = msgspec.json.Encoder()
+_cancel_decoder = msgspec.json.Decoder(CancelAction)
 
 
 def _error(message: str, field: str | None, **extra: Any) -> bytes:
@@ -75,9 +76,14 @@ async def execute_socket(socket: WebSocket) -> None:
                     await outbox.put(_error("send orders as text frames of JSON", None))
                     continue
                 try:
+                    if '"action"' in text:
+                        action = decode_body(text, CancelAction, _cancel_decoder)
+                        cancelled = await desk.cancel(action.order_id, ANONYMOUS_CLIENT)
+                        await outbox.put(_encoder.encode({"type": "cancelled", "orderId": cancelled}))
+                        continue
                     order_id = await desk.submit(text, ANONYMOUS_CLIENT)
                 except InputError as exc:
-                    await outbox.put(_error(exc.message, exc.field))
+                    await outbox.put(_error(exc.message, exc.field, status=exc.status))
                     continue
                 tasks.create_task(follow_order(order_id, 0, socket.app.state.hub, engine.ctx.orders, outbox.deliver))
     except* (WebSocketDisconnect, OSError):

@@ -109,6 +109,8 @@ class QuoteRequest(msgspec.Struct, frozen=True):
     slippage_bps: int
     floor_amount_out: int = 0
     """The least any fill may give, whatever the slippage (a limit order's limit)."""
+    venues: list[str] = []
+    """Only these venues (a sniper buys on the pool that passed its checks); empty: all."""
 
 
 class VenueQuote(msgspec.Struct, frozen=True, rename="camel"):

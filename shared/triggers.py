@@ -27,10 +27,17 @@ def parse_price(field: str, text: str) -> Decimal:
     return price
 
 
+RELATIVE_SECONDS_BELOW = 1_000_000_000
+"""An integer expiry below this (2001 as Unix time) is a number of seconds from now."""
+
+
 def parse_expiry(field: str, value: str | int, now: datetime) -> datetime:
-    """An ISO 8601 time (UTC if it has no offset) or Unix seconds, in the future, within 30 days."""
+    """An ISO 8601 time (UTC if it has no offset), Unix seconds, or — below 10^9 — seconds
+    from now; in the future and within 30 days."""
     try:
-        if isinstance(value, int):
+        if isinstance(value, int) and 0 < value < RELATIVE_SECONDS_BELOW:
+            moment = now + timedelta(seconds=value)
+        elif isinstance(value, int):
             moment = datetime.fromtimestamp(value, UTC)
         else:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))

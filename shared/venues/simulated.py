@@ -86,9 +86,9 @@ class SimulatedVenues:
         return QuoteCurve(venue, pool_address(venue, mint_in, mint_out), steps, outputs)
 
     async def quote_all(
-        self, mint_in: str, mint_out: str, amount_in: int
+        self, mint_in: str, mint_out: str, amount_in: int, venues: list[str] | None = None
     ) -> tuple[list[VenueQuote], list[VenueFailure]]:
-        """Every venue at once, each bounded by the quote timeout."""
+        """Every venue (or those named) at once, each bounded by the quote timeout."""
         timeout = self._sim.quote_timeout_ms / 1000
 
         async def one(venue: str) -> VenueQuote | VenueFailure:
@@ -101,7 +101,7 @@ class SimulatedVenues:
             except InsufficientLiquidity as exc:
                 return VenueFailure(venue, str(exc), retryable=False)
 
-        answers = await asyncio.gather(*(one(v) for v in VENUES))
+        answers = await asyncio.gather(*(one(v) for v in venues or VENUES))
         quotes = [a for a in answers if isinstance(a, VenueQuote)]
         failures = [a for a in answers if isinstance(a, VenueFailure)]
         return quotes, failures

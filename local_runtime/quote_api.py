@@ -1,0 +1,85 @@
+"""GET /api/quote: what the engine would do for an order, without placing it (Jupiter's shape)."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from litestar import Response, get
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from functions.quote import SPLIT_MIN_IMPACT, SPLIT_STEPS
+from local_runtime.bootstrap import Engine
+from local_runtime.http_api import error_response
+from shared.errors import FieldError
+from shared.routing import NoRoute, plan_route
+from shared.tokens import parse_amount
+from shared.venues.swap import InsufficientLiquidity
+
+
+@get("/api/quote", summary="Quote an order without placing it")
+async def get_quote(
+    state: State,
+    amount: str = Parameter(description="decimal amount of the input token, e.g. \"1.5\" (exact in)"),
+    input_mint: str | None = Parameter(query="inputMint", default=None, description="mint or symbol sold"),
+    output_mint: str | None = Parameter(query="outputMint", default=None, description="mint or symbol bought"),
+    slippage_bps: int = Parameter(query="slippageBps", default=50, ge=0, le=10_000),
+) -> Response:
+    """Best plan (one venue or a split), every venue's quote, amount out, minimum amount out
+    (`otherAmountThreshold`), price impact. Nothing is stored."""
+    engine: Engine = state.engine
+    ctx = engine.ctx
+    started = time.perf_counter()
+    try:
+        if input_mint is None or output_mint is None:
+            missing = "inputMint" if input_mint is None else "outputMint"
+            raise FieldError(missing, f"{missing} is required")
+        token_in = ctx.tokens.resolve("inputMint", input_mint)
+        token_out = ctx.tokens.resolve("outputMint", output_mint)
+        if token_in == token_out:
+            raise FieldError("outputMint", "outputMint must differ from inputMint")
+        if not ctx.venues.supports(token_in.mint, token_out.mint):
+            raise FieldError("outputMint", f"NO_ROUTES_FOUND: no venue trades {token_in.symbol}/{token_out.symbol}")
+        amount_in = parse_amount("amount", amount, token_in)
+    except FieldError as exc:
+        return error_response(422, exc.message, exc.field)
+    quotes, failures = await ctx.venues.quote_all(token_in.mint, token_out.mint, amount_in)
+    curves = []
+    if len(quotes) == 2 and max(Decimal(q.price_impact) for q in quotes) >= SPLIT_MIN_IMPACT:
+        curves = [ctx.venues.curve(q.venue, token_in.mint, token_out.mint, amount_in, SPLIT_STEPS) for q in quotes]
+    try:
+        plan = plan_route(quotes, curves, token_in.mint, token_out.mint, slippage_bps)
+    except NoRoute:
+        return error_response(422, "NO_ROUTES_FOUND: " + "; ".join(f"{f.venue}: {f.error}" for f in failures), "amount")
+    route_plan, impact = [], Decimal(0)
+    for leg in plan.legs:
+        try:
+            outcome = ctx.venues.outcome(leg.venue, token_in.mint, token_out.mint, leg.amount_in)
+        except InsufficientLiquidity:
+            return error_response(422, "NO_ROUTES_FOUND: liquidity moved", "amount")
+        impact += outcome.price_impact * leg.amount_in / plan.amount_in
+        route_plan.append({
+            "swapInfo": {
+                "ammKey": leg.pool, "label": leg.venue, "inputMint": token_in.mint, "outputMint": token_out.mint,
+                "inAmount": str(leg.amount_in), "outAmount": str(leg.expected_amount_out),
+                "feeAmount": str(outcome.fee), "feeMint": token_in.mint,
+            },
+            "percent": round(leg.amount_in * 100 / plan.amount_in),
+        })
+    return Response({
+        "inputMint": token_in.mint,
+        "outputMint": token_out.mint,
+        "inAmount": str(plan.amount_in),
+        "outAmount": str(plan.expected_amount_out),
+        "otherAmountThreshold": str(plan.min_amount_out),
+        "swapMode": "ExactIn",
+        "slippageBps": slippage_bps,
+        "priceImpactPct": format(impact.quantize(Decimal("1e-12")), "f"),
+        "routePlan": route_plan,
+        "reason": plan.reason,
+        "venues": [{"venue": q.venue, "outAmount": str(q.amount_out), "feeAmount": str(q.fee),
+                    "priceImpactPct": q.price_impact} for q in quotes],
+        "failures": [{"venue": f.venue, "error": f.error} for f in failures],
+        "timeTaken": round(time.perf_counter() - started, 6),
+    })

@@ -1,0 +1,86 @@
+"""Driving the simulated world: scripted price moves and pool launches (for demos and tests)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.datastructures import State
+
+from local_runtime.bootstrap import Engine
+from local_runtime.http_api import error_response
+from local_runtime.submission import InputError, decode_body
+from shared.errors import FieldError
+from shared.tokens import Token, check_mint, format_decimal, parse_amount
+from shared.triggers import parse_price
+from shared.venues.market import VENUES
+
+
+class PriceMove(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    base_asset: str
+    quote_asset: str
+    price: str
+    venue: Literal["raydium", "meteora"] | None = None
+
+
+class PoolLaunch(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    venue: Literal["raydium", "meteora"]
+    base_mint: str
+    quote_asset: str
+    base_amount: str
+    quote_amount: str
+    symbol: str | None = None
+    decimals: int = msgspec.field(default=6)
+
+
+@post("/api/sim/prices", status_code=200, summary="Move a pair's price (simulation)")
+async def move_price(request: Request, state: State) -> Response:
+    """Set a pair to `price` (quote per base) on one venue or both, then fire every limit order it crosses."""
+    engine: Engine = state.engine
+    try:
+        move = decode_body(await request.body(), PriceMove)
+        base = engine.ctx.tokens.resolve("baseAsset", move.base_asset)
+        quote = engine.ctx.tokens.resolve("quoteAsset", move.quote_asset)
+        if not engine.market.has_pair(base.mint, quote.mint):
+            raise FieldError("quoteAsset", f"no pool trades {base.symbol}/{quote.symbol}")
+        price = parse_price("price", move.price)
+    except InputError as exc:
+        return Response(exc.body(), status_code=exc.status)
+    except FieldError as exc:
+        return error_response(422, exc.message, exc.field)
+    engine.market.set_price(base.mint, quote.mint, price, move.venue)
+    fired = await engine.watcher.prices_changed()
+    spots = {v: format_decimal(p) for v in VENUES if (p := engine.market.spot_price(v, base.mint, quote.mint))}
+    return Response({"spot": spots, "limitOrdersFired": fired})
+
+
+@post("/api/sim/launch", status_code=201, summary="Launch a new pool (simulation)")
+async def launch_pool(request: Request, state: State) -> Response:
+    """Open a pool for a token no venue listed yet; sniper orders waiting for it see it at once."""
+    engine: Engine = state.engine
+    tokens = engine.ctx.tokens
+    try:
+        launch = decode_body(await request.body(), PoolLaunch)
+        mint = check_mint("baseMint", launch.base_mint)
+        quote = tokens.resolve("quoteAsset", launch.quote_asset)
+        if not 0 <= launch.decimals <= 12:
+            raise FieldError("decimals", "decimals must be between 0 and 12")
+        base = tokens.find(mint) or Token(launch.symbol or mint[:6], mint, launch.decimals)
+        base_amount = parse_amount("baseAmount", launch.base_amount, base)
+        quote_amount = parse_amount("quoteAmount", launch.quote_amount, quote)
+        if engine.market.pool(launch.venue, mint, quote.mint) is not None:
+            raise FieldError("venue", f"{launch.venue} already has a pool for this pair")
+    except InputError as exc:
+        return Response(exc.body(), status_code=exc.status)
+    except FieldError as exc:
+        return error_response(422, exc.message, exc.field)
+    tokens.add(base)
+    engine.market.launch(launch.venue, base, quote, base_amount, quote_amount)
+    snipers = await engine.watcher.launched(launch.venue, base)
+    return Response({"venue": launch.venue, "baseMint": mint, "symbol": base.symbol, "decimals": base.decimals,
+                     "spot": format_decimal(engine.market.spot_price(launch.venue, mint, quote.mint)), **snipers},
+                    status_code=201)
+
+
+SIM_ROUTES = [move_price, launch_pool]
