@@ -21,6 +21,8 @@ def runtime() -> Iterator[Runtime]:
             "DEX_NAMESPACE": f"e2e{uuid.uuid4().hex[:8]}",
             "DEX_SIM_ZERO_DELAYS": "true",
             "DEX_WORKER_CONCURRENCY": "50",
+            "DEX_SIM_DRIFT_INTERVAL_MS": "0",  # prices move only when a test moves them
+            "DEX_TRIGGER_POLL_MS": "100",
         }
     ).start()
     yield server

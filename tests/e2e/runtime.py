@@ -69,6 +69,20 @@ class Runtime:
     def get(self, path: str) -> httpx.Response:
         return httpx.get(f"{self.base}{path}", timeout=10)
 
+    def post(self, path: str, body: dict) -> httpx.Response:
+        return httpx.post(f"{self.base}{path}", json=body, timeout=10)
+
+    def delete(self, path: str) -> httpx.Response:
+        return httpx.delete(f"{self.base}{path}", timeout=10)
+
+    def wait_for_status(self, order_id: str, wanted: set[str], seconds: float = 10) -> dict:
+        deadline = time.monotonic() + seconds
+        while True:
+            order = self.get(f"/api/orders/{order_id}").json()
+            if order["status"] in wanted or time.monotonic() > deadline:
+                return order
+            time.sleep(0.05)
+
     async def count_orders(self) -> int:
         connection = await asyncpg.connect(self.env["DATABASE_URL"])
         try:

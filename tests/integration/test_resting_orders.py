@@ -1,0 +1,107 @@
+"""Limit and sniper orders on real Redis and PostgreSQL: the trigger index, races, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from functions import intake, trigger
+from local_runtime.watchers import PriceWatcher
+from shared.adapters.redis_triggers import RedisTriggerIndex
+from shared.messages import ArmRequest, LimitOrderRequest, NewOrder, TriggerFired
+from shared.orders import OrderRecord
+from shared.states import Status
+from shared.tokens import SOL, USDC, TokenRegistry
+from tests.fakes import FixedClock
+
+
+class CapturingQueues:
+    """Stands in for the SAQ queues: keeps what the watcher would enqueue."""
+
+    def __init__(self) -> None:
+        self.sent: list = []
+
+    async def send(self, message) -> None:
+        self.sent.append(message)
+
+
+def resting_sell(n: int, limit: Decimal) -> OrderRecord:
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    return OrderRecord(
+        id=f"00000000-0000-7000-8000-{n:012d}", client_id="c", kind="limit", side="sell", status=Status.WAITING,
+        base_mint=SOL.mint, quote_mint=USDC.mint, input_mint=SOL.mint, output_mint=USDC.mint,
+        amount_in=10**9, slippage_bps=50, created_at=now, updated_at=now, limit_price=limit,
+        expires_at=now + timedelta(days=1),
+    )
+
+
+async def test_a_price_move_fires_only_the_ten_limit_orders_it_crosses_among_ten_thousand(engine):
+    index = RedisTriggerIndex(engine.redis, engine.settings.namespace)
+    queues = CapturingQueues()
+    watcher = PriceWatcher(engine.market, engine.ctx.venues, TokenRegistry(), index, queues, FixedClock())
+    engine.market.set_price(SOL.mint, USDC.mint, Decimal(150))
+    far = [resting_sell(n, Decimal(160) + Decimal(n) / 100) for n in range(9_990)]   # 160.00 … 259.89
+    near = [resting_sell(10_000 + n, Decimal("155.0") + Decimal(n) / 10) for n in range(10)]  # 155.0 … 155.9
+    for batch_start in range(0, len(far) + len(near), 500):
+        await asyncio.gather(*(index.arm(o) for o in (far + near)[batch_start:batch_start + 500]))
+    assert await index.count_limits(SOL.mint, USDC.mint, "sell") == 10_000
+
+    assert await watcher.prices_changed() == 0  # at 150 nothing is crossed
+    # Spot 160: after the 0.1–0.25 % fee a 1 SOL sell executes just under 160, so 155.x cross
+    # and the orders at 160.00 and above do not.
+    engine.market.set_price(SOL.mint, USDC.mint, Decimal(160))
+    assert await watcher.prices_changed() == 10
+    assert {m.order_id for m in queues.sent} == {o.id for o in near}
+    assert all(isinstance(m, TriggerFired) for m in queues.sent)
+    # Claimed: a second watcher (or the next tick) does not hand them over again.
+    assert await watcher.prices_changed() == 0
+    assert await index.count_limits(SOL.mint, USDC.mint, "sell") == 9_990
+
+
+async def test_two_watchers_hand_a_crossed_order_over_once(engine):
+    index = RedisTriggerIndex(engine.redis, engine.settings.namespace)
+    queues = CapturingQueues()
+    watchers = [PriceWatcher(engine.market, engine.ctx.venues, TokenRegistry(), index, queues, FixedClock())
+                for _ in range(2)]
+    engine.market.set_price(SOL.mint, USDC.mint, Decimal(150))
+    await asyncio.gather(*(index.arm(resting_sell(n, Decimal(140))) for n in range(50)))
+    fired = await asyncio.gather(*(w.prices_changed() for w in watchers))
+    assert sum(fired) == 50
+    assert len({m.order_id for m in queues.sent}) == len(queues.sent) == 50
+
+
+async def waiting_limit_order(engine, key: str) -> str:
+    request = LimitOrderRequest(side="sell", base_asset="SOL", quote_asset="USDC", amount="1",
+                                limit_price="100", expires_at=3600)
+    arm = await intake.handle(NewOrder(request, "client", key), engine.ctx)
+    assert isinstance(arm, ArmRequest)
+    await trigger.handle(arm, engine.ctx)
+    assert (await engine.ctx.orders.get(arm.order_id)).status == Status.WAITING
+    return arm.order_id
+
+
+async def test_cancel_racing_a_trigger_exactly_one_wins(engine):
+    outcomes = []
+    for n in range(20):
+        order_id = await waiting_limit_order(engine, f"race-{n}")
+        fired, cancelled = await asyncio.gather(
+            trigger.handle(TriggerFired(order_id, {"price": "150"}), engine.ctx),
+            trigger.cancel(order_id, engine.ctx),
+        )
+        statuses = [e.status for e in await engine.ctx.orders.events(order_id)]
+        assert (fired is not None) != (cancelled is not None), statuses
+        assert statuses.count("triggered") + statuses.count("cancelled") == 1
+        assert statuses[:2] == ["pending", "waiting"] and len(statuses) == 3
+        outcomes.append(statuses[-1])
+    assert set(outcomes) <= {"triggered", "cancelled"}
+
+
+async def test_expired_order_cannot_trigger(engine):
+    order_id = await waiting_limit_order(engine, "exp")
+    order = await engine.ctx.orders.get(order_id)
+    late = Status.EXPIRED
+    await engine.ctx.record(order_id, late, {"expiresAt": "now"})
+    await engine.ctx.triggers.disarm(order)
+    assert await trigger.handle(TriggerFired(order_id, {}), engine.ctx) is None
+    assert [e.status for e in await engine.ctx.orders.events(order_id)] == ["pending", "waiting", "expired"]
