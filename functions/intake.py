@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.chain import SLIPPAGE
 from shared.context import Context
 from shared.errors import FieldError
 from shared.messages import ArmRequest, LimitOrderRequest, MarketOrderRequest, NewOrder, QuoteRequest
@@ -14,6 +15,9 @@ from shared.orders import OrderRecord
 from shared.states import Status
 from shared.tokens import Token, check_mint, parse_amount
 from shared.triggers import floor_amount_out, parse_expiry, parse_price
+
+
+LIMIT_NOT_MET = "limit_price_not_met"
 
 
 class OrderRejected(FieldError):
@@ -58,13 +62,13 @@ async def handle(message: NewOrder, ctx: Context) -> QuoteRequest | ArmRequest |
         amount_in = parse_amount("amount", request.amount, sold)
         if not ctx.venues.supports(sold.mint, bought.mint):
             raise OrderRejected("quoteAsset", f"no venue trades {base.symbol}/{quote.symbol}")
+        floor = 0 if request.min_amount_out is None else parse_amount("minAmountOut", request.min_amount_out, bought)
         if isinstance(request, LimitOrderRequest):
             limit = parse_price("limitPrice", request.limit_price)
-            extra = {
-                "limit_price": limit,
-                "expires_at": parse_expiry("expiresAt", request.expires_at, now),
-                "min_amount_out": floor_amount_out(request.side, amount_in, limit, base, quote),
-            }
+            floor = max(floor, floor_amount_out(request.side, amount_in, limit, base, quote))
+            extra = {"limit_price": limit, "expires_at": parse_expiry("expiresAt", request.expires_at, now)}
+        if floor:
+            extra["min_amount_out"] = floor
         sold_mint, bought_mint, base_symbol = sold.mint, bought.mint, base.symbol
     slippage_bps = ctx.settings.default_slippage_bps if request.slippage_bps is None else request.slippage_bps
 
@@ -103,7 +107,9 @@ async def handle(message: NewOrder, ctx: Context) -> QuoteRequest | ArmRequest |
     if not isinstance(request, MarketOrderRequest):
         data["expiresAt"] = order.expires_at.isoformat().replace("+00:00", "Z")
     if order.limit_price is not None:
-        data.update(limitPrice=request.limit_price, minAmountOut=order.min_amount_out)
+        data["limitPrice"] = request.limit_price
+    if order.min_amount_out is not None:
+        data["minAmountOut"] = order.min_amount_out
     if order.conditions is not None:
         data["conditions"] = order.conditions
     event = await ctx.orders.create(order, data)
@@ -125,4 +131,5 @@ def quote_request(order: OrderRecord) -> QuoteRequest:
     return QuoteRequest(
         order.id, order.input_mint, order.output_mint, order.amount_in, order.slippage_bps,
         floor_amount_out=order.min_amount_out or 0,
+        floor_reason=LIMIT_NOT_MET if order.limit_price is not None else SLIPPAGE,
     )

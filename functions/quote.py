@@ -63,5 +63,5 @@ async def handle(message: QuoteRequest, ctx: Context) -> RouteRequest | None:
         curves = msgspec.convert(stored.get("curves", []), list[QuoteCurve])
     return RouteRequest(
         message.order_id, message.input_mint, message.output_mint, message.slippage_bps, quotes, failures,
-        floor_amount_out=message.floor_amount_out, curves=curves,
+        floor_amount_out=message.floor_amount_out, curves=curves, floor_reason=message.floor_reason,
     )

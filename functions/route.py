@@ -14,7 +14,6 @@ from shared.routing import advantage_bps, plan_route
 from shared.states import Status
 from shared.tokens import format_decimal
 
-LIMIT_NOT_MET = "limit_price_not_met"
 
 
 def _percent(part: int, whole: int) -> str:
@@ -27,12 +26,13 @@ async def handle(message: RouteRequest, ctx: Context) -> ExecuteRequest | None:
         message.slippage_bps, message.floor_amount_out,
     )
     if plan.expected_amount_out < message.floor_amount_out:
-        # The price moved back between trigger and quote: filling now would break the limit.
+        # No venue gives the floor (the price moved back after a limit fired, or minAmountOut
+        # asks for more than the market pays): filling now would break the client's bound.
         await ctx.record(
             message.order_id, Status.FAILED,
-            {"error": LIMIT_NOT_MET, "expectedAmountOut": plan.expected_amount_out,
+            {"error": message.floor_reason, "expectedAmountOut": plan.expected_amount_out,
              "floorAmountOut": message.floor_amount_out},
-            failure_reason=LIMIT_NOT_MET,
+            failure_reason=message.floor_reason,
         )
         return None
     token_in, token_out = ctx.tokens.by_mint(message.input_mint), ctx.tokens.by_mint(message.output_mint)

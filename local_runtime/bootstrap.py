@@ -67,10 +67,12 @@ class Engine:
             self._tasks.append(asyncio.create_task(worker.start(), name=f"worker-{worker.queue.name}"))
 
     def run_watchers(self) -> None:
-        """Price drift (firing limit orders on every change) and expiry checks, in this process."""
+        """Price drift (firing limit orders on every change), random launches and expiry checks, in this process."""
         sim = self.settings.sim
         if sim.drift_interval_ms > 0:
             self._tasks.append(asyncio.create_task(self.watcher.run_drift(sim.drift_interval_ms / 1000)))
+        if sim.launch_interval_ms > 0:
+            self._tasks.append(asyncio.create_task(self.watcher.run_launches(sim.launch_interval_ms / 1000)))
         self._tasks.append(asyncio.create_task(self.watcher.run_expiry(self.settings.trigger_poll_ms / 1000)))
 
     async def close(self) -> None:

@@ -65,8 +65,9 @@ async def get_quote(
                 "inAmount": str(leg.amount_in), "outAmount": str(leg.expected_amount_out),
                 "feeAmount": str(outcome.fee), "feeMint": token_in.mint,
             },
-            "percent": round(leg.amount_in * 100 / plan.amount_in),
+            "percent": (leg.amount_in * 100 + plan.amount_in // 2) // plan.amount_in,
         })
+    route_plan[-1]["percent"] = 100 - sum(step["percent"] for step in route_plan[:-1])  # shares add up to 100
     return Response({
         "inputMint": token_in.mint,
         "outputMint": token_out.mint,

@@ -14,7 +14,7 @@ from local_runtime.submission import InputError, decode_body
 from shared.errors import FieldError
 from shared.tokens import Token, check_mint, format_decimal, parse_amount
 from shared.triggers import parse_price
-from shared.venues.market import VENUES
+from shared.venues.market import VENUES, LaunchPlan
 
 
 class PriceMove(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
@@ -75,9 +75,7 @@ async def launch_pool(request: Request, state: State) -> Response:
         return Response(exc.body(), status_code=exc.status)
     except FieldError as exc:
         return error_response(422, exc.message, exc.field)
-    tokens.add(base)
-    engine.market.launch(launch.venue, base, quote, base_amount, quote_amount)
-    snipers = await engine.watcher.launched(launch.venue, base)
+    snipers = await engine.watcher.launch(LaunchPlan(launch.venue, base, base_amount, quote_amount), quote)
     return Response({"venue": launch.venue, "baseMint": mint, "symbol": base.symbol, "decimals": base.decimals,
                      "spot": format_decimal(engine.market.spot_price(launch.venue, mint, quote.mint)), **snipers},
                     status_code=201)

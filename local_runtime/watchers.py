@@ -8,14 +8,16 @@ import asyncio
 import logging
 from decimal import Decimal
 
+import msgspec
+
 from shared.adapters.redis_triggers import RedisTriggerIndex, RestingOrder
 from shared.adapters.saq_queue import SaqQueues
 from shared.context import Clock
 from shared.messages import ExpireRequest, LaunchRefused, TriggerFired
 from shared.prices import price_of_base
-from shared.tokens import Token, TokenRegistry, format_decimal
+from shared.tokens import SOL, Token, TokenRegistry, format_decimal
 from shared.triggers import Launch, crossed, launch_refusal
-from shared.venues.market import VENUES, Market
+from shared.venues.market import VENUES, LaunchPlan, Market
 from shared.venues.simulated import SimulatedVenues
 from shared.venues.swap import InsufficientLiquidity
 
@@ -76,6 +78,19 @@ class PriceWatcher:
                         fired += 1
         return fired
 
+    async def launch(self, plan: LaunchPlan, quote: Token) -> dict[str, int]:
+        """Open the planned pool and show it to the sniper orders waiting for its token."""
+        self._tokens.add(plan.base)
+        self._market.launch(plan.venue, plan.base, quote, plan.base_amount, plan.quote_amount)
+        outcome = await self.launched(plan.venue, plan.base)
+        log.info("launched %s", msgspec.json.encode({"venue": plan.venue, "mint": plan.base.mint, **outcome}).decode())
+        return outcome
+
+    async def launch_at_random(self) -> None:
+        plan = self._market.plan_random_launch(SOL, await self._index.awaited_mints())
+        if plan is not None:
+            await self.launch(plan, SOL)
+
     async def launched(self, venue: str, base: Token) -> dict[str, int]:
         """Show a new pool to every sniper order waiting for its token."""
         outcome = {"fired": 0, "refused": 0}
@@ -111,6 +126,11 @@ class PriceWatcher:
             await asyncio.sleep(interval_s)
             self._market.tick()
             await self._guarded(self.prices_changed)
+
+    async def run_launches(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            await self._guarded(self.launch_at_random)
 
     async def run_expiry(self, interval_s: float) -> None:
         while True:

@@ -35,6 +35,9 @@ class _OrderFields(
 class MarketOrderRequest(_OrderFields, tag="market", frozen=True, kw_only=True):
     """Execute now at the best price the venues give for this size."""
 
+    min_amount_out: AmountText | None = None
+    """Explicit least amount of the bought token (decimal string), instead of or on top of slippageBps."""
+
 
 class LimitOrderRequest(_OrderFields, tag="limit", frozen=True, kw_only=True):
     """Rest until the executable price for this size reaches `limitPrice` (quote per base),
@@ -42,6 +45,7 @@ class LimitOrderRequest(_OrderFields, tag="limit", frozen=True, kw_only=True):
 
     limit_price: PriceText
     expires_at: ExpiresAt
+    min_amount_out: AmountText | None = None
 
 
 class SniperOrderRequest(_OrderFields, tag="sniper", frozen=True, kw_only=True):
@@ -108,7 +112,9 @@ class QuoteRequest(msgspec.Struct, frozen=True):
     amount_in: int
     slippage_bps: int
     floor_amount_out: int = 0
-    """The least any fill may give, whatever the slippage (a limit order's limit)."""
+    """The least any fill may give, whatever the slippage (a limit order's limit, or minAmountOut)."""
+    floor_reason: str = "slippage"
+    """The failure reason when the venues cannot give the floor."""
     venues: list[str] = []
     """Only these venues (a sniper buys on the pool that passed its checks); empty: all."""
 
@@ -153,6 +159,7 @@ class RouteRequest(msgspec.Struct, frozen=True):
     failures: list[VenueFailure] = []
     floor_amount_out: int = 0
     curves: list[QuoteCurve] = []
+    floor_reason: str = "slippage"
 
 
 class Leg(msgspec.Struct, frozen=True, rename="camel"):

@@ -30,6 +30,8 @@ class SimulationSettings:
     confirm_jitter_ms: int = 500
     chain_failure_permille: int = 0
     drift_interval_ms: int = 1_000
+    launch_interval_ms: int = 0
+    """Open a random new pool (against SOL) this often; 0 = only on demand (POST /api/sim/launch)."""
 
     def delay_ms(self, value: int) -> int:
         return 0 if self.zero_delays else value

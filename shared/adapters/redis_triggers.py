@@ -70,6 +70,10 @@ class RedisTriggerIndex:
         return f"{self._ns}:resting:{order_id}"
 
     @property
+    def _awaited_key(self) -> str:
+        return f"{self._ns}:snipe-awaited"
+
+    @property
     def _expiry_key(self) -> str:
         return f"{self._ns}:expiry"
 
@@ -85,6 +89,7 @@ class RedisTriggerIndex:
                           {order.id: float(order.limit_price)})
             elif order.kind == "sniper":
                 pipe.sadd(self._snipe_key(order.base_mint), order.id)
+                pipe.sadd(self._awaited_key, order.base_mint)
             if order.expires_at is not None:
                 pipe.zadd(self._expiry_key, {order.id: _millis(order.expires_at)})
             await pipe.execute()
@@ -132,6 +137,10 @@ class RedisTriggerIndex:
 
     async def snipers(self, mint: str) -> list[RestingOrder]:
         return await self._resting(list(await self._redis.smembers(self._snipe_key(mint))))
+
+    async def awaited_mints(self) -> list[str]:
+        """Mints some sniper order has waited for (a hint: some may have launched since)."""
+        return [m.decode() if isinstance(m, bytes) else m for m in await self._redis.smembers(self._awaited_key)]
 
     async def claim_sniper(self, order: RestingOrder) -> bool:
         return await self._redis.srem(self._snipe_key(order.base_mint), order.order_id) == 1

@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass
 from decimal import Decimal
 
+import base58
+
 from shared.tokens import BONK, JUP, SOL, USDC, USDT, Token
 from shared.venues.meteora import DlmmPool
 from shared.venues.raydium import ConstantProductPool
@@ -50,6 +52,16 @@ DEFAULT_PAIRS: tuple[PairSpec, ...] = (
     PairSpec(BONK, SOL, Decimal("0.00000015"), 200_000_000_000, 80, 200),
     PairSpec(JUP, USDC, Decimal("0.85"), 1_000_000, 25, 5_000),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchPlan:
+    """A pool the simulated world is about to open: venue, token and initial reserves (base units)."""
+
+    venue: str
+    base: Token
+    base_amount: int
+    quote_amount: int
 
 
 @dataclass(slots=True)
@@ -157,3 +169,19 @@ class Market:
         self.drift.setdefault(key, DriftState(ui_price, {RAYDIUM: 0, METEORA: 0}))
         self.pools[(venue, key)] = pool
         return pool
+
+    def plan_random_launch(self, quote: Token, awaited_mints: list[str]) -> LaunchPlan | None:
+        """A seeded random launch against `quote`: half the time a token some sniper waits for
+        (if any is still unlisted), otherwise a brand-new mint; random venue and depth."""
+        unlisted = sorted(m for m in awaited_mints if not self.has_pair(m, quote.mint))
+        if unlisted and self._rng.random() < 0.5:
+            mint = self._rng.choice(unlisted)
+        else:
+            mint = base58.b58encode(self._rng.randbytes(32)).decode()
+        if self.has_pair(mint, quote.mint):
+            return None
+        base = Token(f"NEW{mint[:4].upper()}", mint, 6)
+        venue = self._rng.choice(VENUES)
+        quote_whole = self._rng.randint(20, 2_000)
+        base_whole = quote_whole * self._rng.randint(1_000, 1_000_000)
+        return LaunchPlan(venue, base, base_whole * 10**base.decimals, quote_whole * 10**quote.decimals)

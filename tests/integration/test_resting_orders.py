@@ -105,3 +105,25 @@ async def test_expired_order_cannot_trigger(engine):
     await engine.ctx.triggers.disarm(order)
     assert await trigger.handle(TriggerFired(order_id, {}), engine.ctx) is None
     assert [e.status for e in await engine.ctx.orders.events(order_id)] == ["pending", "waiting", "expired"]
+
+
+async def test_random_launches_eventually_list_the_token_a_sniper_waits_for(engine):
+    index = RedisTriggerIndex(engine.redis, engine.settings.namespace)
+    queues = CapturingQueues()
+    tokens = TokenRegistry()
+    watcher = PriceWatcher(engine.market, engine.ctx.venues, tokens, index, queues, FixedClock())
+    awaited = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    sniper = OrderRecord(
+        id="00000000-0000-7000-8000-000000000001", client_id="c", kind="sniper", side="buy", status=Status.WAITING,
+        base_mint=awaited, quote_mint=SOL.mint, input_mint=SOL.mint, output_mint=awaited, amount_in=10**8,
+        slippage_bps=500, created_at=now, updated_at=now, expires_at=now + timedelta(days=1), conditions={},
+    )
+    await index.arm(sniper)
+    for _ in range(30):
+        await watcher.launch_at_random()
+        if queues.sent:
+            break
+    assert [type(m) for m in queues.sent] == [TriggerFired]
+    assert queues.sent[0].order_id == sniper.id
+    assert tokens.find(awaited) is not None and engine.market.has_pair(awaited, SOL.mint)

@@ -59,6 +59,23 @@ async def test_min_amount_out_follows_the_order_slippage():
     assert routed.data["minAmountOut"] == routed.data["expectedAmountOut"] * 9_900 // 10_000
 
 
+async def test_an_explicit_min_amount_out_bounds_the_fill():
+    ctx = fake_context()
+    order_id = await run_chain(ctx, sell_sol(amount="1", min_amount_out="100", slippage_bps=10_000))
+    routed, confirmed = (await ctx.orders.events(order_id))[2::3]
+    assert routed.data["minAmountOut"] >= 100_000_000  # slippage alone would allow zero
+    assert confirmed.status == "confirmed" and confirmed.data["amountOut"] >= 100_000_000
+
+
+async def test_a_min_amount_out_no_venue_can_give_fails_at_routing_with_slippage():
+    ctx = fake_context()
+    order_id = await run_chain(ctx, sell_sol(amount="1", min_amount_out="1000"))  # 1 SOL never buys 1,000 USDC
+    events = await ctx.orders.events(order_id)
+    assert [e.status for e in events] == ["pending", "routing", "failed"]
+    assert events[-1].data["error"] == "slippage" and events[-1].data["floorAmountOut"] == 1_000_000_000
+    assert (await ctx.orders.get(order_id)).failure_reason == "slippage"
+
+
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
@@ -70,6 +87,8 @@ async def test_min_amount_out_follows_the_order_slippage():
         ({"amount": "abc"}, "amount"),
         ({"amount": "1.0000000001"}, "amount"),
         ({"amount": "99999999999999999999999"}, "amount"),
+        ({"min_amount_out": "abc"}, "minAmountOut"),
+        ({"min_amount_out": "0.0000001"}, "minAmountOut"),  # USDC has 6 decimals
     ],
 )
 async def test_intake_rejects_bad_orders_naming_the_field(fields, field):

@@ -152,3 +152,28 @@ def test_price_of_a_buy_rounds_to_18_digits() -> None:
 def test_output_per_input() -> None:
     # got 0.997400509 SOL for 150 USDC: 0.997400509 / 150 = 0.006649336726666… -> 18 digits, last rounded up
     assert output_per_input(USDC, SOL, 150_000_000, 997_400_509) == Decimal("0.00664933672666666667")
+
+
+# --- random launches -------------------------------------------------------------------------
+
+AWAITED = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
+
+
+def test_random_launch_plans_are_seeded_and_open_a_new_pool():
+    plans = [Market(seed=3).plan_random_launch(SOL, []) for _ in range(2)]
+    assert plans[0] == plans[1]
+    plan = plans[0]
+    assert plan.venue in VENUES and plan.base_amount > 0 and plan.quote_amount > 0
+    market = Market(seed=3)
+    market.launch(plan.venue, plan.base, SOL, plan.base_amount, plan.quote_amount)
+    assert market.spot_price(plan.venue, plan.base.mint, SOL.mint) > 0
+
+
+def test_random_launches_serve_awaited_tokens_and_never_relist_one():
+    market = Market(seed=1)
+    plans = [market.plan_random_launch(SOL, [AWAITED]) for _ in range(20)]
+    assert any(p.base.mint == AWAITED for p in plans)
+    assert any(p.base.mint != AWAITED for p in plans)
+    first = next(p for p in plans if p.base.mint == AWAITED)
+    market.launch(first.venue, first.base, SOL, first.base_amount, first.quote_amount)
+    assert all(market.plan_random_launch(SOL, [AWAITED]).base.mint != AWAITED for _ in range(20))
