@@ -3,6 +3,7 @@
 
     python3 dev.py start     # install, start Redis/PostgreSQL if needed, migrate, serve on $PORT (8000)
     python3 dev.py test      # install, start Redis/PostgreSQL if needed, run the test suite
+    python3 dev.py worker --functions quote,route --processes 2   # workers only, no web server
     python3 dev.py demo      # 5 simultaneous WebSocket orders against a running engine
 
 It creates .venv and installs the project there (again only when pyproject.toml
@@ -179,9 +180,9 @@ def main(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("start", [])
     os.chdir(ROOT)
     ensure_venv()
-    if command == "start":
+    if command in ("start", "worker"):
         ensure_services()
-        os.execv(PYTHON, [str(PYTHON), "-m", "local_runtime", "start", *rest])
+        os.execv(PYTHON, [str(PYTHON), "-m", "local_runtime", command, *rest])
     if command == "test":
         ensure_services()
         os.execv(PYTHON, [str(PYTHON), "-m", "pytest", "-n", "2", "-q", *rest])

@@ -62,7 +62,10 @@ class Engine:
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     async def run_workers(self, steps: Iterable[str]) -> None:
+        """SAQ workers for these steps, and the reconciler with them (none if `steps` is empty)."""
         self.workers = self.queues.workers(self.ctx, steps)
+        if self.workers:
+            self.workers.append(self.queues.reconciler(self.ctx))
         for worker in self.workers:
             self._tasks.append(asyncio.create_task(worker.start(), name=f"worker-{worker.queue.name}"))
 

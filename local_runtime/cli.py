@@ -1,4 +1,4 @@
-"""The runtime's command line: `start` the engine, or run the `demo`."""
+"""The runtime's command line: `start` the engine (web + workers), run a `worker`, or the `demo`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import sys
 import uvicorn
 
 from local_runtime.app import create_app
-from local_runtime.services import ServiceUnavailable, prepare
+from local_runtime.services import ServiceUnavailable, check_services, prepare
+from local_runtime.worker import parse_functions, run_processes, serve
 from shared.settings import Settings, load_settings
 
 
@@ -19,7 +20,7 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("saq").setLevel(logging.WARNING)
 
 
-def start(settings: Settings) -> int:
+def start(settings: Settings, steps: tuple[str, ...]) -> int:
     _configure_logging(settings.log_level)
     try:
         asyncio.run(prepare(settings.redis_url, settings.database_url))
@@ -27,7 +28,7 @@ def start(settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, steps),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -44,16 +45,42 @@ def start(settings: Settings) -> int:
     return 0
 
 
+def worker(settings: Settings, steps: tuple[str, ...], processes: int) -> int:
+    _configure_logging(settings.log_level)
+    if processes > 1:
+        return run_processes(steps, processes)
+    try:
+        asyncio.run(check_services(settings.redis_url, settings.database_url))
+        asyncio.run(serve(settings, steps))
+    except ServiceUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_runtime", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("start", help="run migrations, then serve the API with workers for all four functions")
+    start_cmd = commands.add_parser("start", help="run migrations, then serve the API (with workers by default)")
+    start_cmd.add_argument("--workers", default="all", metavar="FUNCTIONS",
+                           help='functions to run workers for in the web process: "all" (default), "none", '
+                                'or a list such as "quote,route"')
+    worker_cmd = commands.add_parser("worker", help="run workers (and the reconciler) without the web server")
+    worker_cmd.add_argument("--functions", default="all", help='"all" (default) or a list such as "quote,route"')
+    worker_cmd.add_argument("--processes", type=int, default=1, help="worker processes to run (default 1)")
     demo = commands.add_parser("demo", help="submit 5 simultaneous orders over WebSockets and print their events")
     demo.add_argument("--url", default=None, help="engine base URL (default http://127.0.0.1:$PORT)")
     args = parser.parse_args(argv)
     settings = load_settings()
-    if args.command == "start":
-        return start(settings)
+    try:
+        if args.command == "start":
+            return start(settings, () if args.workers == "none" else parse_functions(args.workers))
+        if args.command == "worker":
+            if args.processes < 1:
+                raise ValueError("--processes must be at least 1")
+            return worker(settings, parse_functions(args.functions), args.processes)
+    except ValueError as exc:
+        parser.error(str(exc))
     from local_runtime.demo import run_demo
 
     return asyncio.run(run_demo(args.url or f"http://127.0.0.1:{settings.port}"))

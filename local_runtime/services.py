@@ -54,11 +54,14 @@ async def ensure_database(url: str) -> None:
             await admin.close()
         return
     except Exception as exc:
-        raise ServiceUnavailable(
-            f"PostgreSQL is unreachable at {_redact(url)} ({type(exc).__name__}): "
-            "start PostgreSQL or set DATABASE_URL"
-        ) from None
+        raise _postgres_unreachable(url, exc) from None
     await connection.close()
+
+
+def _postgres_unreachable(url: str, exc: Exception, hint: str = "") -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"PostgreSQL is unreachable at {_redact(url)} ({type(exc).__name__}): start PostgreSQL or set DATABASE_URL{hint}"
+    )
 
 
 def run_migrations(database_url: str) -> None:
@@ -75,7 +78,22 @@ def run_migrations(database_url: str) -> None:
         raise ServiceUnavailable(f"migrations failed: {result.stderr.strip().splitlines()[-1:]}")
 
 
+async def check_postgres(url: str) -> None:
+    try:
+        connection = await asyncpg.connect(url, timeout=5)
+    except Exception as exc:
+        raise _postgres_unreachable(url, exc, " (and start the web process once, to create the schema)") from None
+    await connection.close()
+
+
+async def check_services(redis_url: str, database_url: str) -> None:
+    """For processes that do not own the schema (workers): both services answer."""
+    await check_redis(redis_url)
+    await check_postgres(database_url)
+
+
 async def prepare(redis_url: str, database_url: str) -> None:
+    """For the web process: both services answer, the database exists, the schema is current."""
     await check_redis(redis_url)
     await ensure_database(database_url)
     run_migrations(database_url)

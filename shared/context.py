@@ -43,6 +43,11 @@ class TriggerIndex(Protocol):
         """Remove the order from every index. Idempotent."""
         ...
 
+    async def claim_rebuild(self) -> bool:
+        """True once after the index was lost (or never built): the caller re-arms every
+        waiting order from the database. False while the index is intact."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Context:

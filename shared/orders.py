@@ -31,6 +31,7 @@ class OrderRecord:
     created_at: datetime
     updated_at: datetime
     idempotency_key: str | None = None
+    request_hash: str | None = None
     limit_price: Decimal | None = None
     expires_at: datetime | None = None
     conditions: dict[str, Any] | None = None
@@ -63,6 +64,19 @@ class OrderRepository(Protocol):
         ...
 
     async def get(self, order_id: str) -> OrderRecord | None: ...
+
+    async def moving_since(self, before: datetime, limit: int) -> list[OrderRecord]:
+        """Orders in the pipeline (pending, triggered, routing … submitted) not updated since
+        `before`, oldest first."""
+        ...
+
+    async def overdue(self, before: datetime, limit: int) -> list[OrderRecord]:
+        """Waiting orders whose expiry is before `before`."""
+        ...
+
+    async def waiting_after(self, after_id: str | None, limit: int) -> list[OrderRecord]:
+        """A page of waiting orders in id order, after `after_id`."""
+        ...
 
     async def events(self, order_id: str, after_seq: int = 0) -> list[Event]: ...
 

@@ -59,7 +59,16 @@ class Settings:
     trigger_poll_ms: int = 200
     """How often expiries are checked (price triggers run on every price change)."""
     default_slippage_bps: int = 50
+    reconcile_interval_s: int = 10
+    """How often the reconciler looks in PostgreSQL for stuck orders (1–59 s, or whole minutes)."""
+    stall_grace_s: int = 5
+    """Slack on top of a step's timeouts × attempts before its order counts as stuck."""
     sim: SimulationSettings = field(default_factory=SimulationSettings)
+
+    def step_deadline_s(self, step: str) -> int:
+        """How long an order may sit in front of `step` before the reconciler re-drives it: the
+        step's every attempt timing out, plus the grace."""
+        return getattr(self, f"{step}_job_timeout_s") * self.job_attempts + self.stall_grace_s
 
     def with_changes(self, **changes) -> Settings:
         return replace(self, **changes)

@@ -83,6 +83,19 @@ class InMemoryOrderRepository:
     async def get(self, order_id: str) -> OrderRecord | None:
         return self.orders.get(order_id)
 
+    async def moving_since(self, before: datetime, limit: int) -> list[OrderRecord]:
+        moving = {Status.PENDING, Status.TRIGGERED, Status.ROUTING, Status.ROUTED, Status.BUILDING, Status.SUBMITTED}
+        found = [o for o in self.orders.values() if o.status in moving and o.updated_at < before]
+        return sorted(found, key=lambda o: o.updated_at)[:limit]
+
+    async def overdue(self, before: datetime, limit: int) -> list[OrderRecord]:
+        found = [o for o in self.orders.values() if o.status == Status.WAITING and o.expires_at < before]
+        return sorted(found, key=lambda o: o.expires_at)[:limit]
+
+    async def waiting_after(self, after_id: str | None, limit: int) -> list[OrderRecord]:
+        found = [o for o in self.orders.values() if o.status == Status.WAITING and o.id > (after_id or "")]
+        return sorted(found, key=lambda o: o.id)[:limit]
+
     async def events(self, order_id: str, after_seq: int = 0) -> list[Event]:
         return [e for e in self.log.get(order_id, []) if e.seq > after_seq]
 
@@ -108,6 +121,11 @@ class InMemoryLedger:
 class InMemoryTriggerIndex:
     def __init__(self) -> None:
         self.armed: dict[str, OrderRecord] = {}
+        self.intact = False
+
+    async def claim_rebuild(self) -> bool:
+        rebuild, self.intact = not self.intact, True
+        return rebuild
 
     async def arm(self, order: OrderRecord) -> None:
         self.armed[order.id] = order

@@ -94,6 +94,11 @@ class RedisTriggerIndex:
                 pipe.zadd(self._expiry_key, {order.id: _millis(order.expires_at)})
             await pipe.execute()
 
+    async def claim_rebuild(self) -> bool:
+        # The marker is set before the rebuild reads the database: if Redis loses everything
+        # again meanwhile, the marker goes too and the next round rebuilds once more.
+        return bool(await self._redis.set(f"{self._ns}:trigger-index-built", "1", nx=True))
+
     async def disarm(self, order: OrderRecord) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zrem(self._limit_key(order.base_mint, order.quote_mint, order.side), order.id)

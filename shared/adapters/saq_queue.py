@@ -14,9 +14,10 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import BlockingConnectionPool, Redis
-from saq import Worker
+from saq import CronJob, Worker
 from saq.queue.redis import RedisQueue
 
+from functions import reconcile
 from functions.chain import CHAIN, Step, give_up, message_key, step_for
 from shared.context import Context, current_attempt
 from shared.settings import Settings
@@ -52,6 +53,7 @@ class SaqQueues:
         self._settings = settings
         # BLMOVE holds a connection per waiting job slot: each queue gets its own pool.
         size = settings.worker_concurrency + 16
+        self.maintenance = RedisQueue(new_redis(settings.redis_url, 8), name=f"{settings.namespace}:maintenance")
         self.queues = {
             name: RedisQueue(
                 new_redis(settings.redis_url, size),
@@ -62,11 +64,11 @@ class SaqQueues:
         }
 
     async def connect(self) -> None:
-        for queue in self.queues.values():
+        for queue in (*self.queues.values(), self.maintenance):
             await queue.connect()
 
     async def disconnect(self) -> None:
-        for queue in self.queues.values():
+        for queue in (*self.queues.values(), self.maintenance):
             await queue.disconnect()
 
     async def send(self, message: Any) -> None:
@@ -125,3 +127,28 @@ class SaqQueues:
             )
             for name in steps
         ]
+
+    def reconciler(self, ctx: Context) -> Worker:
+        """A worker whose SAQ cron runs `reconcile` every `reconcile_interval_s`. Every process
+        with workers runs one; the cron job's unique key makes one of them run each round."""
+
+        async def run(saq_ctx: dict[str, Any]) -> dict[str, int]:
+            rearmed = await reconcile.rearm_if_lost(ctx)
+            messages = await reconcile.stalled(ctx, ctx.clock.now())
+            for message in messages:
+                await self.send(message)
+            if messages:
+                log.warning("reconciler re-drove %d stuck orders: %s", len(messages),
+                            ", ".join(f"{step_for(m)}:{message_key(m)}" for m in messages[:20]))
+            return {"rearmed": rearmed, "redriven": len(messages)}
+
+        run.__qualname__ = run.__name__ = "reconcile"  # SAQ names cron jobs by __qualname__
+        interval = max(1, self._settings.reconcile_interval_s)
+        cron = f"* * * * * */{interval}" if interval < 60 else f"*/{interval // 60} * * * *"
+        return HostedWorker(
+            self.maintenance,
+            functions=[run],
+            cron_jobs=[CronJob(run, cron=cron, timeout=max(30, interval * 3))],
+            concurrency=1,
+            timers={"sweep": 10, "schedule": 1},
+        )

@@ -62,6 +62,7 @@ def _record(row: asyncpg.Record) -> OrderRecord:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         idempotency_key=row["idempotency_key"],
+        request_hash=row["request_hash"],
         limit_price=row["limit_price"],
         expires_at=row["expires_at"],
         conditions=None if row["conditions"] is None else msgspec.json.decode(row["conditions"]),
@@ -81,8 +82,8 @@ _INSERT_ORDER = """
 WITH o AS (
     INSERT INTO orders (id, client_id, idempotency_key, kind, side, status, base_mint, quote_mint,
                         input_mint, output_mint, amount_in, slippage_bps, limit_price, expires_at,
-                        conditions, min_amount_out, attempts, last_seq, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $14, $15, $16::jsonb, $17, 0, 1, $12, $12)
+                        conditions, min_amount_out, request_hash, attempts, last_seq, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $14, $15, $16::jsonb, $17, $18, 0, 1, $12, $12)
     RETURNING id
 )
 INSERT INTO order_events (order_id, seq, status, payload, created_at)
@@ -127,6 +128,7 @@ class PgOrderRepository:
                 order.expires_at,
                 None if order.conditions is None else _json.encode(order.conditions).decode(),
                 None if order.min_amount_out is None else Decimal(order.min_amount_out),
+                order.request_hash,
             )
         except asyncpg.UniqueViolationError:
             return None
@@ -166,6 +168,29 @@ class PgOrderRepository:
     async def get(self, order_id: str) -> OrderRecord | None:
         row = await self._pool.fetchrow("SELECT * FROM orders WHERE id = $1", order_id)
         return None if row is None else _record(row)
+
+    async def moving_since(self, before: datetime, limit: int) -> list[OrderRecord]:
+        # The predicate matches the partial index orders_moving_by_age word for word.
+        rows = await self._pool.fetch(
+            "SELECT * FROM orders WHERE status IN ('pending', 'triggered', 'routing', 'routed', 'building',"
+            " 'submitted') AND updated_at < $1 ORDER BY updated_at LIMIT $2",
+            before, limit,
+        )
+        return [_record(row) for row in rows]
+
+    async def overdue(self, before: datetime, limit: int) -> list[OrderRecord]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM orders WHERE status = 'waiting' AND expires_at < $1 ORDER BY expires_at LIMIT $2",
+            before, limit,
+        )
+        return [_record(row) for row in rows]
+
+    async def waiting_after(self, after_id: str | None, limit: int) -> list[OrderRecord]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM orders WHERE status = 'waiting' AND id > $1 ORDER BY id LIMIT $2",
+            after_id or "00000000-0000-0000-0000-000000000000", limit,
+        )
+        return [_record(row) for row in rows]
 
     async def events(self, order_id: str, after_seq: int = 0) -> list[Event]:
         rows = await self._pool.fetch(

@@ -19,6 +19,8 @@ class Order(Table, tablename="orders"):
     id = UUID(primary_key=True)
     client_id = Varchar(length=64, index=True)
     idempotency_key = Varchar(length=128, null=True, default=None)
+    request_hash = Varchar(length=64, null=True, default=None)
+    """SHA-256 of the canonical request: the same idempotency key with another body is a conflict."""
     kind = Varchar(length=16)
     side = Varchar(length=4)
     status = Varchar(length=16)
@@ -68,3 +70,16 @@ class ChainTransaction(Table, tablename="chain_transactions"):
     error = Text(null=True, default=None)
     slot = Integer()
     landed_at = Timestamptz()
+
+
+class ApiKey(Table, tablename="api_keys"):
+    """A client's API key, stored as its SHA-256 (the key itself is shown once, at creation)."""
+
+    key_hash = Varchar(length=64, primary_key=True)
+    client_id = Varchar(length=64, index=True)
+    label = Varchar(length=64, default="")
+    orders_per_minute = Integer(null=True, default=None)
+    """This key's own rate limit; null: the engine's default."""
+    max_in_flight = Integer(null=True, default=None)
+    created_at = Timestamptz()
+    revoked_at = Timestamptz(null=True, default=None)

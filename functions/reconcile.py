@@ -1,0 +1,92 @@
+"""reconcile: what PostgreSQL says must happen next, for orders the queues lost or stalled on.
+
+An acknowledged order is in PostgreSQL; its next message lives only in Redis. When a worker
+is killed mid-step, Redis is flushed, or a step gave up while PostgreSQL was down, the order
+sits in a non-terminal status. This function finds each order that has sat in front of a
+step longer than that step's deadline (every attempt timing out, plus grace) and returns the
+message that re-drives that step. Re-driving is safe even if the original job is still
+alive: every step is conditional on the order's status and the chain keys transactions by
+(order, leg), so a second run changes nothing and lands nothing twice.
+
+It also re-arms the trigger index from PostgreSQL when the index was lost, and expires
+resting orders whose expiry the watcher missed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import msgspec
+
+from functions.intake import quote_request
+from shared.context import Context
+from shared.messages import ArmRequest, ExecuteRequest, ExpireRequest, Plan, QuoteRequest, TriggerFired
+from shared.orders import OrderRecord
+from shared.states import Status
+
+BATCH = 500
+
+STEP_IN_FRONT: dict[Status, str] = {
+    Status.PENDING: "quote",  # "trigger" for limit and sniper orders: see _step_in_front
+    Status.TRIGGERED: "quote",
+    Status.ROUTING: "route",
+    Status.ROUTED: "execute",
+    Status.BUILDING: "execute",
+    Status.SUBMITTED: "execute",
+}
+"""Which step moves an order on from each pipeline status (its deadline applies)."""
+
+
+def _step_in_front(order: OrderRecord) -> str:
+    if order.status == Status.PENDING and order.kind != "market":
+        return "trigger"
+    return STEP_IN_FRONT[order.status]
+
+
+async def redrive(order: OrderRecord, ctx: Context):
+    """The message that makes the step in front of `order` run again (None: nothing to do)."""
+    status = order.status
+    if status == Status.PENDING:
+        return quote_request(order) if order.kind == "market" else ArmRequest(order.id)
+    if status == Status.TRIGGERED:
+        fired = await ctx.orders.event(order.id, Status.TRIGGERED)
+        return TriggerFired(order.id, fired.data if fired else {})
+    if status == Status.ROUTING:
+        # quote sees the routing event already stored and hands the stored quotes to route.
+        return quote_request(order)
+    if status in (Status.ROUTED, Status.BUILDING, Status.SUBMITTED) and order.plan is not None:
+        return ExecuteRequest(order.id, msgspec.convert(order.plan, Plan))
+    return None
+
+
+async def stalled(ctx: Context, now: datetime) -> list[QuoteRequest | ArmRequest | TriggerFired | ExecuteRequest
+                                                        | ExpireRequest]:
+    """Messages re-driving every order stuck past its step's deadline, and expiring every
+    waiting order past its expiry (by more than the grace)."""
+    settings = ctx.settings
+    deadlines = {step: timedelta(seconds=settings.step_deadline_s(step))
+                 for step in ("trigger", "quote", "route", "execute")}
+    messages = []
+    for order in await ctx.orders.moving_since(now - min(deadlines.values()), BATCH):
+        if order.updated_at < now - deadlines[_step_in_front(order)]:
+            message = await redrive(order, ctx)
+            if message is not None:
+                messages.append(message)
+    grace = timedelta(seconds=settings.stall_grace_s)
+    messages.extend(ExpireRequest(order.id) for order in await ctx.orders.overdue(now - grace, BATCH))
+    return messages
+
+
+async def rearm_if_lost(ctx: Context) -> int:
+    """Re-arm every waiting order if the trigger index was lost; returns how many were re-armed."""
+    if not await ctx.triggers.claim_rebuild():
+        return 0
+    count, last = 0, None
+    while page := await ctx.orders.waiting_after(last, BATCH):
+        for order in page:
+            await ctx.triggers.arm(order)
+        count += len(page)
+        last = page[-1].id
+    if count:
+        ctx.log.warning("trigger index rebuilt from PostgreSQL: %d waiting orders re-armed", count)
+    return count

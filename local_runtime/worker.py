@@ -1,0 +1,60 @@
+"""A worker process: SAQ workers for some of the functions (and the reconciler), no web server.
+
+Run several, on any machine that reaches the same Redis and PostgreSQL, to spread or
+isolate functions: `python -m local_runtime worker --functions quote,route --processes 2`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import subprocess
+import sys
+
+from functions.chain import CHAIN
+from local_runtime.bootstrap import start_engine
+from shared.settings import Settings
+
+log = logging.getLogger("engine.worker")
+
+
+def parse_functions(text: str) -> tuple[str, ...]:
+    """"all" or a comma-separated subset of the chain's functions, in chain order."""
+    if text.strip() in {"", "all"}:
+        return tuple(CHAIN)
+    wanted = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = wanted - set(CHAIN)
+    if unknown:
+        raise ValueError(f"unknown function(s) {', '.join(sorted(unknown))}; choose from {', '.join(CHAIN)}")
+    return tuple(name for name in CHAIN if name in wanted)
+
+
+async def serve(settings: Settings, steps: tuple[str, ...]) -> None:
+    """Run the workers until SIGTERM or SIGINT, then stop them cleanly."""
+    engine = await start_engine(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await engine.run_workers(steps)
+    print(f"worker ready: {', '.join(steps)}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await engine.close()
+
+
+def run_processes(steps: tuple[str, ...], processes: int) -> int:
+    """`processes` copies of this command with --processes 1; stops them all on SIGTERM/SIGINT."""
+    command = [sys.executable, "-m", "local_runtime", "worker", "--functions", ",".join(steps), "--processes", "1"]
+    children = [subprocess.Popen(command) for _ in range(processes)]
+
+    def forward(signum, _frame) -> None:
+        for child in children:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [child.wait() for child in children]
+    return max(codes, default=0)
