@@ -31,6 +31,12 @@ def _sniper_target(ctx: Context, asset: str) -> tuple[str, Token | None]:
     return mint, listed
 
 
+def _check_size(ctx: Context, sold: Token, amount_in: int) -> None:
+    largest = ctx.settings.max_order(sold.symbol)
+    if largest is not None and sold.to_ui(amount_in) > largest:
+        raise OrderRejected("amount", f"amount exceeds the largest order this engine takes: {largest} {sold.symbol}")
+
+
 async def handle(message: NewOrder, ctx: Context) -> QuoteRequest | ArmRequest | None:
     request = message.request
     kind = type(request).__struct_config__.tag
@@ -46,6 +52,7 @@ async def handle(message: NewOrder, ctx: Context) -> QuoteRequest | ArmRequest |
         if base is not None and ctx.venues.supports(base_mint, quote.mint):
             raise OrderRejected("baseAsset", "this token already trades; use a market or limit order")
         amount_in = parse_amount("amount", request.amount, quote)
+        _check_size(ctx, quote, amount_in)
         conditions = {"minLiquidity": request.min_liquidity, "maxPrice": request.max_price,
                       "maxPriceImpactBps": request.max_price_impact_bps}
         if request.min_liquidity is not None:
@@ -60,6 +67,7 @@ async def handle(message: NewOrder, ctx: Context) -> QuoteRequest | ArmRequest |
             raise OrderRejected("quoteAsset", "quoteAsset must differ from baseAsset")
         sold, bought = (base, quote) if request.side == "sell" else (quote, base)
         amount_in = parse_amount("amount", request.amount, sold)
+        _check_size(ctx, sold, amount_in)
         if not ctx.venues.supports(sold.mint, bought.mint):
             raise OrderRejected("quoteAsset", f"no venue trades {base.symbol}/{quote.symbol}")
         floor = 0 if request.min_amount_out is None else parse_amount("minAmountOut", request.min_amount_out, bought)
@@ -80,6 +88,7 @@ async def handle(message: NewOrder, ctx: Context) -> QuoteRequest | ArmRequest |
         id=ctx.ids.order_id(),
         client_id=message.client_id,
         idempotency_key=message.submission_key,
+        request_hash=message.request_hash,
         kind=kind,
         side=request.side,
         status=Status.PENDING,

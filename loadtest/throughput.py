@@ -17,13 +17,15 @@ import time
 
 import websockets
 
+from local_runtime.auth import local_api_key
+
 ORDER = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "0.5",
          "slippageBps": 300}
 TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
 
 
-async def client(url: str, stop_at: float, latencies: list[float], outcomes: dict[str, int]) -> None:
-    async with websockets.connect(f"{url}/api/orders/execute") as socket:
+async def client(url: str, key: str, stop_at: float, latencies: list[float], outcomes: dict[str, int]) -> None:
+    async with websockets.connect(f"{url}/api/orders/execute", additional_headers={"X-API-Key": key}) as socket:
         while time.monotonic() < stop_at:
             started = time.monotonic()
             await socket.send(json.dumps(ORDER))
@@ -41,11 +43,14 @@ async def main() -> None:
     parser.add_argument("--url", default="ws://127.0.0.1:8000")
     parser.add_argument("--sockets", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--api-key", default=None,
+                        help="a key whose limits allow the load (default $DEX_API_KEY, else the development key)")
     args = parser.parse_args()
+    key = args.api_key or local_api_key()
     latencies: list[float] = []
     outcomes: dict[str, int] = {}
     started = time.monotonic()
-    await asyncio.gather(*(client(args.url, started + args.seconds, latencies, outcomes)
+    await asyncio.gather(*(client(args.url, key, started + args.seconds, latencies, outcomes)
                            for _ in range(args.sockets)))
     elapsed = time.monotonic() - started
     cuts = statistics.quantiles(latencies, n=100)

@@ -91,7 +91,9 @@ class Engine:
 
 
 async def start_engine(settings: Settings) -> Engine:
-    pool = await asyncpg.create_pool(settings.database_url, min_size=2, max_size=settings.db_pool_size)
+    pool = await asyncpg.create_pool(
+        settings.database_url, min_size=2, max_size=settings.db_pool_size, timeout=5, command_timeout=30
+    )
     redis = new_redis(settings.redis_url, settings.redis_pool_size)
     clock = SystemClock()
     market = Market(seed=settings.sim.seed)

@@ -6,12 +6,16 @@ import argparse
 import asyncio
 import logging
 import sys
+from datetime import UTC, datetime
 
+import asyncpg
 import uvicorn
 
 from local_runtime.app import create_app
+from local_runtime.auth import local_api_key
 from local_runtime.services import ServiceUnavailable, check_services, prepare
 from local_runtime.worker import parse_functions, run_processes, serve
+from shared.db.api_keys import PgApiKeys
 from shared.settings import Settings, load_settings
 
 
@@ -70,6 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     worker_cmd.add_argument("--processes", type=int, default=1, help="worker processes to run (default 1)")
     demo = commands.add_parser("demo", help="submit 5 simultaneous orders over WebSockets and print their events")
     demo.add_argument("--url", default=None, help="engine base URL (default http://127.0.0.1:$PORT)")
+    keys_cmd = commands.add_parser("apikey", help="create or revoke API keys")
+    key_actions = keys_cmd.add_subparsers(dest="action", required=True)
+    create = key_actions.add_parser("create", help="make a key for a client and print it (shown once)")
+    create.add_argument("--client", required=True, help="the client id the key acts as")
+    create.add_argument("--label", default="")
+    create.add_argument("--per-minute", type=int, default=None, help="orders per minute (default: the engine's)")
+    create.add_argument("--in-flight", type=int, default=None, help="orders in flight (default: the engine's)")
+    revoke = key_actions.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key")
     args = parser.parse_args(argv)
     settings = load_settings()
     try:
@@ -81,6 +94,25 @@ def main(argv: list[str] | None = None) -> int:
             return worker(settings, parse_functions(args.functions), args.processes)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.command == "apikey":
+        return asyncio.run(manage_keys(settings, args))
     from local_runtime.demo import run_demo
 
-    return asyncio.run(run_demo(args.url or f"http://127.0.0.1:{settings.port}"))
+    return asyncio.run(run_demo(args.url or f"http://127.0.0.1:{settings.port}", local_api_key()))
+
+
+async def manage_keys(settings: Settings, args: argparse.Namespace) -> int:
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
+    try:
+        keys, now = PgApiKeys(pool), datetime.now(UTC)
+        if args.action == "create":
+            print(await keys.create(args.client, now, label=args.label, orders_per_minute=args.per_minute,
+                                    max_in_flight=args.in_flight))
+            return 0
+        if await keys.revoke(args.key, now):
+            print("revoked")
+            return 0
+        print("error: no such active key", file=sys.stderr)
+        return 1
+    finally:
+        await pool.close()

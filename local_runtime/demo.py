@@ -17,9 +17,9 @@ DEMO_ORDERS = (
 TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
 
 
-async def _one(ws_url: str, number: int, order: dict) -> list[dict]:
+async def _one(ws_url: str, number: int, order: dict, api_key: str) -> list[dict]:
     events = []
-    async with websockets.connect(ws_url) as socket:
+    async with websockets.connect(ws_url, additional_headers={"X-API-Key": api_key}) as socket:
         await socket.send(json.dumps(order))
         while True:
             message = json.loads(await asyncio.wait_for(socket.recv(), 30))
@@ -33,9 +33,9 @@ async def _one(ws_url: str, number: int, order: dict) -> list[dict]:
                 return events
 
 
-async def run_demo(base_url: str) -> int:
+async def run_demo(base_url: str, api_key: str) -> int:
     ws_url = base_url.replace("http", "ws", 1).rstrip("/") + "/api/orders/execute"
-    results = await asyncio.gather(*(_one(ws_url, i + 1, order) for i, order in enumerate(DEMO_ORDERS)))
+    results = await asyncio.gather(*(_one(ws_url, i + 1, order, api_key) for i, order in enumerate(DEMO_ORDERS)))
     print("\nRouting decisions:")
     ok = True
     for number, (order, events) in enumerate(zip(DEMO_ORDERS, results, strict=True), start=1):

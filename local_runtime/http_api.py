@@ -9,61 +9,68 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 
 from local_runtime.bootstrap import Engine
-from local_runtime.submission import InputError, OrderDesk, parse_order_id
+from local_runtime.submission import InputError, OrderDesk
 from local_runtime.views import order_view
 from shared.events import Event
 
-ANONYMOUS_CLIENT = "public"
-
-
 def error_response(status: int, message: str, field: str | None = None) -> Response:
     return Response({"error": message, "field": field}, status_code=status)
+
+
+def refusal(exc: InputError) -> Response:
+    return Response(exc.body(), status_code=exc.status, headers=exc.headers())
 
 
 @post("/api/orders/execute", status_code=201, summary="Submit an order")
 async def submit_order(request: Request, state: State) -> Response:
     """Body: {"type":"market","side":"sell","baseAsset":"SOL","quoteAsset":"USDC","amount":"1.5","slippageBps":100}.
     Returns 201 {"orderId","status":"pending"}; 400 when the body is not JSON, 422 when a field is wrong
-    (the body names it)."""
+    (the body names it). With an `Idempotency-Key` header (or `clientOrderId`) already used: 200 with the
+    original order's id, status and events (`"repeat": true`), or 409 if the body differs. 429 with
+    `Retry-After` over the client's rate or in-flight limit; 503 when a backing service is down."""
     desk: OrderDesk = state.desk
     try:
-        order_id = await desk.submit(await request.body(), ANONYMOUS_CLIENT, request.headers.get("idempotency-key"))
+        done = await desk.submit(await request.body(), request.state.client, request.headers.get("idempotency-key"))
     except InputError as exc:
-        return Response(exc.body(), status_code=exc.status)
-    return Response({"orderId": order_id, "status": "pending"}, status_code=201)
+        return refusal(exc)
+    if done.repeat:
+        events = await state.engine.ctx.orders.events(done.order_id)
+        return Response({"orderId": done.order_id, "status": done.status, "repeat": True, "events": events})
+    return Response({"orderId": done.order_id, "status": done.status}, status_code=201)
 
 
 @delete("/api/orders/{order_id:str}", status_code=200, summary="Cancel a pending or waiting order")
-async def cancel_order(order_id: str, state: State) -> Response:
+async def cancel_order(order_id: str, request: Request, state: State) -> Response:
     """200 {"orderId","status":"cancelled"}; 409 if the order already triggered or finished; 404 if unknown."""
     desk: OrderDesk = state.desk
     try:
-        cancelled = await desk.cancel(order_id, ANONYMOUS_CLIENT)
+        cancelled = await desk.cancel(order_id, request.state.client.client_id)
     except InputError as exc:
-        return Response(exc.body(), status_code=exc.status)
+        return refusal(exc)
     return Response({"orderId": cancelled, "status": "cancelled"})
 
 
 @get("/api/orders/{order_id:str}", summary="An order and its current state")
-async def get_order(order_id: str, state: State) -> Response:
-    engine: Engine = state.engine
-    parsed = parse_order_id(order_id)
-    order = None if parsed is None else await engine.ctx.orders.get(parsed)
-    if order is None:
-        return error_response(404, "order not found", "orderId")
-    return Response(order_view(order, engine.ctx.tokens))
+async def get_order(order_id: str, request: Request, state: State) -> Response:
+    desk: OrderDesk = state.desk
+    try:
+        order = await desk.owned(order_id, request.state.client.client_id)
+    except InputError as exc:
+        return refusal(exc)
+    return Response(order_view(order, state.engine.ctx.tokens))
 
 
 @get("/api/orders/{order_id:str}/events", summary="An order's events, oldest first")
 async def get_events(
-    order_id: str, state: State, after: int = Parameter(default=0, ge=0, description="only events after this seq")
+    order_id: str, request: Request, state: State,
+    after: int = Parameter(default=0, ge=0, description="only events after this seq"),
 ) -> Response:
-    engine: Engine = state.engine
-    parsed = parse_order_id(order_id)
-    order = None if parsed is None else await engine.ctx.orders.get(parsed)
-    if order is None:
-        return error_response(404, "order not found", "orderId")
-    events: list[Event] = await engine.ctx.orders.events(parsed, after)
+    desk: OrderDesk = state.desk
+    try:
+        order = await desk.owned(order_id, request.state.client.client_id)
+    except InputError as exc:
+        return refusal(exc)
+    events: list[Event] = await state.engine.ctx.orders.events(order.id, after)
     return Response(events)
 
 
@@ -85,4 +92,5 @@ async def healthz(state: State) -> Response:
     return Response({"status": "ok" if healthy else "degraded", **checks}, status_code=200 if healthy else 503)
 
 
-ROUTES = [submit_order, cancel_order, get_order, get_events, healthz]
+ORDER_ROUTES = [submit_order, cancel_order, get_order, get_events]
+"""Behind the API-key guard."""

@@ -3,15 +3,19 @@ acknowledged order is a stored order), and hand the result to the next queue."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
 
 from functions import trigger
 from functions.chain import CHAIN
+from shared.adapters.redis_limits import ClientLimits
 from shared.adapters.saq_queue import SaqQueues
+from shared.db.api_keys import ApiClient
 from shared.context import Context
 from shared.messages import NewOrder, OrderRequest
 from shared.errors import FieldError
@@ -19,6 +23,11 @@ from shared.errors import FieldError
 AUTO_KEY_PREFIX = "auto:"
 """Marks a submission key the engine made up because the client sent none."""
 _decoder = msgspec.json.Decoder(OrderRequest)
+_encoder = msgspec.json.Encoder()
+_REFUSALS = {
+    "rate": "too many orders: over this client's orders per minute",
+    "in_flight": "too many orders in flight: wait for one to finish",
+}
 _FIELD_PATTERNS = (
     re.compile(r"at `\$\.([A-Za-z0-9_]+)"),
     re.compile(r"field `([A-Za-z0-9_]+)`"),
@@ -28,14 +37,21 @@ _FIELD_PATTERNS = (
 class InputError(Exception):
     """What the client sent cannot become an order. `status` is the HTTP status to answer with."""
 
-    def __init__(self, status: int, message: str, field: str | None) -> None:
+    def __init__(self, status: int, message: str, field: str | None, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.retry_after_s = retry_after_s
 
-    def body(self) -> dict[str, str | None]:
-        return {"error": self.message, "field": self.field}
+    def body(self) -> dict[str, str | int | None]:
+        body: dict[str, str | int | None] = {"error": self.message, "field": self.field}
+        if self.retry_after_s is not None:
+            body["retryAfter"] = self.retry_after_s
+        return body
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
 
 
 def field_of(error: msgspec.ValidationError) -> str | None:
@@ -75,34 +91,87 @@ def parse_order_id(text: str) -> str | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    order_id: str
+    status: str
+    repeat: bool = False
+    """True when the idempotency key named an order this client already placed: nothing new was made."""
+
+
+def fingerprint(request: OrderRequest) -> str:
+    return hashlib.sha256(_encoder.encode(request)).hexdigest()
+
+
 class OrderDesk:
-    def __init__(self, ctx: Context, queues: SaqQueues) -> None:
+    def __init__(self, ctx: Context, queues: SaqQueues, limits: ClientLimits) -> None:
         self._ctx = ctx
         self._queues = queues
+        self._limits = limits
 
-    async def submit(self, raw: bytes | str, client_id: str, idempotency_key: str | None = None) -> str:
-        """Store the order and start its pipeline; returns the order id."""
+    async def submit(self, raw: bytes | str, client: ApiClient, idempotency_key: str | None = None) -> Submitted:
+        """Store the order and start its pipeline. A repeat of an idempotency key (header or
+        clientOrderId) returns the original order; the same key with another order is a 409.
+        Over the client's rate or in-flight limit: 429 with a retry delay."""
         request = decode_order(raw)
-        key = idempotency_key or request.client_order_id or f"{AUTO_KEY_PREFIX}{uuid.uuid4().hex}"
-        message = NewOrder(request, client_id, key)
-        step = CHAIN["intake"]
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= 128:
+            raise InputError(422, "Idempotency-Key must be 1 to 128 characters", "Idempotency-Key")
+        explicit = idempotency_key or request.client_order_id
+        key = explicit or f"{AUTO_KEY_PREFIX}{uuid.uuid4().hex}"
+        digest = fingerprint(request)
+        if explicit is not None:
+            repeat = await self._repeat(client.client_id, key, digest, idempotency_key is not None)
+            if repeat is not None:
+                return repeat
+        settings = self._ctx.settings
+        admission = await self._limits.admit(
+            client.client_id, client.orders_per_minute or settings.orders_per_minute,
+            client.max_in_flight or settings.max_in_flight, uuid.uuid4().hex,
+        )
+        if not admission.admitted:
+            raise InputError(429, _REFUSALS[admission.reason], None, retry_after_s=admission.retry_after_s)
         try:
-            result = await step.handle(message, self._ctx)
+            result = await CHAIN["intake"].handle(NewOrder(request, client.client_id, key, digest), self._ctx)
         except FieldError as exc:
+            await self._limits.release(client.client_id, admission.token)
             raise InputError(422, exc.message, exc.field) from None
-        if result is None:
-            existing = await self._ctx.orders.find_by_key(client_id, key)
-            return existing.id
-        await self._queues.send(result)
-        return result.order_id
+        except BaseException:
+            await self._limits.release(client.client_id, admission.token)
+            raise
+        if result is None:  # the same key raced in from another request: that one owns the order
+            await self._limits.release(client.client_id, admission.token)
+            repeat = await self._repeat(client.client_id, key, digest, idempotency_key is not None)
+            return repeat or Submitted("", "unknown")
+        await self._limits.bind(client.client_id, admission.token, result.order_id)
+        try:
+            await self._queues.send(result)
+        except Exception as exc:  # stored and acknowledged: the reconciler moves it on when Redis is back
+            self._ctx.log.warning("order %s stored but not queued (%s); the reconciler will re-drive it",
+                                  result.order_id, exc)
+        return Submitted(result.order_id, "pending")
 
-    async def cancel(self, order_id_text: str, client_id: str) -> str:
-        """Cancel a pending or waiting order; returns its id. InputError 404 if the client has
-        no such order, 409 (nothing changes) if it is already triggered or finished."""
+    async def _repeat(self, client_id: str, key: str, digest: str, from_header: bool) -> Submitted | None:
+        existing = await self._ctx.orders.find_by_key(client_id, key)
+        if existing is None:
+            return None
+        if existing.request_hash is not None and existing.request_hash != digest:
+            field = "Idempotency-Key" if from_header else "clientOrderId"
+            raise InputError(409, f"{field} {key[:64]!r} was already used for a different order", field)
+        return Submitted(existing.id, existing.status.value, repeat=True)
+
+    async def owned(self, order_id_text: str, client_id: str):
+        """The client's order with this id, or InputError 404 (also for other clients' orders:
+        whether an id exists is nobody else's business)."""
         order_id = parse_order_id(order_id_text)
         order = None if order_id is None else await self._ctx.orders.get(order_id)
         if order is None or order.client_id != client_id:
             raise InputError(404, "order not found", "orderId")
+        return order
+
+    async def cancel(self, order_id_text: str, client_id: str) -> str:
+        """Cancel a pending or waiting order; returns its id. InputError 404 if the client has
+        no such order, 409 (nothing changes) if it is already triggered or finished."""
+        order_id = (await self.owned(order_id_text, client_id)).id
         if await trigger.cancel(order_id, self._ctx) is None:
             current = (await self._ctx.orders.get(order_id)).status
             raise InputError(409, f"order is {current}: only pending or waiting orders can be cancelled", "orderId")

@@ -7,6 +7,8 @@ handler. Bad messages get an `error` message and the socket stays usable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -14,9 +16,11 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from local_runtime.bootstrap import Engine
-from local_runtime.http_api import ANONYMOUS_CLIENT
+from local_runtime.auth import authenticate, presented_key
+from local_runtime.outages import SERVICE_ERRORS, unavailable_message
 from local_runtime.streaming import follow_order
-from local_runtime.submission import CancelAction, InputError, OrderDesk, decode_body, parse_order_id
+from local_runtime.submission import CancelAction, InputError, OrderDesk, decode_body
+from shared.db.api_keys import ApiClient
 from shared.events import Event, encode_event
 
 OUTBOX_SIZE = 1024
@@ -60,56 +64,135 @@ async def _read_text(socket: WebSocket) -> str | None:
     return message.get("text")
 
 
+async def _authenticated(socket: WebSocket) -> ApiClient | None:
+    """The socket's client; on a bad key an error message, close 1008, and None."""
+    try:
+        client = await authenticate(socket.app.state.api_keys, presented_key(socket))
+    except InputError as exc:
+        await socket.send_text(_error(exc.message, exc.field, status=exc.status).decode())
+        await socket.close(code=1008)
+        return None
+    except SERVICE_ERRORS as exc:
+        await socket.send_text(_error(unavailable_message(exc), None, status=503).decode())
+        await socket.close(code=1011)
+        return None
+    return client
+
+
+class SocketSlots:
+    """Open sockets per client in this process (`ws_max_sockets_per_client`)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._open: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def hold(self, client_id: str) -> Iterator[bool]:
+        if self._open.get(client_id, 0) >= self._limit:
+            yield False
+            return
+        self._open[client_id] = self._open.get(client_id, 0) + 1
+        try:
+            yield True
+        finally:
+            self._open[client_id] -= 1
+            if not self._open[client_id]:
+                del self._open[client_id]
+
+
 @websocket("/api/orders/execute")
 async def execute_socket(socket: WebSocket) -> None:
     """Send an order as JSON (same body as POST /api/orders/execute); receive its events until terminal."""
+    await socket.accept()
+    client = await _authenticated(socket)
+    if client is None:
+        return
+    slots: SocketSlots = socket.app.state.socket_slots
+    with slots.hold(client.client_id) as admitted:
+        if not admitted:
+            await socket.send_text(_error("too many open sockets for this client", None, status=429).decode())
+            await socket.close(code=1008)
+            return
+        await _serve_orders(socket, client)
+
+
+async def _serve_orders(socket: WebSocket, client: ApiClient) -> None:
     engine: Engine = socket.app.state.engine
     desk: OrderDesk = socket.app.state.desk
-    await socket.accept()
+    settings = engine.settings
     outbox = Outbox(socket)
+    following: set[asyncio.Task] = set()
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(outbox.run())
             while True:
-                text = await _read_text(socket)
+                try:
+                    async with asyncio.timeout(settings.ws_idle_timeout_s):
+                        text = await _read_text(socket)
+                except TimeoutError:
+                    if following:
+                        continue  # orders still in progress: not idle
+                    await outbox.put(_error("idle timeout: closing", None, status=408))
+                    await outbox.drain()
+                    await socket.close(code=1000)
+                    return
                 if text is None:
                     await outbox.put(_error("send orders as text frames of JSON", None))
+                    continue
+                if len(text) > settings.ws_max_message_bytes:
+                    await outbox.put(_error(f"message too large: at most {settings.ws_max_message_bytes} bytes",
+                                            None, status=413))
                     continue
                 try:
                     if '"action"' in text:
                         action = decode_body(text, CancelAction, _cancel_decoder)
-                        cancelled = await desk.cancel(action.order_id, ANONYMOUS_CLIENT)
+                        cancelled = await desk.cancel(action.order_id, client.client_id)
                         await outbox.put(_encoder.encode({"type": "cancelled", "orderId": cancelled}))
                         continue
-                    order_id = await desk.submit(text, ANONYMOUS_CLIENT)
+                    done = await desk.submit(text, client)
                 except InputError as exc:
-                    await outbox.put(_error(exc.message, exc.field, status=exc.status))
+                    await outbox.put(_error(exc.message, exc.field, status=exc.status, **_retry(exc)))
                     continue
-                tasks.create_task(follow_order(order_id, 0, socket.app.state.hub, engine.ctx.orders, outbox.deliver))
+                except SERVICE_ERRORS as exc:
+                    await outbox.put(_error(unavailable_message(exc), None, status=503))
+                    continue
+                task = tasks.create_task(
+                    follow_order(done.order_id, 0, socket.app.state.hub, engine.ctx.orders, outbox.deliver)
+                )
+                following.add(task)
+                task.add_done_callback(following.discard)
     except* (WebSocketDisconnect, OSError):
         pass
+
+
+def _retry(exc: InputError) -> dict[str, int]:
+    return {} if exc.retry_after_s is None else {"retryAfter": exc.retry_after_s}
 
 
 @websocket("/api/orders/{order_id:str}/stream")
 async def stream_socket(socket: WebSocket, order_id: str) -> None:
     """Replays stored events after `?after=N` (default 0), then live ones until the terminal event."""
     engine: Engine = socket.app.state.engine
+    desk: OrderDesk = socket.app.state.desk
     await socket.accept()
-    parsed = parse_order_id(order_id)
+    client = await _authenticated(socket)
+    if client is None:
+        return
     after_text = socket.query_params.get("after", "0")
     after = int(after_text) if after_text.isdigit() else -1
-    order = None if parsed is None else await engine.ctx.orders.get(parsed)
-    if order is None or after < 0:
-        field = "orderId" if order is None else "after"
-        message = "order not found" if order is None else "after must be a non-negative integer"
-        await socket.send_text(_error(message, field).decode())
+    try:
+        order = await desk.owned(order_id, client.client_id)
+        if after < 0:
+            raise InputError(422, "after must be a non-negative integer", "after")
+    except InputError as exc:
+        await socket.send_text(_error(exc.message, exc.field, status=exc.status).decode())
         await socket.close(code=1008)
         return
     outbox = Outbox(socket)
     try:
         async with asyncio.TaskGroup() as tasks:
             writer = tasks.create_task(outbox.run())
-            await follow_order(parsed, after, socket.app.state.hub, engine.ctx.orders, outbox.deliver)
+            await follow_order(order.id, after, socket.app.state.hub, engine.ctx.orders, outbox.deliver)
             await outbox.drain()
             writer.cancel()
         await socket.close()

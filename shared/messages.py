@@ -71,6 +71,8 @@ class NewOrder(msgspec.Struct, frozen=True):
     request: OrderRequest
     client_id: str
     submission_key: str
+    request_hash: str | None = None
+    """Fingerprint of the request: the same key with a different order is a conflict."""
 
 
 class ArmRequest(msgspec.Struct, frozen=True, tag=True):

@@ -1,10 +1,19 @@
-"""Publishing stored events on Redis pub/sub, one channel per order."""
+"""Publishing stored events on Redis pub/sub, one channel per order.
+
+An event that ends the order's active life (terminal, or resting as `waiting`) also
+settles its in-flight slot (per-client admission, shared/adapters/redis_limits.py) in the
+same round trip.
+"""
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from shared.adapters.redis_limits import SETTLE_SCRIPT, inflight_prefix, owner_key
 from shared.events import Event, encode_event
+from shared.states import TERMINAL_STATUSES, Status
+
+SETTLING_STATUSES = TERMINAL_STATUSES | {Status.WAITING}
 
 
 def event_channel(namespace: str, order_id: str) -> str:
@@ -15,6 +24,15 @@ class RedisPublisher:
     def __init__(self, redis: Redis, namespace: str) -> None:
         self._redis = redis
         self._namespace = namespace
+        self._settle = redis.register_script(SETTLE_SCRIPT)
 
     async def publish(self, event: Event) -> None:
-        await self._redis.publish(event_channel(self._namespace, event.order_id), encode_event(event))
+        channel = event_channel(self._namespace, event.order_id)
+        if event.status not in SETTLING_STATUSES:
+            await self._redis.publish(channel, encode_event(event))
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.publish(channel, encode_event(event))
+            await self._settle(keys=[owner_key(self._namespace, event.order_id)],
+                               args=[inflight_prefix(self._namespace), event.order_id], client=pipe)
+            await pipe.execute()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from decimal import Decimal
+from functools import lru_cache
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/dex_engine"
@@ -59,11 +61,29 @@ class Settings:
     trigger_poll_ms: int = 200
     """How often expiries are checked (price triggers run on every price change)."""
     default_slippage_bps: int = 50
+    dev_api_key: str = ""
+    """The development key the local runtime registers (client "dev") and prints at start-up;
+    empty: a new random key each start."""
+    orders_per_minute: int = 100
+    """Default per-client rate limit (a key may carry its own)."""
+    max_in_flight: int = 10
+    """Default per-client orders submitted and not yet finished or resting."""
+    max_order_sizes: str = "SOL=20000,USDC=5000000,USDT=5000000,BONK=100000000000,JUP=5000000"
+    """Largest order per asset sold, in whole tokens: SYMBOL=amount, comma-separated."""
+    ws_max_message_bytes: int = 16_384
+    ws_max_sockets_per_client: int = 100
+    """Per web process."""
+    ws_idle_timeout_s: int = 300
+    """A socket with no message from the client and no order in progress is closed after this."""
     reconcile_interval_s: int = 10
     """How often the reconciler looks in PostgreSQL for stuck orders (1–59 s, or whole minutes)."""
     stall_grace_s: int = 5
     """Slack on top of a step's timeouts × attempts before its order counts as stuck."""
     sim: SimulationSettings = field(default_factory=SimulationSettings)
+
+    def max_order(self, symbol: str) -> Decimal | None:
+        """The largest order (whole tokens) selling `symbol`, or None for no per-asset limit."""
+        return _order_sizes(self.max_order_sizes).get(symbol.upper())
 
     def step_deadline_s(self, step: str) -> int:
         """How long an order may sit in front of `step` before the reconciler re-drives it: the
@@ -72,6 +92,18 @@ class Settings:
 
     def with_changes(self, **changes) -> Settings:
         return replace(self, **changes)
+
+
+@lru_cache(maxsize=8)
+def _order_sizes(text: str) -> dict[str, Decimal]:
+    sizes = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        symbol, _, amount = item.partition("=")
+        try:
+            sizes[symbol.strip().upper()] = Decimal(amount.strip())
+        except ArithmeticError:
+            raise ValueError(f"setting DEX_MAX_ORDER_SIZES: {item!r} is not SYMBOL=amount") from None
+    return sizes
 
 
 _ENV_PREFIX = "DEX_"
@@ -110,4 +142,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         name = _TOP_LEVEL_ALIASES.get(f.name, _ENV_PREFIX + f.name.upper())
         if name in env:
             values[f.name] = _convert(env[name], getattr(defaults, f.name), name)
-    return replace(defaults, **values)
+    settings = replace(defaults, **values)
+    _order_sizes(settings.max_order_sizes)  # a malformed list fails at start-up, not on an order
+    return settings

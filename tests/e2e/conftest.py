@@ -23,6 +23,8 @@ def runtime() -> Iterator[Runtime]:
             "DEX_WORKER_CONCURRENCY": "50",
             "DEX_SIM_DRIFT_INTERVAL_MS": "0",  # prices move only when a test moves them
             "DEX_TRIGGER_POLL_MS": "100",
+            "DEX_ORDERS_PER_MINUTE": "100000",  # the development client is not what these tests limit
+            "DEX_MAX_IN_FLIGHT": "10000",
         }
     ).start()
     yield server

@@ -10,14 +10,19 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import httpx
 import websockets
 
+from shared.db.api_keys import PgApiKeys
+
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
+E2E_API_KEY = "dex_e2e-development-key"
+"""The runtime's development key in e2e tests (DEX_DEV_API_KEY)."""
 
 
 def free_port() -> int:
@@ -31,7 +36,9 @@ class Runtime:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws_base = f"ws://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env, "PORT": str(self.port)}
+        self.env = {"DEX_DEV_API_KEY": E2E_API_KEY, **os.environ, **env, "PORT": str(self.port)}
+        self.api_key = self.env["DEX_DEV_API_KEY"]
+        self.headers = {"X-API-Key": self.api_key}
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> Runtime:
@@ -63,17 +70,29 @@ class Runtime:
 
     # --- the API, as a client uses it ---
     def post_order(self, body: bytes | dict, headers: dict | None = None) -> httpx.Response:
+        """POST an order with the development key (unless `headers` carries another X-API-Key)."""
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return httpx.post(f"{self.base}/api/orders/execute", content=content, headers=headers, timeout=10)
+        return httpx.post(f"{self.base}/api/orders/execute", content=content, headers={**self.headers, **(headers or {})},
+                          timeout=10)
 
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(f"{self.base}{path}", timeout=10)
+    def get(self, path: str, key: str | None = None) -> httpx.Response:
+        return httpx.get(f"{self.base}{path}", headers={"X-API-Key": key or self.api_key}, timeout=10)
 
     def post(self, path: str, body: dict) -> httpx.Response:
-        return httpx.post(f"{self.base}{path}", json=body, timeout=10)
+        return httpx.post(f"{self.base}{path}", json=body, headers=self.headers, timeout=10)
 
-    def delete(self, path: str) -> httpx.Response:
-        return httpx.delete(f"{self.base}{path}", timeout=10)
+    def delete(self, path: str, key: str | None = None) -> httpx.Response:
+        return httpx.delete(f"{self.base}{path}", headers={"X-API-Key": key or self.api_key}, timeout=10)
+
+    async def create_key(self, client_id: str, orders_per_minute: int | None = None,
+                         max_in_flight: int | None = None) -> str:
+        """A new API key for `client_id`, stored as the runtime stores keys (hashed)."""
+        pool = await asyncpg.create_pool(self.env["DATABASE_URL"], min_size=1, max_size=1)
+        try:
+            return await PgApiKeys(pool).create(client_id, datetime.now(UTC), orders_per_minute=orders_per_minute,
+                                                max_in_flight=max_in_flight)
+        finally:
+            await pool.close()
 
     def wait_for_status(self, order_id: str, wanted: set[str], seconds: float = 10) -> dict:
         deadline = time.monotonic() + seconds
@@ -105,5 +124,6 @@ async def receive_until_terminal(socket, timeout: float = 20) -> list[dict]:
             return events
 
 
-def connect(url: str):
-    return websockets.connect(url, max_size=2**20)
+def connect(url: str, api_key: str | None = E2E_API_KEY):
+    headers = {} if api_key is None else {"X-API-Key": api_key}
+    return websockets.connect(url, max_size=2**20, additional_headers=headers)
