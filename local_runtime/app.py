@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
@@ -46,7 +47,8 @@ The local runtime prints a development key at start-up.
 def invalid_parameter(_: Request, exc: ValidationException) -> Response:
     """Litestar's own parameter checks (query and path types, ranges) in the engine's error shape."""
     extra = exc.extra if isinstance(exc.extra, list) else []
-    field = extra[0].get("key") if extra and isinstance(extra[0], dict) else None
+    key = extra[0].get("key") if extra and isinstance(extra[0], dict) else None
+    field = None if key is None else re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key)  # the API's camelCase
     message = extra[0].get("message", exc.detail) if extra and isinstance(extra[0], dict) else exc.detail
     return Response({"error": f"{field}: {message}" if field else message, "field": field}, status_code=400)
 
