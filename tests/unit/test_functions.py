@@ -87,6 +87,7 @@ async def test_a_min_amount_out_no_venue_can_give_fails_at_routing_with_slippage
         ({"amount": "abc"}, "amount"),
         ({"amount": "1.0000000001"}, "amount"),
         ({"amount": "99999999999999999999999"}, "amount"),
+        ({"amount": "20000.000000001"}, "amount"),  # over the default largest SOL order
         ({"min_amount_out": "abc"}, "minAmountOut"),
         ({"min_amount_out": "0.0000001"}, "minAmountOut"),  # USDC has 6 decimals
     ],

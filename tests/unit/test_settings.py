@@ -104,3 +104,20 @@ def test_default_simulated_delays_put_submit_to_confirm_between_2_and_3_seconds(
     fastest = slowest_quote_ms + fixed_ms
     slowest = slowest_quote_ms + sim.quote_jitter_ms + fixed_ms + sim.confirm_jitter_ms
     assert 2_000 <= fastest <= slowest <= 3_000
+
+
+def test_maximum_order_sizes_are_read_per_asset() -> None:
+    settings = load_settings({"DEX_MAX_ORDER_SIZES": "SOL=10, usdc=2500.5"})
+    assert settings.max_order("SOL") == 10
+    assert str(settings.max_order("usdc")) == "2500.5"
+    assert settings.max_order("JUP") is None
+
+
+def test_a_malformed_order_size_list_fails_at_start_up() -> None:
+    with pytest.raises(ValueError, match="DEX_MAX_ORDER_SIZES"):
+        load_settings({"DEX_MAX_ORDER_SIZES": "SOL=lots"})
+
+
+def test_step_deadlines_cover_every_attempt_timing_out() -> None:
+    settings = load_settings({"DEX_EXECUTE_JOB_TIMEOUT_S": "20", "DEX_JOB_ATTEMPTS": "3", "DEX_STALL_GRACE_S": "4"})
+    assert settings.step_deadline_s("execute") == 64

@@ -1,0 +1,116 @@
+"""The reconciler on fakes: which orders count as stuck, and the message that moves each on."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from functions import execute, intake, quote, reconcile, route, trigger
+from shared.messages import (
+    ArmRequest, ExecuteRequest, ExpireRequest, LimitOrderRequest, MarketOrderRequest, NewOrder, QuoteRequest,
+    TriggerFired,
+)
+from shared.states import Status
+from tests.fakes import fake_context
+
+MARKET = MarketOrderRequest(side="sell", base_asset="SOL", quote_asset="USDC", amount="1")
+LIMIT = LimitOrderRequest(side="sell", base_asset="SOL", quote_asset="USDC", amount="1", limit_price="100",
+                          expires_at=60)
+
+
+async def advance_past_deadlines(ctx, seconds: int = 3_600):
+    """Let `seconds` pass on the fake clock; returns the new 'now'."""
+    ctx.clock._now += timedelta(seconds=seconds)
+    return ctx.clock.now()
+
+
+async def test_fresh_orders_are_left_alone():
+    ctx = fake_context()
+    await intake.handle(NewOrder(MARKET, "c", "k"), ctx)
+    assert await reconcile.stalled(ctx, ctx.clock.now()) == []
+
+
+async def test_each_pipeline_status_gets_the_message_for_the_step_in_front_of_it():
+    ctx = fake_context()
+    pending = await intake.handle(NewOrder(MARKET, "c", "pending"), ctx)
+    to_route = await quote.handle(await intake.handle(NewOrder(MARKET, "c", "routing"), ctx), ctx)
+    to_execute = await route.handle(
+        await quote.handle(await intake.handle(NewOrder(MARKET, "c", "routed"), ctx), ctx), ctx)
+    arm = await intake.handle(NewOrder(LIMIT, "c", "limit"), ctx)
+    now = await advance_past_deadlines(ctx)
+
+    by_order = {m.order_id: m for m in await reconcile.stalled(ctx, now)}
+
+    assert by_order[pending.order_id] == pending  # pending market: quote again
+    assert isinstance(by_order[to_route.order_id], QuoteRequest)  # routing: quote finds its stored quotes
+    assert by_order[to_execute.order_id] == to_execute  # routed: execute the stored plan
+    assert by_order[arm.order_id] == ArmRequest(arm.order_id)  # pending limit: arm it
+
+
+async def test_re_driving_a_stuck_order_finishes_it_once():
+    ctx = fake_context()
+    to_execute = await route.handle(
+        await quote.handle(await intake.handle(NewOrder(MARKET, "c", "k"), ctx), ctx), ctx)
+    await execute.handle(to_execute, ctx)  # confirmed
+    [signature] = ctx.chain._ledger.landed
+    now = await advance_past_deadlines(ctx)
+    assert await reconcile.stalled(ctx, now) == []  # terminal orders are never re-driven
+    assert list(ctx.chain._ledger.landed) == [signature]
+
+
+async def test_a_submitted_order_is_re_driven_to_execute_and_lands_once():
+    ctx = fake_context()
+    to_execute = await route.handle(
+        await quote.handle(await intake.handle(NewOrder(MARKET, "c", "k"), ctx), ctx), ctx)
+    order_id = to_execute.order_id
+    await ctx.record(order_id, Status.BUILDING, {})
+    await ctx.record(order_id, Status.SUBMITTED, {})  # the worker died here
+    now = await advance_past_deadlines(ctx)
+    [message] = await reconcile.stalled(ctx, now)
+    assert isinstance(message, ExecuteRequest)
+    await execute.handle(message, ctx)
+    await execute.handle(message, ctx)  # and a late redelivery of the original job
+    assert (await ctx.orders.get(order_id)).status == Status.CONFIRMED
+    assert len(ctx.chain._ledger.landed) == 1
+
+
+async def test_a_triggered_order_is_re_driven_with_its_stored_trigger():
+    ctx = fake_context()
+    arm = await intake.handle(NewOrder(LIMIT, "c", "k"), ctx)
+    await trigger.handle(arm, ctx)
+    await trigger.handle(TriggerFired(arm.order_id, {"venue": "raydium", "price": "150"}), ctx)
+    now = await advance_past_deadlines(ctx)
+    [message] = await reconcile.stalled(ctx, now)
+    assert message == TriggerFired(arm.order_id, {"venue": "raydium", "price": "150"})
+    assert isinstance(await trigger.handle(message, ctx), QuoteRequest)
+
+
+async def test_deadlines_follow_each_steps_timeouts():
+    ctx = fake_context()
+    settings = ctx.settings
+    to_execute = await route.handle(
+        await quote.handle(await intake.handle(NewOrder(MARKET, "c", "routed"), ctx), ctx), ctx)
+    pending = await intake.handle(NewOrder(MARKET, "c", "pending"), ctx)
+    quote_deadline = settings.step_deadline_s("quote")
+    assert settings.step_deadline_s("execute") > quote_deadline
+    now = await advance_past_deadlines(ctx, quote_deadline + 1)
+    stuck = {m.order_id for m in await reconcile.stalled(ctx, now)}
+    assert pending.order_id in stuck and to_execute.order_id not in stuck  # execute gets longer
+
+
+async def test_waiting_orders_past_expiry_are_expired_and_others_keep_resting():
+    ctx = fake_context()
+    arm = await intake.handle(NewOrder(LIMIT, "c", "k"), ctx)
+    await trigger.handle(arm, ctx)
+    assert await reconcile.stalled(ctx, ctx.clock.now()) == []
+    now = await advance_past_deadlines(ctx, 60 + ctx.settings.stall_grace_s + 1)
+    assert await reconcile.stalled(ctx, now) == [ExpireRequest(arm.order_id)]
+
+
+async def test_the_trigger_index_is_rebuilt_once_after_it_was_lost():
+    ctx = fake_context()
+    for n in range(3):
+        await trigger.handle(await intake.handle(NewOrder(LIMIT, "c", f"k{n}"), ctx), ctx)
+    ctx.triggers.armed.clear()  # Redis lost the index
+    assert await reconcile.rearm_if_lost(ctx) == 3
+    assert len(ctx.triggers.armed) == 3
+    assert await reconcile.rearm_if_lost(ctx) == 0  # intact now: no second rebuild
