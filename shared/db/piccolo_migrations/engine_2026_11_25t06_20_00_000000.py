@@ -1,7 +1,6 @@
 """Constraints Piccolo's auto migrations cannot express: composite unique keys and partial indexes."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.engine import engine_finder
+from shared.db.ddl_migration import ddl_forwards
 
 ID = "2026-11-25T06:20:00:000000"
 VERSION = "1.38.0"
@@ -16,13 +15,4 @@ STATEMENTS = (
 )
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="engine", description=DESCRIPTION)
-
-    async def run():
-        engine = engine_finder()
-        for statement in STATEMENTS:
-            await engine.run_ddl(statement)
-
-    manager.add_raw(run)
-    return manager
+forwards = ddl_forwards(ID, DESCRIPTION, STATEMENTS)
