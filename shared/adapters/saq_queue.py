@@ -46,6 +46,19 @@ class HostedWorker(Worker):
     SIGNALS: list = []
 
 
+class EngineQueue(RedisQueue):
+    """SAQ's Redis queue, with a sweep that does not wait 5 s per stuck job for an abort the
+    dead worker will never acknowledge (SAQ sweeps stuck jobs one by one: 20 jobs left by a
+    killed worker took 100 s to come back). A live worker that overran its timeout is
+    aborted all the same; if its run overlaps the retry, the steps' conditional transitions
+    make that harmless."""
+
+    SWEEP_ABORT_WAIT_S = 0.2
+
+    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        return await super().sweep(lock, abort=self.SWEEP_ABORT_WAIT_S)
+
+
 class SaqQueues:
     """The queue port on SAQ: `send(step, message)` and the workers that consume each queue."""
 
@@ -53,9 +66,9 @@ class SaqQueues:
         self._settings = settings
         # BLMOVE holds a connection per waiting job slot: each queue gets its own pool.
         size = settings.worker_concurrency + 16
-        self.maintenance = RedisQueue(new_redis(settings.redis_url, 8), name=f"{settings.namespace}:maintenance")
+        self.maintenance = EngineQueue(new_redis(settings.redis_url, 8), name=f"{settings.namespace}:maintenance")
         self.queues = {
-            name: RedisQueue(
+            name: EngineQueue(
                 new_redis(settings.redis_url, size),
                 name=f"{settings.namespace}:{name}",
                 max_concurrent_ops=settings.worker_concurrency,
@@ -71,13 +84,15 @@ class SaqQueues:
         for queue in (*self.queues.values(), self.maintenance):
             await queue.disconnect()
 
-    async def send(self, message: Any) -> None:
-        """Enqueue `message` for the function the chain table gives it to."""
+    async def send(self, message: Any, redrive: bool = False) -> None:
+        """Enqueue `message` for the function the chain table gives it to. The job key dedupes
+        deliveries of one step for one order; a re-drive by the reconciler has a key of its own,
+        so a job left "active" by a killed worker cannot block it."""
         settings = self._settings
         step = step_for(message)
         await self.queues[step].enqueue(
             step,
-            key=f"{step}:{message_key(message)}",
+            key=f"{step}:{message_key(message)}{':redrive' if redrive else ''}",
             timeout=step_timeout_s(settings, step) + JOB_TIMEOUT_MARGIN_S,
             retries=settings.job_attempts,
             retry_delay=settings.job_retry_delay_ms / 1000,
@@ -136,7 +151,7 @@ class SaqQueues:
             rearmed = await reconcile.rearm_if_lost(ctx)
             messages = await reconcile.stalled(ctx, ctx.clock.now())
             for message in messages:
-                await self.send(message)
+                await self.send(message, redrive=True)
             if messages:
                 log.warning("reconciler re-drove %d stuck orders: %s", len(messages),
                             ", ".join(f"{step_for(m)}:{message_key(m)}" for m in messages[:20]))

@@ -32,7 +32,8 @@ def free_port() -> int:
 
 
 class Runtime:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
+        self.args = args
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws_base = f"ws://127.0.0.1:{self.port}"
@@ -44,7 +45,7 @@ class Runtime:
     def start(self, timeout: float = 30) -> Runtime:
         self.log = open(ROOT / ".pytest-runtime.log", "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "local_runtime", "start"], cwd=ROOT, env=self.env,
+            [sys.executable, "-m", "local_runtime", "start", *self.args], cwd=ROOT, env=self.env,
             stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
