@@ -10,11 +10,11 @@ handler names its successor.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from functions import execute, intake, quote, route, trigger
 from shared.context import Context
 from shared.messages import ExecuteRequest, NewOrder, QuoteRequest, RouteRequest, TriggerMessage
 from shared.states import Status
@@ -23,18 +23,23 @@ from shared.states import Status
 @dataclass(frozen=True, slots=True)
 class Step:
     name: str
-    handle: Callable[[Any, Context], Awaitable[Any]]
     message_type: Any
+
+    @property
+    def handle(self) -> Callable[[Any, Context], Awaitable[Any]]:
+        """The function's `handle`, imported on first use: a host (a cloud function's artifact)
+        loads only the functions it runs."""
+        return importlib.import_module(f"functions.{self.name}").handle
 
 
 CHAIN: dict[str, Step] = {
     step.name: step
     for step in (
-        Step("intake", intake.handle, NewOrder),
-        Step("trigger", trigger.handle, TriggerMessage),
-        Step("quote", quote.handle, QuoteRequest),
-        Step("route", route.handle, RouteRequest),
-        Step("execute", execute.handle, ExecuteRequest),
+        Step("intake", NewOrder),
+        Step("trigger", TriggerMessage),
+        Step("quote", QuoteRequest),
+        Step("route", RouteRequest),
+        Step("execute", ExecuteRequest),
     )
 }
 

@@ -20,7 +20,7 @@ from local_runtime.hub import EventHub
 from local_runtime.outages import SERVICE_ERRORS, service_unavailable
 from local_runtime.quote_api import get_quote
 from local_runtime.sim_api import SIM_ROUTES
-from local_runtime.submission import InputError, OrderDesk
+from shared.submission import InputError, OrderDesk
 from local_runtime.ws_api import SOCKETS, SocketSlots
 from shared.adapters.redis_limits import ClientLimits
 from shared.db.api_keys import PgApiKeys

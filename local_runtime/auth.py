@@ -10,8 +10,8 @@ from pathlib import Path
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from local_runtime.submission import InputError
-from shared.db.api_keys import ApiClient, PgApiKeys, new_key
+from shared.db.api_keys import PgApiKeys, new_key
+from shared.submission import authenticate
 from shared.settings import Settings
 
 API_KEY_HEADER = "x-api-key"
@@ -23,16 +23,6 @@ DEV_KEY_FILE = Path(__file__).resolve().parent.parent / ".dev-api-key"
 
 def presented_key(connection: ASGIConnection) -> str | None:
     return connection.headers.get(API_KEY_HEADER) or connection.query_params.get(API_KEY_QUERY)
-
-
-async def authenticate(keys: PgApiKeys, key: str | None) -> ApiClient:
-    """The client the key belongs to, or InputError 401 naming the header."""
-    if not key:
-        raise InputError(401, "an API key is required: send it in the X-API-Key header (or ?apiKey=)", "X-API-Key")
-    client = await keys.client(key) if len(key) <= 128 else None
-    if client is None:
-        raise InputError(401, "unknown or revoked API key", "X-API-Key")
-    return client
 
 
 async def api_key_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:

@@ -1,16 +1,11 @@
-"""The composition root: builds the real Context (PostgreSQL, Redis, simulated world) once per process."""
+"""The local runtime's composition root: the world (shared/wiring.py), SAQ queues, workers and watchers."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import os
-import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import asyncpg
 from redis.asyncio import Redis
@@ -18,34 +13,11 @@ from saq import Worker
 
 from local_runtime.watchers import PriceWatcher
 from shared.adapters.redis_triggers import RedisTriggerIndex
-from shared.adapters.saq_queue import SaqQueues, new_redis
-from shared.chain import SimulatedChain
+from shared.adapters.saq_queue import SaqQueues
 from shared.context import Context
-from shared.db.repository import PgLedger, PgOrderRepository
-from shared.publisher import RedisPublisher
 from shared.settings import Settings
-from shared.tokens import TokenRegistry
 from shared.venues.market import Market
-from shared.venues.simulated import SimulatedVenues
-
-log = logging.getLogger("engine")
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-class TimeOrderedIds:
-    """UUIDs whose first 48 bits are the millisecond time (as UUIDv7): new orders land at the
-    right end of the primary-key index instead of all over it."""
-
-    def order_id(self) -> str:
-        millis = time.time_ns() // 1_000_000
-        raw = bytearray(millis.to_bytes(6, "big") + os.urandom(10))
-        raw[6] = (raw[6] & 0x0F) | 0x70
-        raw[8] = (raw[8] & 0x3F) | 0x80
-        return str(uuid.UUID(bytes=bytes(raw)))
+from shared.wiring import connect_world
 
 
 @dataclass
@@ -91,29 +63,9 @@ class Engine:
 
 
 async def start_engine(settings: Settings) -> Engine:
-    pool = await asyncpg.create_pool(
-        settings.database_url, min_size=2, max_size=settings.db_pool_size, timeout=5, command_timeout=30
-    )
-    redis = new_redis(settings.redis_url, settings.redis_pool_size)
-    clock = SystemClock()
-    market = Market(seed=settings.sim.seed)
-    venues = SimulatedVenues(market, settings.sim, now_s=time.time, sleep=asyncio.sleep)
-    chain = SimulatedChain(venues, PgLedger(pool, clock.now), settings.sim, sleep=asyncio.sleep)
-    triggers = RedisTriggerIndex(redis, settings.namespace)
-    tokens = TokenRegistry()
-    ctx = Context(
-        orders=PgOrderRepository(pool),
-        publisher=RedisPublisher(redis, settings.namespace),
-        triggers=triggers,
-        venues=venues,
-        chain=chain,
-        tokens=tokens,
-        clock=clock,
-        ids=TimeOrderedIds(),
-        settings=settings,
-        log=log,
-    )
+    world = await connect_world(settings)
     queues = SaqQueues(settings)
     await queues.connect()
-    watcher = PriceWatcher(market, venues, tokens, triggers, queues, clock)
-    return Engine(settings, pool, redis, ctx, queues, market, triggers, watcher)
+    ctx = world.ctx
+    watcher = PriceWatcher(world.market, ctx.venues, ctx.tokens, world.triggers, queues, ctx.clock)
+    return Engine(settings, world.pool, world.redis, ctx, queues, world.market, world.triggers, watcher)

@@ -9,8 +9,8 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 
 from local_runtime.bootstrap import Engine
-from local_runtime.submission import InputError, OrderDesk
-from local_runtime.views import order_view
+from shared.submission import InputError, OrderDesk
+from shared.views import order_view
 from shared.events import Event
 
 def error_response(status: int, message: str, field: str | None = None) -> Response:

@@ -10,7 +10,7 @@ from litestar.datastructures import State
 
 from local_runtime.bootstrap import Engine
 from local_runtime.http_api import error_response
-from local_runtime.submission import InputError, decode_body
+from shared.submission import InputError, decode_body
 from shared.errors import FieldError
 from shared.tokens import Token, check_mint, format_decimal, parse_amount
 from shared.triggers import parse_price

@@ -16,10 +16,10 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from local_runtime.bootstrap import Engine
-from local_runtime.auth import authenticate, presented_key
+from local_runtime.auth import presented_key
 from local_runtime.outages import SERVICE_ERRORS, unavailable_message
 from local_runtime.streaming import follow_order
-from local_runtime.submission import CancelAction, InputError, OrderDesk, decode_body
+from shared.submission import CancelAction, InputError, OrderDesk, authenticate, decode_body
 from shared.db.api_keys import ApiClient
 from shared.events import Event, encode_event
 

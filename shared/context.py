@@ -32,6 +32,13 @@ class Publisher(Protocol):
     async def publish(self, event: Event) -> None: ...
 
 
+class Queues(Protocol):
+    """The queue port: hands a step's message to the function the chain table names (SAQ
+    locally, SQS in the cloud)."""
+
+    async def send(self, message: Any, redrive: bool = False) -> None: ...
+
+
 class TriggerIndex(Protocol):
     """Resting orders, indexed so a price change or launch touches only the orders it concerns."""
 

@@ -75,6 +75,12 @@ class Settings:
     """Per web process."""
     ws_idle_timeout_s: int = 300
     """A socket with no message from the client and no order in progress is closed after this."""
+    queue_backend: str = "saq"
+    """How steps reach the next function: "saq" (Redis, local workers) or "sqs" (cloud queues)."""
+    sqs_queue_urls: str = ""
+    """step=url pairs, comma-separated: trigger, quote, route and execute queues."""
+    sqs_endpoint_url: str = ""
+    """An SQS endpoint other than AWS's (a local emulator)."""
     reconcile_interval_s: int = 10
     """How often the reconciler looks in PostgreSQL for stuck orders (1–59 s, or whole minutes)."""
     stall_grace_s: int = 5

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from redis.asyncio import BlockingConnectionPool, Redis
 from saq import CronJob, Worker
 from saq.queue.redis import RedisQueue
 
@@ -21,6 +20,7 @@ from functions import reconcile
 from functions.chain import CHAIN, Step, give_up, message_key, step_for
 from shared.context import Context, current_attempt
 from shared.settings import Settings
+from shared.wiring import new_redis
 
 log = logging.getLogger("engine.saq")
 
@@ -31,11 +31,6 @@ JOB_TIMEOUT_MARGIN_S = 5
 
 def step_timeout_s(settings: Settings, step: str) -> int:
     return getattr(settings, f"{step}_job_timeout_s")
-
-
-def new_redis(url: str, max_connections: int) -> Redis:
-    """A client whose pool waits for a free connection instead of raising when it runs out."""
-    return Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=30))
 
 
 class HostedWorker(Worker):

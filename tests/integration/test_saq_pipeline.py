@@ -8,7 +8,7 @@ import dataclasses
 import pytest_asyncio
 
 from local_runtime.bootstrap import start_engine
-from local_runtime.submission import OrderDesk
+from shared.submission import OrderDesk
 from shared.adapters.redis_limits import ClientLimits
 from shared.db.api_keys import ApiClient
 from shared.states import TERMINAL_STATUSES, Status

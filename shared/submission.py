@@ -1,5 +1,6 @@
-"""Taking an order from a client: decode and validate it, run `intake` inline (so an
-acknowledged order is a stored order), and hand the result to the next queue."""
+"""Taking an order from a client, whatever the transport (local HTTP/WebSocket, a cloud HTTP
+function): authenticate, decode and validate, idempotency, admission, `intake` inline (so an
+acknowledged order is a stored order), and the hand-off to the next queue."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ import msgspec
 from functions import trigger
 from functions.chain import CHAIN
 from shared.adapters.redis_limits import ClientLimits
-from shared.adapters.saq_queue import SaqQueues
-from shared.db.api_keys import ApiClient
-from shared.context import Context
+from shared.db.api_keys import ApiClient, PgApiKeys
+from shared.context import Context, Queues
 from shared.messages import NewOrder, OrderRequest
 from shared.errors import FieldError
 
@@ -104,7 +104,7 @@ def fingerprint(request: OrderRequest) -> str:
 
 
 class OrderDesk:
-    def __init__(self, ctx: Context, queues: SaqQueues, limits: ClientLimits) -> None:
+    def __init__(self, ctx: Context, queues: Queues, limits: ClientLimits) -> None:
         self._ctx = ctx
         self._queues = queues
         self._limits = limits
@@ -176,3 +176,13 @@ class OrderDesk:
             current = (await self._ctx.orders.get(order_id)).status
             raise InputError(409, f"order is {current}: only pending or waiting orders can be cancelled", "orderId")
         return order_id
+
+
+async def authenticate(keys: PgApiKeys, key: str | None) -> ApiClient:
+    """The client the key belongs to, or InputError 401 naming the header."""
+    if not key:
+        raise InputError(401, "an API key is required: send it in the X-API-Key header (or ?apiKey=)", "X-API-Key")
+    client = await keys.client(key) if len(key) <= 128 else None
+    if client is None:
+        raise InputError(401, "unknown or revoked API key", "X-API-Key")
+    return client

@@ -1,10 +1,10 @@
-"""How orders look in the HTTP API."""
+"""How orders look in the HTTP API (local runtime and cloud alike)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from local_runtime.submission import AUTO_KEY_PREFIX
+from shared.submission import AUTO_KEY_PREFIX
 from shared.events import format_ts
 from shared.orders import OrderRecord
 from shared.tokens import TokenRegistry, format_decimal

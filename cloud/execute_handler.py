@@ -1,0 +1,5 @@
+"""Lambda entry point of `execute`: an SQS batch in, the results to the next function's queue."""
+
+from cloud.batch import sqs_handler
+
+handler = sqs_handler("execute")

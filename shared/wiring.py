@@ -1,0 +1,89 @@
+"""Building the real Context — PostgreSQL, Redis, the simulated world — once per process.
+
+Shared by every host: the local runtime (with SAQ) and the cloud entry points (with SQS).
+Nothing here imports a web framework or a queue library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from shared.adapters.redis_triggers import RedisTriggerIndex
+from shared.chain import SimulatedChain
+from shared.context import Context
+from shared.db.repository import PgLedger, PgOrderRepository
+from shared.publisher import RedisPublisher
+from shared.settings import Settings
+from shared.tokens import TokenRegistry
+from shared.venues.market import Market
+from shared.venues.simulated import SimulatedVenues
+
+log = logging.getLogger("engine")
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class TimeOrderedIds:
+    """UUIDs whose first 48 bits are the millisecond time (as UUIDv7): new orders land at the
+    right end of the primary-key index instead of all over it."""
+
+    def order_id(self) -> str:
+        millis = time.time_ns() // 1_000_000
+        raw = bytearray(millis.to_bytes(6, "big") + os.urandom(10))
+        raw[6] = (raw[6] & 0x0F) | 0x70
+        raw[8] = (raw[8] & 0x3F) | 0x80
+        return str(uuid.UUID(bytes=bytes(raw)))
+
+
+def new_redis(url: str, max_connections: int) -> Redis:
+    """A client whose pool waits for a free connection instead of raising when it runs out."""
+    return Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=30))
+
+
+@dataclass
+class World:
+    pool: asyncpg.Pool
+    redis: Redis
+    market: Market
+    triggers: RedisTriggerIndex
+    ctx: Context
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        await self.pool.close()
+
+
+async def connect_world(settings: Settings, min_connections: int = 2) -> World:
+    pool = await asyncpg.create_pool(
+        settings.database_url, min_size=min_connections, max_size=settings.db_pool_size, timeout=5, command_timeout=30
+    )
+    redis = new_redis(settings.redis_url, settings.redis_pool_size)
+    clock = SystemClock()
+    market = Market(seed=settings.sim.seed)
+    venues = SimulatedVenues(market, settings.sim, now_s=time.time, sleep=asyncio.sleep)
+    triggers = RedisTriggerIndex(redis, settings.namespace)
+    ctx = Context(
+        orders=PgOrderRepository(pool),
+        publisher=RedisPublisher(redis, settings.namespace),
+        triggers=triggers,
+        venues=venues,
+        chain=SimulatedChain(venues, PgLedger(pool, clock.now), settings.sim, sleep=asyncio.sleep),
+        tokens=TokenRegistry(),
+        clock=clock,
+        ids=TimeOrderedIds(),
+        settings=settings,
+        log=log,
+    )
+    return World(pool, redis, market, triggers, ctx)
