@@ -1,0 +1,296 @@
+"""The bench: fixed scenarios on this machine, one results table, every figure a ratio on the
+same hardware.
+
+    python3 dev.py bench [--seconds 20] [--sockets 50]
+
+Each scenario gets its own database and Redis namespace and runs with every simulated delay
+at zero (the engine alone):
+
+* `engine, 1 process`: `local_runtime start` (web + SAQ workers in one process), closed loop:
+  each of N WebSockets submits a market order and waits for its terminal event.
+* `engine, web + 2 workers`: the web process without workers and `worker --processes 2`.
+* `engine at 100 orders/s`: open loop at a fixed rate (the overhead target).
+* `no queue, in-process`: the same four functions called one after another in this
+  process on the real PostgreSQL and Redis (events stored and published), no SAQ, no
+  WebSocket: the baseline the queue's cost is measured against.
+
+Columns: orders/s; submit → confirmed p50/p95/p99 (client side); per-stage p50 from the
+stored event times (pending→routing = queue hop + quotes, routing→routed, routed→submitted,
+submitted→confirmed); CPU seconds per 1,000 orders and peak RSS of the engine's processes;
+Redis commands per order (INFO commandstats); events stored per order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import websockets
+from redis.asyncio import Redis
+
+from functions.chain import CHAIN, step_for
+from local_runtime.services import ensure_database, run_migrations
+from shared.messages import MarketOrderRequest, NewOrder
+from shared.settings import load_settings
+from shared.wiring import connect_world
+
+ROOT = Path(__file__).resolve().parent.parent
+ORDER = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "0.5",
+         "slippageBps": 300}
+TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
+STAGES = (("pending", "routing"), ("routing", "routed"), ("routed", "submitted"), ("submitted", "confirmed"))
+
+
+@dataclass
+class Result:
+    name: str
+    orders: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    stages: dict[str, float] = field(default_factory=dict)
+    cpu_s: float = 0.0
+    rss_mb: float = 0.0
+    redis_per_order: float = 0.0
+    events_per_order: float = 0.0
+    failed: int = 0
+
+
+def percentile(values: list[float], p: int) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
+
+
+def proc_cpu_rss(pid: int) -> tuple[float, float]:
+    """(CPU seconds used, resident MiB) of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    with open(f"/proc/{pid}/status") as f:
+        rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+    return cpu, rss
+
+
+def tree(pid: int) -> list[int]:
+    """The process and its children (worker --processes N forks children)."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [pid, *(int(c) for c in children)]
+
+
+class Services:
+    def __init__(self) -> None:
+        self.settings = load_settings()
+
+    def database_url(self, name: str) -> str:
+        return urlunsplit(urlsplit(self.settings.database_url)._replace(path=f"/{name}"))
+
+    async def fresh_database(self) -> str:
+        url = self.database_url(f"dex_bench_{uuid.uuid4().hex[:8]}")
+        await ensure_database(url)
+        run_migrations(url)
+        return url
+
+    async def drop(self, url: str) -> None:
+        name = urlsplit(url).path.lstrip("/")
+        admin = await asyncpg.connect(self.database_url("postgres"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    async def redis_calls(self) -> int:
+        redis = Redis.from_url(self.settings.redis_url)
+        try:
+            stats = await redis.info("commandstats")
+            return sum(v["calls"] for v in stats.values())
+        finally:
+            await redis.aclose()
+
+
+async def stored_figures(url: str, result: Result) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        orders = await connection.fetchval("SELECT count(*) FROM orders") or 1
+        events = await connection.fetchval("SELECT count(*) FROM order_events")
+        result.events_per_order = events / orders
+        for start, end in STAGES:
+            rows = await connection.fetch(
+                "SELECT extract(epoch FROM b.created_at - a.created_at) * 1000 AS ms FROM order_events a"
+                " JOIN order_events b ON a.order_id = b.order_id AND b.status = $2 WHERE a.status = $1", start, end)
+            result.stages[f"{start}→{end}"] = statistics.median(float(r["ms"]) for r in rows) if rows else float("nan")
+    finally:
+        await connection.close()
+
+
+async def start_processes(commands: list[list[str]], env: dict[str, str], port: int) -> list[subprocess.Popen]:
+    log = open(ROOT / "loadtest" / "out" / "bench-engine.log", "ab")  # noqa: SIM115 - lives with the processes
+    processes = [subprocess.Popen([sys.executable, "-m", "local_runtime", *c], cwd=ROOT, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT) for c in commands]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            await asyncio.sleep(1.5)  # workers subscribe to their queues
+            return processes
+        except OSError:
+            await asyncio.sleep(0.2)
+    raise RuntimeError("the engine did not start (see loadtest/out/bench-engine.log)")
+
+
+async def websocket_load(url: str, key: str, sockets: int, seconds: float, rate: float | None) -> Result:
+    """Closed loop (each socket: submit, wait for terminal, again) or, with `rate`, open loop."""
+    result = Result("")
+    stop_at = time.monotonic() + seconds
+
+    async def closed(socket) -> None:
+        while time.monotonic() < stop_at:
+            await one(socket)
+
+    async def one(socket) -> None:
+        started = time.perf_counter()
+        await socket.send(json.dumps(ORDER))
+        while True:
+            event = json.loads(await socket.recv())
+            if event.get("type") == "error" or event.get("status") in TERMINAL:
+                break
+        result.latencies.append((time.perf_counter() - started) * 1000)
+        result.orders += 1
+        result.failed += event.get("status") != "confirmed"
+
+    headers = {"X-API-Key": key}
+    connections = [await websockets.connect(f"{url}/api/orders/execute", additional_headers=headers)
+                   for _ in range(sockets)]
+    started = time.monotonic()
+    try:
+        if rate is None:
+            await asyncio.gather(*(closed(s) for s in connections))
+        else:
+            pending, n = set(), 0
+            while time.monotonic() < stop_at:
+                socket = connections[n % len(connections)]
+                pending.add(asyncio.create_task(one(socket)))
+                n += 1
+                await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
+            await asyncio.gather(*pending)
+    finally:
+        for socket in connections:
+            await socket.close()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+async def engine_scenario(name: str, services: Services, commands: list[list[str]], sockets: int,
+                          seconds: float, rate: float | None = None) -> Result:
+    url = await services.fresh_database()
+    port = 18000 + os.getpid() % 1000
+    key = f"dex_bench-{uuid.uuid4().hex}"
+    env = {**os.environ, "DATABASE_URL": url, "PORT": str(port), "DEX_NAMESPACE": f"bench{uuid.uuid4().hex[:6]}",
+           "DEX_SIM_ZERO_DELAYS": "true", "DEX_DEV_API_KEY": key, "DEX_ORDERS_PER_MINUTE": "100000000",
+           "DEX_MAX_IN_FLIGHT": "1000000", "DEX_LOG_LEVEL": "WARNING"}
+    processes = await start_processes(commands, env, port)
+    try:
+        pids = [p for proc in processes for p in tree(proc.pid)]
+        cpu_before = sum(proc_cpu_rss(p)[0] for p in pids)
+        calls_before = await services.redis_calls()
+        result = await websocket_load(f"ws://127.0.0.1:{port}", key, sockets, seconds, rate)
+        result.redis_per_order = (await services.redis_calls() - calls_before) / max(1, result.orders)
+        figures = [proc_cpu_rss(p) for p in pids]
+        result.cpu_s = sum(f[0] for f in figures) - cpu_before
+        result.rss_mb = sum(f[1] for f in figures)
+    finally:
+        for proc in processes:
+            proc.terminate()
+        for proc in processes:
+            proc.wait(15)
+    await stored_figures(url, result)
+    await services.drop(url)
+    result.name = name
+    return result
+
+
+async def in_process_scenario(services: Services, concurrency: int, seconds: float) -> Result:
+    """The four functions chained by direct calls on the real services: no queue, no socket."""
+    url = await services.fresh_database()
+    settings = services.settings.with_changes(database_url=url, namespace=f"bench{uuid.uuid4().hex[:6]}",
+                                              sim=services.settings.sim.__class__(zero_delays=True))
+    world = await connect_world(settings)
+    request = MarketOrderRequest(side="sell", base_asset="SOL", quote_asset="USDC", amount="0.5", slippage_bps=300)
+    result = Result("no queue, in-process")
+    stop_at = time.monotonic() + seconds
+    cpu_before = proc_cpu_rss(os.getpid())[0]
+    calls_before = await services.redis_calls()
+
+    async def worker() -> None:
+        while time.monotonic() < stop_at:
+            started = time.perf_counter()
+            message = NewOrder(request, "bench", uuid.uuid4().hex)
+            while message is not None:
+                message = await CHAIN[step_for(message)].handle(message, world.ctx)
+            result.latencies.append((time.perf_counter() - started) * 1000)
+            result.orders += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.seconds = time.monotonic() - started
+    result.redis_per_order = (await services.redis_calls() - calls_before) / max(1, result.orders)
+    result.cpu_s, result.rss_mb = proc_cpu_rss(os.getpid())
+    result.cpu_s -= cpu_before
+    await world.close()
+    await stored_figures(url, result)
+    await services.drop(url)
+    return result
+
+
+def table(results: list[Result]) -> str:
+    stage_names = [f"{a}→{b}" for a, b in STAGES]
+    lines = [
+        "| scenario | orders/s | e2e p50 | p95 | p99 | " + " | ".join(stage_names) + " | CPU s / 1k orders | RSS | "
+        "Redis cmds / order | events / order | not confirmed |",
+        "| --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in stage_names) + " | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        stages = " | ".join(f"{r.stages.get(s, float('nan')):.1f}" for s in stage_names)
+        lines.append(
+            f"| {r.name} | {r.orders / r.seconds:.0f} | {percentile(r.latencies, 50):.1f} ms"
+            f" | {percentile(r.latencies, 95):.1f} ms | {percentile(r.latencies, 99):.1f} ms | {stages}"
+            f" | {r.cpu_s * 1000 / max(1, r.orders):.1f} | {r.rss_mb:.0f} MiB | {r.redis_per_order:.1f}"
+            f" | {r.events_per_order:.2f} | {r.failed} |"
+        )
+    return "\n".join(lines)
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--sockets", type=int, default=50)
+    args = parser.parse_args()
+    (ROOT / "loadtest" / "out").mkdir(parents=True, exist_ok=True)
+    services = Services()
+    results = [
+        await engine_scenario("engine, 1 process", services, [["start"]], args.sockets, args.seconds),
+        await engine_scenario("engine, web + 2 workers", services,
+                              [["start", "--workers", "none"], ["worker", "--processes", "2"]],
+                              args.sockets, args.seconds),
+        await engine_scenario("engine at 100 orders/s", services, [["start"]], 20, args.seconds, rate=100),
+        await in_process_scenario(services, args.sockets, args.seconds),
+    ]
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
