@@ -6,6 +6,7 @@
     python3 dev.py worker --functions quote,route --processes 2   # workers only, no web server
     python3 dev.py demo      # 5 simultaneous WebSocket orders against a running engine
     python3 dev.py bench     # fixed load scenarios on this machine, one results table
+    python3 dev.py chaos     # 1,000 orders through kills, a Redis flush and a web restart; checks
     python3 dev.py build     # one Lambda zip per function in dist/lambda/ (deploy/template.yaml uses them)
     python3 dev.py apikey create --client alice [--per-minute N --in-flight N]   # prints a new key
 
@@ -191,9 +192,10 @@ def main(argv: list[str]) -> int:
         os.execv(PYTHON, [str(PYTHON), "-m", "pytest", "-n", "2", "-q", *rest])
     if command == "build":
         os.execv(PYTHON, [str(PYTHON), "-m", "deploy.build", *rest])
-    if command == "bench":
+    if command in ("bench", "chaos"):
         ensure_services()
-        os.execv(PYTHON, [str(PYTHON), "-m", "loadtest.bench", *rest])
+        module = "loadtest.bench" if command == "bench" else "loadtest.chaos_monkey"
+        os.execv(PYTHON, [str(PYTHON), "-m", module, *rest])
     if command in ("demo", "apikey"):
         os.execv(PYTHON, [str(PYTHON), "-m", "local_runtime", command, *rest])
     print(__doc__, file=sys.stderr)
