@@ -35,7 +35,8 @@ async def submit_order(request: Request, state: State) -> Response:
         return refusal(exc)
     if done.repeat:
         events = await state.engine.ctx.orders.events(done.order_id)
-        return Response({"orderId": done.order_id, "status": done.status, "repeat": True, "events": events})
+        return Response({"orderId": done.order_id, "status": done.status, "repeat": True, "events": events},
+                        status_code=200)
     return Response({"orderId": done.order_id, "status": done.status}, status_code=201)
 
 

@@ -32,8 +32,12 @@ def free_port() -> int:
 
 
 class Runtime:
+    python = sys.executable
+    root = ROOT
+
     def __init__(self, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
         self.args = args
+        self.env_overrides = env
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws_base = f"ws://127.0.0.1:{self.port}"
@@ -95,10 +99,10 @@ class Runtime:
         finally:
             await pool.close()
 
-    def wait_for_status(self, order_id: str, wanted: set[str], seconds: float = 10) -> dict:
+    def wait_for_status(self, order_id: str, wanted: set[str], seconds: float = 10, key: str | None = None) -> dict:
         deadline = time.monotonic() + seconds
         while True:
-            order = self.get(f"/api/orders/{order_id}").json()
+            order = self.get(f"/api/orders/{order_id}", key=key).json()
             if order["status"] in wanted or time.monotonic() > deadline:
                 return order
             time.sleep(0.05)

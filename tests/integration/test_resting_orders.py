@@ -127,3 +127,20 @@ async def test_random_launches_eventually_list_the_token_a_sniper_waits_for(engi
     assert [type(m) for m in queues.sent] == [TriggerFired]
     assert queues.sent[0].order_id == sniper.id
     assert tokens.find(awaited) is not None and engine.market.has_pair(awaited, SOL.mint)
+
+
+async def test_after_redis_loses_everything_waiting_orders_are_re_armed_and_still_fire(engine):
+    from functions import reconcile
+
+    order_id = await waiting_limit_order(engine, "flushed")
+    assert await reconcile.rearm_if_lost(engine.ctx) == 1  # first round: the index was never marked built
+    async for key in engine.redis.scan_iter(f"{engine.settings.namespace}:*"):
+        await engine.redis.unlink(key)  # FLUSHALL, for this engine's keys
+    queues = CapturingQueues()
+    watcher = PriceWatcher(engine.market, engine.ctx.venues, TokenRegistry(), engine.triggers, queues, FixedClock())
+    engine.market.set_price(SOL.mint, USDC.mint, Decimal(150))
+    assert await watcher.prices_changed() == 0  # the limit is gone from Redis: nothing can fire it
+    assert await reconcile.rearm_if_lost(engine.ctx) == 1
+    assert await reconcile.rearm_if_lost(engine.ctx) == 0  # once
+    assert await watcher.prices_changed() == 1  # 150 ≥ the 100 limit
+    assert [m.order_id for m in queues.sent] == [order_id]
