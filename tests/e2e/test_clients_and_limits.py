@@ -178,3 +178,15 @@ async def test_sockets_per_client_and_idle_sockets_are_limited(slow_runtime):
         assert idle_error["status"] == 408
         events = await receive_until_terminal(busy, timeout=15)
         assert [e["status"] for e in events] == FLOW
+
+
+async def test_several_clients_watching_one_order_each_get_every_event(runtime):
+    order_id = runtime.post_order({**SELL, "amount": "0.55"}).json()["orderId"]
+
+    async def watch() -> list[dict]:
+        async with connect(f"{runtime.ws_base}/api/orders/{order_id}/stream?after=0") as socket:
+            return await receive_until_terminal(socket)
+
+    streams = await asyncio.gather(*(watch() for _ in range(3)))
+    assert all([e["seq"] for e in s] == [1, 2, 3, 4, 5, 6] for s in streams)
+    assert streams[0] == streams[1] == streams[2]
