@@ -255,6 +255,18 @@ async def in_process_scenario(services: Services, concurrency: int, seconds: flo
     return result
 
 
+SCENARIOS = {
+    "one-process": lambda services, args: engine_scenario(
+        "engine, 1 process", services, [["start"]], args.sockets, args.seconds),
+    "web-and-workers": lambda services, args: engine_scenario(
+        "engine, web + 2 workers", services, [["start", "--workers", "none"], ["worker", "--processes", "2"]],
+        args.sockets, args.seconds),
+    "rate-100": lambda services, args: engine_scenario(
+        "engine at 100 orders/s", services, [["start"]], 20, args.seconds, rate=100),
+    "no-queue": lambda services, args: in_process_scenario(services, args.sockets, args.seconds),
+}
+
+
 def table(results: list[Result]) -> str:
     stage_names = [f"{a}→{b}" for a, b in STAGES]
     lines = [
@@ -277,17 +289,12 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--sockets", type=int, default=50)
+    parser.add_argument("--only", nargs="*", choices=SCENARIOS, default=list(SCENARIOS),
+                        help="run only these scenarios")
     args = parser.parse_args()
     (ROOT / "loadtest" / "out").mkdir(parents=True, exist_ok=True)
     services = Services()
-    results = [
-        await engine_scenario("engine, 1 process", services, [["start"]], args.sockets, args.seconds),
-        await engine_scenario("engine, web + 2 workers", services,
-                              [["start", "--workers", "none"], ["worker", "--processes", "2"]],
-                              args.sockets, args.seconds),
-        await engine_scenario("engine at 100 orders/s", services, [["start"]], 20, args.seconds, rate=100),
-        await in_process_scenario(services, args.sockets, args.seconds),
-    ]
+    results = [await SCENARIOS[name](services, args) for name in args.only]
     print(table(results))
     return 0
 

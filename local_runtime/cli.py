@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import uvicorn
+import uvloop
 
 from local_runtime.app import create_app
 from local_runtime.auth import local_api_key
@@ -55,7 +56,7 @@ def worker(settings: Settings, steps: tuple[str, ...], processes: int) -> int:
         return run_processes(steps, processes)
     try:
         asyncio.run(check_services(settings.redis_url, settings.database_url))
-        asyncio.run(serve(settings, steps))
+        uvloop.run(serve(settings, steps))  # the same loop as the web process (uvicorn's uvloop)
     except ServiceUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

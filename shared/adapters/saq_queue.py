@@ -53,6 +53,10 @@ class EngineQueue(RedisQueue):
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
         return await super().sweep(lock, abort=self.SWEEP_ABORT_WAIT_S)
 
+    async def notify(self, job) -> None:
+        """SAQ publishes every job status change for callers awaiting a job's result; nobody
+        here awaits one (results travel as the next message), so skip the PUBLISH."""
+
 
 class SaqQueues:
     """The queue port on SAQ: `send(step, message)` and the workers that consume each queue."""
