@@ -16,6 +16,7 @@ import msgspec
 from cloud.container import Container, container
 from shared.adapters.redis_limits import ClientLimits
 from shared.db.api_keys import PgApiKeys
+from shared.events import MAX_SEQ
 from shared.outages import SERVICE_ERRORS, unavailable_message
 from shared.submission import InputError, OrderDesk, authenticate
 from shared.views import order_view
@@ -57,8 +58,8 @@ async def route_request(event: dict[str, Any], box: Container) -> dict[str, Any]
                 return _response(200, order_view(order, box.ctx.tokens))
             if method == "GET" and parts[3] == "events":
                 after = (event.get("queryStringParameters") or {}).get("after", "0")
-                if not after.isdigit():
-                    raise InputError(400, "after must be a non-negative integer", "after")
+                if not after.isdigit() or int(after) > MAX_SEQ:
+                    raise InputError(400, "after must be a non-negative integer (a seq)", "after")
                 return _response(200, await box.ctx.orders.events(order.id, int(after)))
         return _response(404, {"error": "no such route", "field": None})
     except InputError as exc:

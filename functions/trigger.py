@@ -26,7 +26,9 @@ async def handle(message: TriggerMessage, ctx: Context) -> QuoteRequest | None:
     if order is None:
         return None
     if isinstance(message, ArmRequest):
-        resting = await ctx.record(order.id, Status.WAITING, {"expiresAt": format_ts(order.expires_at)})
+        # Only from pending: a redelivered ArmRequest must not add a second "waiting" event.
+        resting = await ctx.record(order.id, Status.WAITING, {"expiresAt": format_ts(order.expires_at)},
+                                   only_from=frozenset({Status.PENDING}))
         if resting is not None or order.status == Status.WAITING:
             await ctx.triggers.arm(order)
         return None

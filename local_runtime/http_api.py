@@ -11,7 +11,7 @@ from litestar.params import Parameter
 from local_runtime.bootstrap import Engine
 from shared.submission import InputError, OrderDesk
 from shared.views import order_view
-from shared.events import Event
+from shared.events import MAX_SEQ, Event
 
 def error_response(status: int, message: str, field: str | None = None) -> Response:
     return Response({"error": message, "field": field}, status_code=status)
@@ -64,7 +64,7 @@ async def get_order(order_id: str, request: Request, state: State) -> Response:
 @get("/api/orders/{order_id:str}/events", summary="An order's events, oldest first")
 async def get_events(
     order_id: str, request: Request, state: State,
-    after: int = Parameter(default=0, ge=0, description="only events after this seq"),
+    after: int = Parameter(default=0, ge=0, le=MAX_SEQ, description="only events after this seq"),
 ) -> Response:
     desk: OrderDesk = state.desk
     try:

@@ -16,6 +16,8 @@ from shared.tokens import Token, check_mint, format_decimal, parse_amount
 from shared.triggers import parse_price
 from shared.venues.market import VENUES, LaunchPlan
 
+MAX_MOVE = 100
+
 
 class PriceMove(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
     base_asset: str
@@ -45,11 +47,16 @@ async def move_price(request: Request, state: State) -> Response:
         if not engine.market.has_pair(base.mint, quote.mint):
             raise FieldError("quoteAsset", f"no pool trades {base.symbol}/{quote.symbol}")
         price = parse_price("price", move.price)
+        current = [p for v in VENUES if (p := engine.market.spot_price(v, base.mint, quote.mint))]
+        if current and not min(current) / MAX_MOVE <= price <= max(current) * MAX_MOVE:
+            raise FieldError("price", f"a scripted move may change the price at most {MAX_MOVE}× either way")
+        engine.market.set_price(base.mint, quote.mint, price, move.venue)
     except InputError as exc:
         return Response(exc.body(), status_code=exc.status)
     except FieldError as exc:
         return error_response(422, exc.message, exc.field)
-    engine.market.set_price(base.mint, quote.mint, price, move.venue)
+    except ValueError as exc:
+        return error_response(422, str(exc), "price")
     fired = await engine.watcher.prices_changed()
     spots = {v: format_decimal(p) for v in VENUES if (p := engine.market.spot_price(v, base.mint, quote.mint))}
     return Response({"spot": spots, "limitOrdersFired": fired})
@@ -66,6 +73,8 @@ async def launch_pool(request: Request, state: State) -> Response:
         quote = tokens.resolve("quoteAsset", launch.quote_asset)
         if not 0 <= launch.decimals <= 12:
             raise FieldError("decimals", "decimals must be between 0 and 12")
+        if mint == quote.mint:
+            raise FieldError("baseMint", "baseMint must differ from quoteAsset")
         base = tokens.find(mint) or Token(launch.symbol or mint[:6], mint, launch.decimals)
         base_amount = parse_amount("baseAmount", launch.base_amount, base)
         quote_amount = parse_amount("quoteAmount", launch.quote_amount, quote)

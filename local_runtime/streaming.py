@@ -37,6 +37,11 @@ async def follow_order(
     try:
         if await catch_up():
             return
+        if last == after_seq > 0:
+            # A client that already saw the terminal event (and asks for what follows it) is done.
+            stored = await orders.events(order_id, 0)
+            if stored and stored[-1].status in TERMINAL_STATUSES and stored[-1].seq <= last:
+                return
         while True:
             try:
                 event = await asyncio.wait_for(watcher.queue.get(), CATCH_UP_INTERVAL_S)

@@ -21,7 +21,7 @@ from local_runtime.outages import SERVICE_ERRORS, unavailable_message
 from local_runtime.streaming import follow_order
 from shared.submission import CancelAction, InputError, OrderDesk, authenticate, decode_body
 from shared.db.api_keys import ApiClient
-from shared.events import Event, encode_event
+from shared.events import MAX_SEQ, Event, encode_event
 
 OUTBOX_SIZE = 1024
 _encoder = msgspec.json.Encoder()
@@ -137,14 +137,15 @@ async def _serve_orders(socket: WebSocket, client: ApiClient) -> None:
                     await socket.close(code=1000)
                     return
                 if text is None:
-                    await outbox.put(_error("send orders as text frames of JSON", None))
+                    await outbox.put(_error("send orders as text frames of JSON", None, status=400))
                     continue
-                if len(text) > settings.ws_max_message_bytes:
+                limit = settings.ws_max_message_bytes
+                if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
                     await outbox.put(_error(f"message too large: at most {settings.ws_max_message_bytes} bytes",
                                             None, status=413))
                     continue
                 try:
-                    if '"action"' in text:
+                    if '"action"' in text and _is_action(text):
                         action = decode_body(text, CancelAction, _cancel_decoder)
                         cancelled = await desk.cancel(action.order_id, client.client_id)
                         await outbox.put(_encoder.encode({"type": "cancelled", "orderId": cancelled}))
@@ -165,6 +166,21 @@ async def _serve_orders(socket: WebSocket, client: ApiClient) -> None:
         pass
 
 
+class _ActionProbe(msgspec.Struct):
+    action: Any = None
+
+
+_probe = msgspec.json.Decoder(_ActionProbe)
+
+
+def _is_action(text: str) -> bool:
+    """Whether the message has a top-level "action" (a command, not an order)."""
+    try:
+        return _probe.decode(text).action is not None
+    except (msgspec.DecodeError, RecursionError):
+        return False  # the order decoder reports what is wrong with it
+
+
 def _retry(exc: InputError) -> dict[str, int]:
     return {} if exc.retry_after_s is None else {"retryAfter": exc.retry_after_s}
 
@@ -179,11 +195,11 @@ async def stream_socket(socket: WebSocket, order_id: str) -> None:
     if client is None:
         return
     after_text = socket.query_params.get("after", "0")
-    after = int(after_text) if after_text.isdigit() else -1
+    after = int(after_text) if after_text.isdigit() and int(after_text) <= MAX_SEQ else -1
     try:
         order = await desk.owned(order_id, client.client_id)
         if after < 0:
-            raise InputError(422, "after must be a non-negative integer", "after")
+            raise InputError(422, "after must be a non-negative integer (a seq)", "after")
     except InputError as exc:
         await socket.send_text(_error(exc.message, exc.field, status=exc.status).decode())
         await socket.close(code=1008)

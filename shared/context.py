@@ -69,10 +69,13 @@ class Context:
     settings: Settings
     log: logging.Logger
 
-    async def record(self, order_id: str, new: Status, data: dict[str, Any], **changes: Any) -> Event | None:
+    async def record(
+        self, order_id: str, new: Status, data: dict[str, Any], only_from: frozenset[Status] | None = None,
+        **changes: Any,
+    ) -> Event | None:
         """Persist a status change with its event, then publish it. None if the state
-        table refuses the change from the order's current status (nothing is written)."""
-        event = await self.orders.transition(order_id, new, self.clock.now(), data, changes)
+        table (or `only_from`) refuses the change from the order's current status (nothing is written)."""
+        event = await self.orders.transition(order_id, new, self.clock.now(), data, changes, only_from)
         if event is not None:
             await self.publisher.publish(event)
         return event

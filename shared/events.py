@@ -8,6 +8,10 @@ from typing import Any
 import msgspec
 
 
+MAX_SEQ = 2**31 - 1
+"""Sequence numbers are PostgreSQL integers."""
+
+
 class Event(msgspec.Struct, frozen=True, rename="camel"):
     order_id: str
     seq: int

@@ -16,6 +16,8 @@ AmountText = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 PriceText = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+PRINTABLE_KEY = r"^[^\x00-\x1f\x7f]{1,128}$"
+"""An idempotency key: 1–128 characters, no control characters (PostgreSQL text cannot hold NUL)."""
 ExpiresAt = Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | int
 
 
@@ -29,7 +31,7 @@ class _OrderFields(
     quote_asset: AssetText
     amount: AmountText
     slippage_bps: SlippageBps | None = None
-    client_order_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
+    client_order_id: Annotated[str, msgspec.Meta(pattern=PRINTABLE_KEY)] | None = None
 
 
 class MarketOrderRequest(_OrderFields, tag="market", frozen=True, kw_only=True):

@@ -56,11 +56,12 @@ class OrderRepository(Protocol):
     async def find_by_key(self, client_id: str, idempotency_key: str) -> OrderRecord | None: ...
 
     async def transition(
-        self, order_id: str, new: Status, at: datetime, data: dict[str, Any], changes: dict[str, Any]
+        self, order_id: str, new: Status, at: datetime, data: dict[str, Any], changes: dict[str, Any],
+        only_from: frozenset[Status] | None = None,
     ) -> Event | None:
-        """Move the order to `new` if the state table allows it from its current status,
-        apply `changes` and append the event with the next seq, atomically.
-        Returns None (and changes nothing) when the transition is not allowed."""
+        """Move the order to `new` if the state table allows it from its current status (and,
+        with `only_from`, that status is one of those), apply `changes` and append the event
+        with the next seq, atomically. Returns None (and changes nothing) otherwise."""
         ...
 
     async def get(self, order_id: str) -> OrderRecord | None: ...

@@ -17,12 +17,13 @@ from functions.chain import CHAIN
 from shared.adapters.redis_limits import ClientLimits
 from shared.db.api_keys import ApiClient, PgApiKeys
 from shared.context import Context, Queues
-from shared.messages import NewOrder, OrderRequest
+from shared.messages import PRINTABLE_KEY, NewOrder, OrderRequest
 from shared.errors import FieldError
 
 AUTO_KEY_PREFIX = "auto:"
 """Marks a submission key the engine made up because the client sent none."""
 _decoder = msgspec.json.Decoder(OrderRequest)
+_KEY_PATTERN = re.compile(PRINTABLE_KEY)
 _encoder = msgspec.json.Encoder()
 _REFUSALS = {
     "rate": "too many orders: over this client's orders per minute",
@@ -71,6 +72,8 @@ def decode_body(raw: bytes | str, schema: type, decoder: msgspec.json.Decoder | 
         raise InputError(422, str(exc), field_of(exc)) from None
     except msgspec.DecodeError as exc:
         raise InputError(400, f"body is not valid JSON: {exc}", None) from None
+    except RecursionError:
+        raise InputError(400, "body is nested too deeply", None) from None
 
 
 def decode_order(raw: bytes | str) -> OrderRequest:
@@ -114,8 +117,8 @@ class OrderDesk:
         clientOrderId) returns the original order; the same key with another order is a 409.
         Over the client's rate or in-flight limit: 429 with a retry delay."""
         request = decode_order(raw)
-        if idempotency_key is not None and not 0 < len(idempotency_key) <= 128:
-            raise InputError(422, "Idempotency-Key must be 1 to 128 characters", "Idempotency-Key")
+        if idempotency_key is not None and not _KEY_PATTERN.fullmatch(idempotency_key):
+            raise InputError(422, "Idempotency-Key must be 1 to 128 printable characters", "Idempotency-Key")
         explicit = idempotency_key or request.client_order_id
         key = explicit or f"{AUTO_KEY_PREFIX}{uuid.uuid4().hex}"
         digest = fingerprint(request)

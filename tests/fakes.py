@@ -67,12 +67,14 @@ class InMemoryOrderRepository:
         )
 
     async def transition(
-        self, order_id: str, new: Status, at: datetime, data: dict[str, Any], changes: dict[str, Any]
+        self, order_id: str, new: Status, at: datetime, data: dict[str, Any], changes: dict[str, Any],
+        only_from: frozenset[Status] | None = None,
     ) -> Event | None:
         if set(changes) - UPDATABLE_FIELDS:
             raise ValueError(f"not updatable: {sorted(set(changes) - UPDATABLE_FIELDS)}")
         order = self.orders.get(order_id)
-        if order is None or order.status not in sources_of(new):
+        allowed = sources_of(new) if only_from is None else sources_of(new) & only_from
+        if order is None or order.status not in allowed:
             return None
         seq = order.last_seq + 1
         self.orders[order_id] = replace(order, status=new, last_seq=seq, updated_at=at, **changes)

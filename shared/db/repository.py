@@ -145,15 +145,17 @@ class PgOrderRepository:
         return sql
 
     async def transition(
-        self, order_id: str, new: Status, at: datetime, data: dict[str, Any], changes: dict[str, Any]
+        self, order_id: str, new: Status, at: datetime, data: dict[str, Any], changes: dict[str, Any],
+        only_from: frozenset[Status] | None = None,
     ) -> Event | None:
         names = tuple(sorted(changes))
+        sources = sources_of(new) if only_from is None else sources_of(new) & only_from
         seq = await self._pool.fetchval(
             self._sql_for(names),
             order_id,
             new.value,
             at,
-            [s.value for s in sources_of(new)],
+            [s.value for s in sources],
             _json.encode(data).decode(),
             *(_to_db(name, changes[name]) for name in names),
         )

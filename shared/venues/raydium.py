@@ -13,6 +13,8 @@ from math import isqrt
 from shared.venues.swap import InsufficientLiquidity, SwapOutcome
 
 FEE_DENOMINATOR = 10_000
+MIN_RESERVE = 1_000
+"""No price move may leave a side of the pool with fewer base units than this."""
 
 
 @dataclass(slots=True)
@@ -62,5 +64,7 @@ class ConstantProductPool:
     def set_price(self, price: Decimal) -> None:
         """Move the spot price to `price` keeping k, as arbitrage would."""
         k = self.reserve_x * self.reserve_y
-        self.reserve_x = isqrt(int(Decimal(k) / price))
-        self.reserve_y = k // self.reserve_x
+        reserve_x = isqrt(int(Decimal(k) / price))
+        if reserve_x < MIN_RESERVE or k // reserve_x < MIN_RESERVE:
+            raise ValueError(f"price {price} would drain the pool")
+        self.reserve_x, self.reserve_y = reserve_x, k // reserve_x
