@@ -34,14 +34,16 @@ async def follow_order(
                 return True
         return False
 
+    async def ended_before() -> bool:
+        """The client asked for events after the terminal one: nothing will ever come."""
+        stored = await orders.events(order_id, 0)
+        return bool(stored) and stored[-1].status in TERMINAL_STATUSES and stored[-1].seq <= last
+
     try:
         if await catch_up():
             return
-        if last == after_seq > 0:
-            # A client that already saw the terminal event (and asks for what follows it) is done.
-            stored = await orders.events(order_id, 0)
-            if stored and stored[-1].status in TERMINAL_STATUSES and stored[-1].seq <= last:
-                return
+        if last == after_seq > 0 and await ended_before():
+            return
         while True:
             try:
                 event = await asyncio.wait_for(watcher.queue.get(), CATCH_UP_INTERVAL_S)
@@ -51,8 +53,12 @@ async def follow_order(
                 watcher.lagged = False
                 if await catch_up():
                     return
+                if event is None and last == after_seq > 0 and await ended_before():
+                    return
                 continue
             if event.seq <= last:
+                if event.status in TERMINAL_STATUSES:
+                    return  # the order ended at or before the seq the client asked to start after
                 continue
             await deliver(event)
             last = event.seq

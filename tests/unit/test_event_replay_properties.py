@@ -1,0 +1,293 @@
+"""Property tests of the replay/live merge in `local_runtime.streaming.follow_order`.
+
+A client following an order gets the stored events after its `after`, then live ones, in seq
+order, each once, until the terminal event. The live path is unreliable on purpose here: a
+fake hub (with the real `Watcher` and its bounded queue) delivers publishes out of order,
+twice, or not at all, watchers overflow or are marked lagged, the client reconnects with any
+`after`, and the order's events are stored while the follower starts. The fake repository
+keeps the one guarantee the engine gives: an event is stored before it is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from local_runtime import streaming
+from local_runtime.hub import Watcher
+from local_runtime.streaming import follow_order
+from shared.events import Event
+from shared.states import TERMINAL_STATUSES, Status
+
+ORDER_ID = "00000000-0000-7000-8000-000000000042"
+CATCH_UP_S = 0.005
+FINISH_WITHIN_S = 5.0
+NON_TERMINAL = sorted(frozenset(Status) - TERMINAL_STATUSES - {Status.PENDING})
+
+
+@pytest.fixture(autouse=True)
+def quick_catch_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lost publish is found in the repository after this long instead of 5 s."""
+    monkeypatch.setattr(streaming, "CATCH_UP_INTERVAL_S", CATCH_UP_S)
+
+
+class FakeHub:
+    """EventHub's interface (watch/unwatch) over the real Watcher; `publish` is Redis fanning out."""
+
+    def __init__(self, queue_size: int) -> None:
+        self.queue_size = queue_size
+        self.watchers: list[Watcher] = []
+        self.watched = 0
+        self.unwatched: list[Watcher] = []
+
+    async def watch(self, order_id: str) -> Watcher:
+        await asyncio.sleep(0)  # SUBSCRIBE's round trip: a publish meanwhile does not reach this watcher
+        watcher = Watcher(order_id)
+        watcher.queue = asyncio.Queue(self.queue_size)  # small, so the real overflow → lagged path runs
+        self.watchers.append(watcher)
+        self.watched += 1
+        return watcher
+
+    async def unwatch(self, watcher: Watcher) -> None:
+        await asyncio.sleep(0)
+        self.watchers.remove(watcher)
+        self.unwatched.append(watcher)
+
+    def publish(self, event: Event) -> None:
+        for watcher in list(self.watchers):
+            watcher.offer(event)
+
+    def mark_lagged(self) -> None:
+        for watcher in self.watchers:
+            watcher.lagged = True
+
+
+class FakeOrders:
+    """The repository's `events(order_id, after)`: what PostgreSQL has stored so far, in seq order."""
+
+    def __init__(self, stored: list[Event]) -> None:
+        self.stored = list(stored)
+        self.reads = 0
+
+    async def events(self, order_id: str, after_seq: int = 0) -> list[Event]:
+        assert order_id == ORDER_ID
+        self.reads += 1
+        await asyncio.sleep(0)  # a round trip: more may be stored meanwhile
+        return [e for e in self.stored if e.seq > after_seq]
+
+
+def order_events(statuses: list[str]) -> list[Event]:
+    return [
+        Event(ORDER_ID, seq, status, f"2026-11-25T12:00:00.{seq:03d}Z", {"seq": seq})
+        for seq, status in enumerate(statuses, start=1)
+    ]
+
+
+@dataclass(frozen=True)
+class Step:
+    """What happens to one newly stored event, then the pause before the next one."""
+
+    publish: str  # once | drop (a lost publish) | twice | hold (arrives later: out of order)
+    release: int  # how many held events arrive (in random order) after this step
+    lag: bool  # the hub marks every watcher lagged (as after an overflow elsewhere)
+    pause: str  # yield | none | short | long (longer than the catch-up interval)
+
+
+@dataclass
+class Scenario:
+    events: list[Event]
+    stored_before: int
+    after: int
+    queue_size: int
+    slow_client: bool
+    steps: list[Step]
+    late_order: list[int] = field(default_factory=list)
+
+
+steps = st.builds(
+    Step,
+    publish=st.sampled_from(["once", "once", "drop", "twice", "hold"]),
+    release=st.integers(0, 3),
+    lag=st.sampled_from([False, False, False, True]),
+    pause=st.sampled_from(["yield", "yield", "none", "short", "long"]),
+)
+
+
+@st.composite
+def scenarios(draw, after=None):
+    n = draw(st.integers(1, 12))
+    statuses = ["pending", *draw(st.lists(st.sampled_from(NON_TERMINAL), min_size=n - 1, max_size=n - 1))]
+    statuses[-1] = draw(st.sampled_from(sorted(TERMINAL_STATUSES)))  # the last is terminal (even seq 1 if n == 1)
+    events = order_events(statuses)
+    stored_before = draw(st.integers(0, n))
+    chosen_after = draw(after if after is not None else st.integers(0, n - 1))
+    live = draw(st.lists(steps, min_size=n - stored_before, max_size=n - stored_before))
+    return Scenario(
+        events=events, stored_before=stored_before, after=chosen_after, queue_size=draw(st.integers(1, 8)),
+        slow_client=draw(st.booleans()), steps=live, late_order=draw(st.permutations(range(n))),
+    )
+
+
+async def pause(kind: str) -> None:
+    if kind == "yield":
+        await asyncio.sleep(0)
+    elif kind == "short":
+        await asyncio.sleep(CATCH_UP_S / 5)
+    elif kind == "long":
+        await asyncio.sleep(CATCH_UP_S * 2)
+
+
+async def produce(scenario: Scenario, hub: FakeHub, orders: FakeOrders) -> None:
+    """The engine storing and publishing the rest of the order's events, unreliably."""
+    held: list[Event] = []
+    for event, step in zip(scenario.events[scenario.stored_before:], scenario.steps):
+        orders.stored.append(event)  # stored first, then published
+        if step.publish in ("once", "twice"):
+            hub.publish(event)
+        if step.publish == "twice":
+            hub.publish(event)
+        if step.publish == "hold":
+            held.append(event)
+        held.sort(key=lambda e: scenario.late_order.index(e.seq - 1))
+        for _ in range(min(step.release, len(held))):
+            hub.publish(held.pop())
+        if step.lag:
+            hub.mark_lagged()
+        await pause(step.pause)
+    for event in held:  # whatever is still held arrives at the end (perhaps after the follower stopped)
+        hub.publish(event)
+
+
+async def follow(scenario: Scenario) -> tuple[list[Event], FakeHub, FakeOrders]:
+    hub = FakeHub(scenario.queue_size)
+    orders = FakeOrders(scenario.events[:scenario.stored_before])
+    delivered: list[Event] = []
+
+    async def deliver(event: Event) -> None:
+        delivered.append(event)
+        if scenario.slow_client:
+            await asyncio.sleep(0)  # a slow socket: the watcher's queue fills meanwhile
+
+    producer = asyncio.create_task(produce(scenario, hub, orders))
+    try:
+        await asyncio.wait_for(follow_order(ORDER_ID, scenario.after, hub, orders, deliver), FINISH_WITHIN_S)
+    finally:
+        await producer
+    return delivered, hub, orders
+
+
+@given(scenarios())
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_delivers_each_event_after_the_given_seq_once_in_order_and_stops_at_the_terminal_one(scenario) -> None:
+    delivered, hub, _orders = asyncio.run(follow(scenario))
+    expected = scenario.events[scenario.after:]
+    assert [e.seq for e in delivered] == [e.seq for e in expected]
+    assert delivered == expected
+    assert delivered[-1].status in TERMINAL_STATUSES
+    assert all(e.status not in TERMINAL_STATUSES for e in delivered[:-1])
+    # It unsubscribed exactly the watcher it subscribed, also when it stopped early.
+    assert hub.watched == 1 and len(hub.unwatched) == 1 and hub.watchers == []
+
+
+@given(scenarios(after=st.just(0)))
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_follower_from_the_start_gets_the_whole_log(scenario) -> None:
+    delivered, _hub, orders = asyncio.run(follow(scenario))
+    assert delivered == orders.stored == scenario.events
+
+
+@given(st.data())
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_reconnecting_with_the_last_seq_seen_resumes_without_loss_or_repeat(data) -> None:
+    """A client drops its socket after some events and reconnects with ?after=<last seq seen>, maybe
+    several times: what it received, glued together, is the whole log once."""
+    scenario = data.draw(scenarios(after=st.just(0)))
+    received: list[Event] = []
+    while not received or received[-1].status not in TERMINAL_STATUSES:
+        take = data.draw(st.integers(1, len(scenario.events) - len(received)))
+
+        async def partial() -> list[Event]:
+            got: list[Event] = []
+            orders = FakeOrders(scenario.events)
+            hub = FakeHub(scenario.queue_size)
+
+            async def deliver(event: Event) -> None:
+                got.append(event)
+                if len(got) == take and event.status not in TERMINAL_STATUSES:
+                    raise ConnectionResetError("client went away")
+
+            last = received[-1].seq if received else 0
+            with pytest.raises(ConnectionResetError) if len(received) + take < len(scenario.events) else _nothing():
+                await asyncio.wait_for(follow_order(ORDER_ID, last, hub, orders, deliver), FINISH_WITHIN_S)
+            assert hub.watchers == []  # unsubscribed even though the client went away
+            return got
+
+        received.extend(asyncio.run(partial()))
+    assert received == scenario.events
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("beyond", [0, 1, 5])
+async def test_reconnecting_after_the_terminal_event_ends_at_once(beyond: int) -> None:
+    """Found by this file: with after_seq at or past the terminal event's seq the catch-up found
+    nothing, so follow_order never saw a terminal event and polled the repository every
+    CATCH_UP_INTERVAL_S forever (the /stream socket never closed)."""
+    events = order_events(["pending", "routing", "routed", "building", "submitted", "confirmed"])
+    hub, orders, delivered = FakeHub(8), FakeOrders(events), []
+
+    async def deliver(event: Event) -> None:
+        delivered.append(event)
+
+    await asyncio.wait_for(follow_order(ORDER_ID, len(events) + beyond, hub, orders, deliver), 0.5)
+    assert delivered == []
+
+
+async def test_an_overflowed_watcher_catches_up_at_once_not_after_the_interval(monkeypatch) -> None:
+    """The lagged flag is what makes an overflow cheap: events dropped from a full queue (here the
+    terminal one) are read from the repository at the next queue read, not after the catch-up
+    interval (set to 30 s here)."""
+    monkeypatch.setattr(streaming, "CATCH_UP_INTERVAL_S", 30.0)
+    events = order_events(["pending", "routing", "routed", "building", "submitted", "confirmed"])
+    hub, orders, delivered = FakeHub(2), FakeOrders([]), []
+
+    async def deliver(event: Event) -> None:
+        delivered.append(event)
+
+    follower = asyncio.create_task(follow_order(ORDER_ID, 0, hub, orders, deliver))
+    while not hub.watchers or orders.reads == 0:
+        await asyncio.sleep(0)
+    for _ in range(5):  # let the first catch-up (nothing stored yet) finish: it now waits on the queue
+        await asyncio.sleep(0)
+    assert delivered == [] and not follower.done()
+    for event in events:  # a burst: the queue keeps 2, the rest is dropped and the watcher marked lagged
+        orders.stored.append(event)
+        hub.publish(event)
+    await asyncio.wait_for(follower, 1.0)
+    assert delivered == events
+
+
+async def test_an_after_beyond_an_order_in_progress_ends_when_the_order_does() -> None:
+    events = order_events(["pending", "routing", "routed", "building", "submitted", "confirmed"])
+    hub, orders, delivered = FakeHub(8), FakeOrders(events[:2]), []
+
+    async def deliver(event: Event) -> None:
+        delivered.append(event)
+
+    follower = asyncio.create_task(follow_order(ORDER_ID, len(events) + 3, hub, orders, deliver))
+    for event in events[2:]:
+        await asyncio.sleep(CATCH_UP_S)
+        orders.stored.append(event)
+        hub.publish(event)
+    await asyncio.wait_for(follower, 0.5)
+    assert delivered == []
