@@ -124,7 +124,7 @@ async def _serve_orders(socket: WebSocket, client: ApiClient) -> None:
     following: set[asyncio.Task] = set()
     try:
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(outbox.run())
+            writer = tasks.create_task(outbox.run())
             while True:
                 try:
                     async with asyncio.timeout(settings.ws_idle_timeout_s):
@@ -134,6 +134,7 @@ async def _serve_orders(socket: WebSocket, client: ApiClient) -> None:
                         continue  # orders still in progress: not idle
                     await outbox.put(_error("idle timeout: closing", None, status=408))
                     await outbox.drain()
+                    writer.cancel()  # or the task group would wait for the writer for ever
                     await socket.close(code=1000)
                     return
                 if text is None:
@@ -157,13 +158,20 @@ async def _serve_orders(socket: WebSocket, client: ApiClient) -> None:
                 except SERVICE_ERRORS as exc:
                     await outbox.put(_error(unavailable_message(exc), None, status=503))
                     continue
-                task = tasks.create_task(
-                    follow_order(done.order_id, 0, socket.app.state.hub, engine.ctx.orders, outbox.deliver)
-                )
+                task = tasks.create_task(_follow(socket, done.order_id, outbox))
                 following.add(task)
                 task.add_done_callback(following.discard)
     except* (WebSocketDisconnect, OSError):
         pass
+
+
+async def _follow(socket: WebSocket, order_id: str, outbox: Outbox) -> None:
+    """Stream one order's events to the socket; an outage ends this order's stream with an
+    error message (the client resumes with /stream?after=N) and leaves the socket open."""
+    try:
+        await follow_order(order_id, 0, socket.app.state.hub, socket.app.state.engine.ctx.orders, outbox.deliver)
+    except SERVICE_ERRORS as exc:
+        await outbox.put(_error(unavailable_message(exc), None, status=503, orderId=order_id))
 
 
 class _ActionProbe(msgspec.Struct):

@@ -144,7 +144,9 @@ class OrderDesk:
         if result is None:  # the same key raced in from another request: that one owns the order
             await self._limits.release(client.client_id, admission.token)
             repeat = await self._repeat(client.client_id, key, digest, idempotency_key is not None)
-            return repeat or Submitted("", "unknown")
+            if repeat is None:
+                raise InputError(409, "a submission with this key is in progress: retry shortly", None)
+            return repeat
         await self._limits.bind(client.client_id, admission.token, result.order_id)
         try:
             await self._queues.send(result)

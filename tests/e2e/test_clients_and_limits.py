@@ -190,3 +190,13 @@ async def test_several_clients_watching_one_order_each_get_every_event(runtime):
     streams = await asyncio.gather(*(watch() for _ in range(3)))
     assert all([e["seq"] for e in s] == [1, 2, 3, 4, 5, 6] for s in streams)
     assert streams[0] == streams[1] == streams[2]
+
+
+async def test_a_socket_closed_for_idling_gives_its_slot_back(slow_runtime):
+    first, _ = slow_runtime
+    key = await first.create_key(f"idle-{uuid.uuid4().hex[:6]}", orders_per_minute=100, max_in_flight=100)
+    for _ in range(3):  # the limit is 2 sockets: three rounds only work if every closed socket is released
+        async with connect(f"{first.ws_base}/api/orders/execute", api_key=key) as a, \
+                connect(f"{first.ws_base}/api/orders/execute", api_key=key) as b:
+            assert [(await receive_json(s, timeout=5))["status"] for s in (a, b)] == [408, 408]
+        await asyncio.sleep(0.2)
