@@ -158,10 +158,9 @@ async def websocket_load(url: str, key: str, sockets: int, seconds: float, rate:
 
     async def closed(socket) -> None:
         while time.monotonic() < stop_at:
-            await one(socket)
+            await one(socket, time.perf_counter())
 
-    async def one(socket) -> None:
-        started = time.perf_counter()
+    async def one(socket, started: float) -> None:
         await socket.send(json.dumps(ORDER))
         while True:
             event = json.loads(await socket.recv())
@@ -171,6 +170,14 @@ async def websocket_load(url: str, key: str, sockets: int, seconds: float, rate:
         result.orders += 1
         result.failed += event.get("status") != "confirmed"
 
+    async def scheduled(idle: asyncio.Queue) -> None:
+        started = time.perf_counter()  # waiting for a free socket counts: the load does not back off
+        socket = await idle.get()
+        try:
+            await one(socket, started)
+        finally:
+            idle.put_nowait(socket)
+
     headers = {"X-API-Key": key}
     connections = [await websockets.connect(f"{url}/api/orders/execute", additional_headers=headers)
                    for _ in range(sockets)]
@@ -179,10 +186,12 @@ async def websocket_load(url: str, key: str, sockets: int, seconds: float, rate:
         if rate is None:
             await asyncio.gather(*(closed(s) for s in connections))
         else:
+            idle: asyncio.Queue = asyncio.Queue()
+            for socket in connections:
+                idle.put_nowait(socket)
             pending, n = set(), 0
             while time.monotonic() < stop_at:
-                socket = connections[n % len(connections)]
-                pending.add(asyncio.create_task(one(socket)))
+                pending.add(asyncio.create_task(scheduled(idle)))
                 n += 1
                 await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
             await asyncio.gather(*pending)
@@ -262,7 +271,7 @@ SCENARIOS = {
         "engine, web + 2 workers", services, [["start", "--workers", "none"], ["worker", "--processes", "2"]],
         args.sockets, args.seconds),
     "rate-100": lambda services, args: engine_scenario(
-        "engine at 100 orders/s", services, [["start"]], 20, args.seconds, rate=100),
+        "engine at 100 orders/s", services, [["start"]], 50, args.seconds, rate=100),
     "no-queue": lambda services, args: in_process_scenario(services, args.sockets, args.seconds),
 }
 
