@@ -9,7 +9,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from shared.adapters.sqs_queue import SqsQueues
+from shared.adapters.queue_port import queue_port
 from shared.context import Context, Queues
 from shared.settings import Settings, load_settings
 from shared.wiring import World, connect_world
@@ -23,7 +23,8 @@ class Container:
         self.settings = settings
         self.loop = asyncio.new_event_loop()
         self.world: World = self.run(connect_world(settings, min_connections=1))
-        self.queues: Queues = SqsQueues.from_settings(settings)
+        self.queues: Queues = queue_port(settings)  # SQS in the cloud (DEX_QUEUE_BACKEND=sqs)
+        self.run(self.queues.connect())
 
     @property
     def ctx(self) -> Context:

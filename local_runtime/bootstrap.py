@@ -13,8 +13,9 @@ from saq import Worker
 
 from local_runtime.watchers import PriceWatcher
 from shared.adapters.redis_triggers import RedisTriggerIndex
+from shared.adapters.queue_port import queue_port
 from shared.adapters.saq_queue import SaqQueues
-from shared.context import Context
+from shared.context import Context, Queues
 from shared.settings import Settings
 from shared.venues.market import Market
 from shared.wiring import connect_world
@@ -26,7 +27,7 @@ class Engine:
     pool: asyncpg.Pool
     redis: Redis
     ctx: Context
-    queues: SaqQueues
+    queues: SaqQueues | Queues
     market: Market
     triggers: RedisTriggerIndex
     watcher: PriceWatcher
@@ -35,7 +36,11 @@ class Engine:
 
     async def run_workers(self, steps: Iterable[str]) -> None:
         """SAQ workers for these steps, and the reconciler with them (none if `steps` is empty)."""
-        self.workers = self.queues.workers(self.ctx, steps)
+        steps = tuple(steps)
+        if steps and not isinstance(self.queues, SaqQueues):
+            raise ValueError("workers run on SAQ: with DEX_QUEUE_BACKEND=sqs start the web process with --workers none "
+                             "and let the queue triggers (cloud/) run the functions")
+        self.workers = self.queues.workers(self.ctx, steps) if steps else []
         if self.workers:
             self.workers.append(self.queues.reconciler(self.ctx))
         for worker in self.workers:
@@ -64,7 +69,7 @@ class Engine:
 
 async def start_engine(settings: Settings) -> Engine:
     world = await connect_world(settings)
-    queues = SaqQueues(settings)
+    queues = queue_port(settings)
     await queues.connect()
     ctx = world.ctx
     watcher = PriceWatcher(world.market, ctx.venues, ctx.tokens, world.triggers, queues, ctx.clock)

@@ -27,6 +27,10 @@ def _configure_logging(level: str) -> None:
 
 def start(settings: Settings, steps: tuple[str, ...]) -> int:
     _configure_logging(settings.log_level)
+    if settings.queue_backend != "saq" and steps:
+        print("error: with DEX_QUEUE_BACKEND=sqs the functions run behind their queue triggers: "
+              "start the web process with --workers none", file=sys.stderr)
+        return 2
     try:
         asyncio.run(prepare(settings.redis_url, settings.database_url))
     except ServiceUnavailable as exc:

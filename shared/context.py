@@ -38,6 +38,10 @@ class Queues(Protocol):
 
     async def send(self, message: Any, redrive: bool = False) -> None: ...
 
+    async def connect(self) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
 
 class TriggerIndex(Protocol):
     """Resting orders, indexed so a price change or launch touches only the orders it concerns."""

@@ -150,4 +150,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values[f.name] = _convert(env[name], getattr(defaults, f.name), name)
     settings = replace(defaults, **values)
     _order_sizes(settings.max_order_sizes)  # a malformed list fails at start-up, not on an order
+    if settings.queue_backend not in ("saq", "sqs"):
+        raise ValueError(f"setting DEX_QUEUE_BACKEND must be saq or sqs, got {settings.queue_backend!r}")
     return settings
