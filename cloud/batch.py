@@ -43,8 +43,6 @@ async def process_batch(step_name: str, records: list[dict[str, Any]], box: Cont
         try:
             async with asyncio.timeout(timeout):
                 result = await step.handle(message, box.ctx)
-            if result is not None:
-                await box.queues.send(result)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             if attempt < settings.job_attempts:
@@ -52,8 +50,15 @@ async def process_batch(step_name: str, records: list[dict[str, Any]], box: Cont
                                     message_key(message), attempt, reason)
                 return record_id
             await give_up(message, reason, attempt, box.ctx)
+            return None
         finally:
             current_attempt.reset(token)
+        if result is not None:
+            try:
+                await box.queues.send(result)
+            except Exception as exc:  # the step is done; redelivery re-sends (or the reconciler re-drives)
+                box.ctx.log.warning("%s %s: next step not sent (%s)", step_name, message_key(message), exc)
+                return record_id
         return None
 
     failed = await asyncio.gather(*(one(record) for record in records))
