@@ -130,3 +130,16 @@ def test_the_http_entry_point_validates_authenticates_and_stores_like_the_local_
     other = box.run(PgApiKeys(box.world.pool).create("bob", datetime.now(UTC)))
     hidden = http_handler.handler(http_event("GET", f"/api/orders/{order_id}", headers={"x-api-key": other}), None)
     assert hidden["statusCode"] == 404
+
+
+def test_a_failed_hand_off_is_redelivered_and_never_fails_the_order(box):
+    [request] = new_quote_requests(box, 1)
+
+    class Down(CapturingQueues):
+        async def send(self, message, redrive: bool = False) -> None:
+            raise ConnectionError("SQS unreachable")
+
+    box.queues = Down()
+    answer = quote_handler.handler(sqs_event(sqs_record(body(request), receive_count=3, message_id="m1")), None)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert statuses(box, request.order_id) == ["pending", "routing"]  # the step ran; the order is not failed
