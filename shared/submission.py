@@ -147,10 +147,10 @@ class OrderDesk:
             if repeat is None:
                 raise InputError(409, "a submission with this key is in progress: retry shortly", None)
             return repeat
-        await self._limits.bind(client.client_id, admission.token, result.order_id)
-        try:
+        try:  # the order is stored, so it is acknowledged whatever Redis does now
+            await self._limits.bind(client.client_id, admission.token, result.order_id)
             await self._queues.send(result)
-        except Exception as exc:  # stored and acknowledged: the reconciler moves it on when Redis is back
+        except Exception as exc:  # the reconciler moves it on when Redis is back
             self._ctx.log.warning("order %s stored but not queued (%s); the reconciler will re-drive it",
                                   result.order_id, exc)
         return Submitted(result.order_id, "pending")
