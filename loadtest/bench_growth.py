@@ -1,0 +1,100 @@
+"""Does the database slow down as it fills? Intake and replay latency on an empty database,
+then with 1,000,000 orders (6,000,000 events) stored.
+
+    .venv/bin/python -m loadtest.bench_growth [--orders 1000000] [--samples 2000]
+
+Intake = the `intake` function storing a new order and its first event (the statement the
+web process runs per order); replay = reading one stored order's events after seq 0, as a
+reconnecting WebSocket does. Both on the real PostgreSQL, one at a time, so the figures are
+statement latency, not throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import time
+import uuid
+
+from functions import intake
+from loadtest.bench import Services, percentile
+from shared.messages import MarketOrderRequest, NewOrder
+from shared.settings import SimulationSettings
+from shared.wiring import connect_world
+
+FILL = """
+INSERT INTO orders (id, client_id, idempotency_key, kind, side, status, base_mint, quote_mint, input_mint,
+                    output_mint, amount_in, slippage_bps, attempts, last_seq, created_at, updated_at)
+SELECT md5(i::text)::uuid, 'filler' || (i % 1000), 'fill-' || i, 'market', 'sell', 'confirmed',
+       'So11111111111111111111111111111111111111112', 'EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v',
+       'So11111111111111111111111111111111111111112', 'EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v',
+       1000000000, 50, 1, 6, now() - interval '1 day', now() - interval '1 day'
+FROM generate_series($1::bigint, $2::bigint) AS i;
+INSERT INTO order_events (order_id, seq, status, payload, created_at)
+SELECT md5(i::text)::uuid, s, (ARRAY['pending','routing','routed','building','submitted','confirmed'])[s],
+       '{"filler": true}'::jsonb, now() - interval '1 day'
+FROM generate_series($1::bigint, $2::bigint) AS i, generate_series(1, 6) AS s;
+"""
+
+
+async def measure(world, samples: int, known: list[str]) -> dict[str, float]:
+    request = MarketOrderRequest(side="sell", base_asset="SOL", quote_asset="USDC", amount="0.5")
+    intake_ms, replay_ms = [], []
+    for _ in range(samples):
+        started = time.perf_counter()
+        await intake.handle(NewOrder(request, "bench", uuid.uuid4().hex), world.ctx)
+        intake_ms.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        events = await world.ctx.orders.events(random.choice(known), 0)
+        replay_ms.append((time.perf_counter() - started) * 1000)
+        assert events
+    return {"intake_p50": statistics.median(intake_ms), "intake_p99": percentile(intake_ms, 99),
+            "replay_p50": statistics.median(replay_ms), "replay_p99": percentile(replay_ms, 99)}
+
+
+async def fill(pool, orders: int, first: int = 1) -> float:
+    started = time.perf_counter()
+    async with pool.acquire() as connection:
+        for start in range(first, first + orders, 100_000):
+            end = min(first + orders - 1, start + 99_999)
+            for statement in FILL.strip().split(";\n"):
+                await connection.execute(statement, start, end)
+        await connection.execute("ANALYZE orders; ANALYZE order_events")
+    return time.perf_counter() - started
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--samples", type=int, default=2000)
+    args = parser.parse_args()
+    services = Services()
+    url = await services.fresh_database()
+    settings = services.settings.with_changes(database_url=url, namespace=f"growth{uuid.uuid4().hex[:6]}",
+                                              sim=SimulationSettings(zero_delays=True))
+    world = await connect_world(settings)
+    try:
+        await fill(world.pool, 1_000)  # a few orders to replay from
+        known = [str(r["id"]) for r in await world.pool.fetch("SELECT id FROM orders LIMIT 1000")]
+        empty = await measure(world, args.samples, known)
+        fill_s = await fill(world.pool, args.orders, first=1_001)
+        rows = await world.pool.fetch("SELECT id FROM orders ORDER BY random() LIMIT 1000")
+        full = await measure(world, args.samples, [str(r["id"]) for r in rows])
+        size = await world.pool.fetchval("SELECT pg_size_pretty(pg_database_size(current_database()))")
+    finally:
+        await world.close()
+        await services.drop(url)
+    print(f"filled {args.orders:,} orders ({6 * args.orders:,} events) in {fill_s:.0f} s; database {size}")
+    print("| database | intake p50 | intake p99 | replay p50 | replay p99 |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, row in (("empty", empty), (f"{args.orders:,} orders", full)):
+        print(f"| {name} | {row['intake_p50']:.2f} ms | {row['intake_p99']:.2f} ms | {row['replay_p50']:.2f} ms"
+              f" | {row['replay_p99']:.2f} ms |")
+    ratio = {k: full[k] / empty[k] for k in empty}
+    print("full / empty: " + ", ".join(f"{k} {v:.2f}×" for k, v in ratio.items()))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
