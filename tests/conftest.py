@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 import pytest_asyncio
+from redis.asyncio import Redis
 
 from local_runtime.services import ensure_database, run_migrations
 from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, Settings, SimulationSettings
@@ -79,3 +80,15 @@ async def engine(settings: Settings) -> AsyncIterator:
         yield engine
     finally:
         await engine.close()
+        await forget_namespace(settings)
+
+
+async def forget_namespace(settings: Settings) -> None:
+    """The Redis server is shared by every test and run: leave nothing of a namespace behind."""
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        for pattern in (f"{settings.namespace}:*", f"saq:*{settings.namespace}:*"):
+            async for key in redis.scan_iter(pattern, count=10_000):
+                await redis.unlink(key)
+    finally:
+        await redis.aclose()

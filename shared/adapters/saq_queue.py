@@ -96,6 +96,7 @@ class SaqQueues:
             retries=settings.job_attempts,
             retry_delay=settings.job_retry_delay_ms / 1000,
             retry_backoff=True,
+            ttl=-1,  # forget a finished job at once: the order's record is in PostgreSQL, not in SAQ
             message=_encoder.encode(message).decode(),
         )
 
