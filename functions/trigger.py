@@ -33,6 +33,11 @@ async def handle(message: TriggerMessage, ctx: Context) -> QuoteRequest | None:
             await ctx.triggers.arm(order)
         return None
     if isinstance(message, TriggerFired):
+        if order.status == Status.WAITING and order.expires_at is not None and expired(order.expires_at, ctx.clock.now()):
+            # The price came too late: the order's time ran out first.
+            if await ctx.record(order.id, Status.EXPIRED, {"expiresAt": format_ts(order.expires_at)}) is not None:
+                await ctx.triggers.disarm(order)
+            return None
         if await ctx.record(order.id, Status.TRIGGERED, message.reason) is None and order.status != Status.TRIGGERED:
             return None  # cancelled, expired or already on its way
         await ctx.triggers.disarm(order)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 import msgspec
 
@@ -101,7 +101,8 @@ class PriceWatcher:
                 refusal, facts = "the new pool cannot fill this size", {}
             else:
                 pool = self._market.pool(venue, order.input_mint, order.output_mint)
-                launch = Launch(venue, quote.to_ui(pool.depth_y()), fill[1], int(fill[2].price_impact * 10_000))
+                impact_bps = int((fill[2].price_impact * 10_000).to_integral_value(rounding=ROUND_CEILING))
+                launch = Launch(venue, quote.to_ui(pool.depth_y()), fill[1], impact_bps)
                 refusal = launch_refusal(order.conditions or {}, launch)
                 facts = {"venue": venue, "liquidity": format_decimal(launch.liquidity_quote),
                          "price": format_decimal(launch.price), "priceImpactBps": launch.price_impact_bps}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation, localcontext
 
 from shared.errors import FieldError
 from shared.tokens import Token
@@ -19,7 +19,7 @@ _PRICE_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 
 def parse_price(field: str, text: str) -> Decimal:
     """A positive decimal string such as "180.5" (no signs, no exponents)."""
-    if not _PRICE_RE.match(text) or len(text.replace(".", "").lstrip("0")) > 30:
+    if not _PRICE_RE.fullmatch(text) or len(text.replace(".", "").lstrip("0")) > 30:
         raise FieldError(field, f"{field} must be a positive decimal string such as \"180.5\"")
     price = Decimal(text)
     if price <= 0:
@@ -61,9 +61,11 @@ def floor_amount_out(side: str, amount_in: int, limit_price: Decimal, base: Toke
     """The least a fill at `limit_price` or better gives: a sell of base must bring
     amount·limit in quote; a buy with quote must bring amount/limit in base. Rounded up,
     so a fill at exactly the limit passes and anything worse does not."""
-    per_unit = unit_price(limit_price, base, quote)
-    exact = amount_in * per_unit if side == "sell" else Decimal(amount_in) / per_unit
-    return int(exact.to_integral_value(rounding=ROUND_CEILING))
+    with localcontext() as exact_math:
+        exact_math.prec = 80  # u64 amounts × 30-digit prices, exactly (the default 28 digits round)
+        per_unit = unit_price(limit_price, base, quote)
+        exact = amount_in * per_unit if side == "sell" else Decimal(amount_in) / per_unit
+        return int(exact.to_integral_value(rounding=ROUND_CEILING))
 
 
 def crossed(side: str, limit_price: Decimal, executable_price: Decimal) -> bool:

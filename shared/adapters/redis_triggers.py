@@ -52,7 +52,13 @@ _details_decoder = msgspec.json.Decoder(_Details)
 
 
 def _millis(moment: datetime) -> int:
+    """Whole milliseconds, rounded down (for "now")."""
     return int(moment.timestamp() * 1000)
+
+
+def _millis_up(moment: datetime) -> int:
+    """Whole milliseconds, rounded up (for an expiry: never claimed before it is due)."""
+    return -(-round(moment.timestamp() * 1_000_000) // 1000)
 
 
 class RedisTriggerIndex:
@@ -91,7 +97,7 @@ class RedisTriggerIndex:
                 pipe.sadd(self._snipe_key(order.base_mint), order.id)
                 pipe.sadd(self._awaited_key, order.base_mint)
             if order.expires_at is not None:
-                pipe.zadd(self._expiry_key, {order.id: _millis(order.expires_at)})
+                pipe.zadd(self._expiry_key, {order.id: _millis_up(order.expires_at)})
             await pipe.execute()
 
     async def claim_rebuild(self) -> bool:

@@ -82,7 +82,7 @@ def test_bad_expiries_name_the_field(value):
     assert caught.value.field == "expiresAt"
 
 
-@pytest.mark.parametrize("text", ["0", "-1", "abc", "1e3", "NaN", "Infinity", ""])
+@pytest.mark.parametrize("text", ["0", "-1", "abc", "1e3", "NaN", "Infinity", "", "180.5\n", " 180.5"])
 def test_bad_prices_name_the_field(text):
     with pytest.raises(FieldError) as caught:
         parse_price("limitPrice", text)
