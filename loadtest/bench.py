@@ -46,8 +46,10 @@ from shared.settings import load_settings
 from shared.wiring import connect_world
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "0.5",
-         "slippageBps": 300}
+ORDERS = (  # alternating sides keep the simulated pools near their price over a long run
+    {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "0.5", "slippageBps": 300},
+    {"type": "market", "side": "buy", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "75", "slippageBps": 300},
+)
 TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
 STAGES = (("pending", "routing"), ("routing", "routed"), ("routed", "submitted"), ("submitted", "confirmed"))
 
@@ -126,6 +128,9 @@ async def stored_figures(url: str, result: Result) -> None:
         orders = await connection.fetchval("SELECT count(*) FROM orders") or 1
         events = await connection.fetchval("SELECT count(*) FROM order_events")
         result.events_per_order = events / orders
+        for row in await connection.fetch("SELECT coalesce(failure_reason, status) AS why, count(*) AS n FROM orders"
+                                          " WHERE status <> 'confirmed' GROUP BY 1 ORDER BY 2 DESC LIMIT 3"):
+            print(f"  {result.name or 'scenario'}: {row['n']} not confirmed: {row['why'][:150]}", file=sys.stderr)
         for start, end in STAGES:
             rows = await connection.fetch(
                 "SELECT extract(epoch FROM b.created_at - a.created_at) * 1000 AS ms FROM order_events a"
@@ -161,7 +166,7 @@ async def websocket_load(url: str, key: str, sockets: int, seconds: float, rate:
             await one(socket, time.perf_counter())
 
     async def one(socket, started: float) -> None:
-        await socket.send(json.dumps(ORDER))
+        await socket.send(json.dumps(ORDERS[result.orders % 2]))
         while True:
             event = json.loads(await socket.recv())
             if event.get("type") == "error" or event.get("status") in TERMINAL:
