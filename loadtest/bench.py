@@ -214,7 +214,7 @@ async def engine_scenario(name: str, services: Services, commands: list[list[str
     key = f"dex_bench-{uuid.uuid4().hex}"
     env = {**os.environ, "DATABASE_URL": url, "PORT": str(port), "DEX_NAMESPACE": f"bench{uuid.uuid4().hex[:6]}",
            "DEX_SIM_ZERO_DELAYS": "true", "DEX_DEV_API_KEY": key, "DEX_ORDERS_PER_MINUTE": "100000000",
-           "DEX_MAX_IN_FLIGHT": "1000000", "DEX_LOG_LEVEL": "WARNING"}
+           "DEX_MAX_IN_FLIGHT": "1000000", "DEX_WS_MAX_SOCKETS_PER_CLIENT": "100000", "DEX_LOG_LEVEL": "WARNING"}
     processes = await start_processes(commands, env, port)
     try:
         pids = [p for proc in processes for p in tree(proc.pid)]
