@@ -212,11 +212,18 @@ async def stream_socket(socket: WebSocket, order_id: str) -> None:
         await socket.send_text(_error(exc.message, exc.field, status=exc.status).decode())
         await socket.close(code=1008)
         return
+    except SERVICE_ERRORS as exc:
+        await socket.send_text(_error(unavailable_message(exc), None, status=503).decode())
+        await socket.close(code=1011)
+        return
     outbox = Outbox(socket)
     try:
         async with asyncio.TaskGroup() as tasks:
             writer = tasks.create_task(outbox.run())
-            await follow_order(order.id, after, socket.app.state.hub, engine.ctx.orders, outbox.deliver)
+            try:
+                await follow_order(order.id, after, socket.app.state.hub, engine.ctx.orders, outbox.deliver)
+            except SERVICE_ERRORS as exc:  # resume later with ?after=<last seq>
+                await outbox.put(_error(unavailable_message(exc), None, status=503, orderId=order.id))
             await outbox.drain()
             writer.cancel()
         await socket.close()

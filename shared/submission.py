@@ -4,6 +4,7 @@ acknowledged order is a stored order), and the hand-off to the next queue."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import uuid
@@ -95,6 +96,17 @@ def parse_order_id(text: str) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class _Proposed:
+    """Ids for one submission: intake takes this id only if it creates the order, so a
+    different id back means another request with the same key made it."""
+
+    order_id_value: str
+
+    def order_id(self) -> str:
+        return self.order_id_value
+
+
+@dataclass(frozen=True, slots=True)
 class Submitted:
     order_id: str
     status: str
@@ -133,15 +145,17 @@ class OrderDesk:
         )
         if not admission.admitted:
             raise InputError(429, _REFUSALS[admission.reason], None, retry_after_s=admission.retry_after_s)
+        proposed = self._ctx.ids.order_id()  # the id this submission gives a new order
+        ctx = dataclasses.replace(self._ctx, ids=_Proposed(proposed))
         try:
-            result = await CHAIN["intake"].handle(NewOrder(request, client.client_id, key, digest), self._ctx)
+            result = await CHAIN["intake"].handle(NewOrder(request, client.client_id, key, digest), ctx)
         except FieldError as exc:
             await self._limits.release(client.client_id, admission.token)
             raise InputError(422, exc.message, exc.field) from None
         except BaseException:
             await self._limits.release(client.client_id, admission.token)
             raise
-        if result is None:  # the same key raced in from another request: that one owns the order
+        if result is None or result.order_id != proposed:  # the same key raced in: that request owns the order
             await self._limits.release(client.client_id, admission.token)
             repeat = await self._repeat(client.client_id, key, digest, idempotency_key is not None)
             if repeat is None:
