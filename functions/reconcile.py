@@ -37,6 +37,17 @@ STEP_IN_FRONT: dict[Status, str] = {
 """Which step moves an order on from each pipeline status (its deadline applies)."""
 
 
+_STATUS_GROUPS = tuple(
+    frozenset(status for status, step in STEP_IN_FRONT.items() if step == group) for group in ("quote", "route", "execute")
+)
+"""Pipeline statuses grouped by the step in front of them (pending also fronts `trigger`)."""
+
+
+def _steps_for(statuses: frozenset[Status]) -> set[str]:
+    steps = {STEP_IN_FRONT[status] for status in statuses}
+    return steps | {"trigger"} if Status.PENDING in statuses else steps
+
+
 def _step_in_front(order: OrderRecord) -> str:
     if order.status == Status.PENDING and order.kind != "market":
         return "trigger"
@@ -67,11 +78,15 @@ async def stalled(ctx: Context, now: datetime) -> list[QuoteRequest | ArmRequest
     deadlines = {step: timedelta(seconds=settings.step_deadline_s(step))
                  for step in ("trigger", "quote", "route", "execute")}
     messages = []
-    for order in await ctx.orders.moving_since(now - min(deadlines.values()), BATCH):
-        if order.updated_at < now - deadlines[_step_in_front(order)]:
-            message = await redrive(order, ctx)
-            if message is not None:
-                messages.append(message)
+    # One query per deadline, so orders waiting legitimately in front of a slow step (execute)
+    # can never fill the batch and hide orders stuck in front of a fast one.
+    for statuses in _STATUS_GROUPS:
+        cutoff = now - min(deadlines[step] for step in _steps_for(statuses))
+        for order in await ctx.orders.moving_since(cutoff, BATCH, statuses):
+            if order.updated_at < now - deadlines[_step_in_front(order)]:
+                message = await redrive(order, ctx)
+                if message is not None:
+                    messages.append(message)
     grace = timedelta(seconds=settings.stall_grace_s)
     messages.extend(ExpireRequest(order.id) for order in await ctx.orders.overdue(now - grace, BATCH))
     return messages

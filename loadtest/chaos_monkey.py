@@ -5,8 +5,8 @@ PostgreSQL and the simulated chain are checked and a table printed.
     python3 dev.py chaos [--orders 1000] [--workers 2] [--rate 40]
 
 Acceptance: stuck 0, executed twice 0, events missing 0 (exit code 0 only then). The run
-uses its own database (dropped afterwards unless --keep) and its own Redis database index
-(--redis-db, flushed), so nothing else on the machine is disturbed. Child output goes to
+uses its own database (dropped afterwards unless --keep), its own Redis database index
+(--redis-db; the one FLUSHDB of the run hits only that index) and a namespace of its own. Child output goes to
 loadtest/out/chaos-*.log.
 """
 
@@ -232,19 +232,27 @@ async def verify(database_url: str, ids: list[str]) -> dict:
             "stuck": stuck, "twice": twice, "missing": missing}
 
 
+async def forget_keys(redis_url: str, namespace: str) -> None:
+    redis = Redis.from_url(redis_url)
+    try:
+        for pattern in (f"{namespace}:*", f"saq:*{namespace}:*"):
+            async for key in redis.scan_iter(pattern, count=10_000):
+                await redis.unlink(key)
+    finally:
+        await redis.aclose()
+
+
 async def run_chaos(orders: int = 1000, workers: int = 2, rate: float = 40, kills: int | None = None,
                     flush: bool = True, web_restart: bool = True, redis_db: int = 13, drain_s: float = 180,
                     keep: bool = False, seed: int = 1) -> dict:
     services = Services()
     redis_url = urlunsplit(urlsplit(services.settings.redis_url)._replace(path=f"/{redis_db}"))
-    redis = Redis.from_url(redis_url)
-    await redis.flushdb()
-    await redis.aclose()
     database_url = await services.fresh_database()
     port = 19000 + os.getpid() % 1000
     key = f"dex_chaos-{uuid.uuid4().hex}"
+    namespace = f"chaos{uuid.uuid4().hex[:8]}"  # two runs on one Redis database never share jobs
     env = {**os.environ, **FAST_RECOVERY, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "PORT": str(port),
-           "DEX_NAMESPACE": "chaos", "DEX_DEV_API_KEY": key}
+           "DEX_NAMESPACE": namespace, "DEX_DEV_API_KEY": key}
     cluster = Cluster(env, port, workers)
     chaos, rng = Chaos(), random.Random(seed)
     duration = orders / rate
@@ -262,6 +270,7 @@ async def run_chaos(orders: int = 1000, workers: int = 2, rate: float = 40, kill
         cluster.stop()
         if not keep:
             await services.drop(database_url)
+            await forget_keys(redis_url, namespace)
     report.update(orders=orders, acknowledged=len(acknowledged), chaos=chaos,
                   elapsed=time.monotonic() - started)
     return report

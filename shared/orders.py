@@ -66,9 +66,9 @@ class OrderRepository(Protocol):
 
     async def get(self, order_id: str) -> OrderRecord | None: ...
 
-    async def moving_since(self, before: datetime, limit: int) -> list[OrderRecord]:
-        """Orders in the pipeline (pending, triggered, routing … submitted) not updated since
-        `before`, oldest first."""
+    async def moving_since(self, before: datetime, limit: int, statuses: frozenset[Status]) -> list[OrderRecord]:
+        """Orders in one of these pipeline statuses (pending, triggered, routing … submitted) not
+        updated since `before`, oldest first."""
         ...
 
     async def overdue(self, before: datetime, limit: int) -> list[OrderRecord]:

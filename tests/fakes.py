@@ -85,9 +85,8 @@ class InMemoryOrderRepository:
     async def get(self, order_id: str) -> OrderRecord | None:
         return self.orders.get(order_id)
 
-    async def moving_since(self, before: datetime, limit: int) -> list[OrderRecord]:
-        moving = {Status.PENDING, Status.TRIGGERED, Status.ROUTING, Status.ROUTED, Status.BUILDING, Status.SUBMITTED}
-        found = [o for o in self.orders.values() if o.status in moving and o.updated_at < before]
+    async def moving_since(self, before: datetime, limit: int, statuses: frozenset[Status]) -> list[OrderRecord]:
+        found = [o for o in self.orders.values() if o.status in statuses and o.updated_at < before]
         return sorted(found, key=lambda o: o.updated_at)[:limit]
 
     async def overdue(self, before: datetime, limit: int) -> list[OrderRecord]:

@@ -171,12 +171,12 @@ class PgOrderRepository:
         row = await self._pool.fetchrow("SELECT * FROM orders WHERE id = $1", order_id)
         return None if row is None else _record(row)
 
-    async def moving_since(self, before: datetime, limit: int) -> list[OrderRecord]:
-        # The predicate matches the partial index orders_moving_by_age word for word.
+    async def moving_since(self, before: datetime, limit: int, statuses: frozenset[Status]) -> list[OrderRecord]:
+        # The IN list matches the partial index orders_moving_by_age word for word.
         rows = await self._pool.fetch(
             "SELECT * FROM orders WHERE status IN ('pending', 'triggered', 'routing', 'routed', 'building',"
-            " 'submitted') AND updated_at < $1 ORDER BY updated_at LIMIT $2",
-            before, limit,
+            " 'submitted') AND status = ANY($3::text[]) AND updated_at < $1 ORDER BY updated_at LIMIT $2",
+            before, limit, [s.value for s in statuses],
         )
         return [_record(row) for row in rows]
 

@@ -114,3 +114,16 @@ async def test_the_trigger_index_is_rebuilt_once_after_it_was_lost():
     assert await reconcile.rearm_if_lost(ctx) == 3
     assert len(ctx.triggers.armed) == 3
     assert await reconcile.rearm_if_lost(ctx) == 0  # intact now: no second rebuild
+
+
+async def test_orders_waiting_for_a_slow_step_cannot_hide_one_stuck_in_front_of_a_fast_step(monkeypatch):
+    monkeypatch.setattr(reconcile, "BATCH", 2)
+    ctx = fake_context()
+    for n in range(3):  # older, in front of execute, but still within execute's long deadline
+        to_execute = await route.handle(
+            await quote.handle(await intake.handle(NewOrder(MARKET, "c", f"slow{n}"), ctx), ctx), ctx)
+    stuck = await intake.handle(NewOrder(MARKET, "c", "stuck"), ctx)
+    now = await advance_past_deadlines(ctx, ctx.settings.step_deadline_s("quote") + 1)
+    assert now - timedelta(seconds=ctx.settings.step_deadline_s("execute")) < (
+        await ctx.orders.get(to_execute.order_id)).updated_at
+    assert [m.order_id for m in await reconcile.stalled(ctx, now)] == [stuck.order_id]
