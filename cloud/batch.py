@@ -21,15 +21,14 @@ from typing import Any
 import msgspec
 
 from cloud.container import Container, container
-from functions.chain import CHAIN, give_up, message_key
-from shared.context import current_attempt
+from functions.chain import CHAIN, RetryLater, message_key, run_attempt
 
 
 async def process_batch(step_name: str, records: list[dict[str, Any]], box: Container) -> dict[str, list]:
     step = CHAIN[step_name]
     decoder = msgspec.json.Decoder(step.message_type)
     settings = box.settings
-    timeout = getattr(settings, f"{step_name}_job_timeout_s")
+    timeout = settings.step_timeout_s(step_name)
 
     async def one(record: dict[str, Any]) -> str | None:
         record_id = record["messageId"]
@@ -39,20 +38,10 @@ async def process_batch(step_name: str, records: list[dict[str, Any]], box: Cont
             box.ctx.log.error("%s: undecodable record %s: %.200s", step_name, record_id, record["body"])
             return record_id
         attempt = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
-        token = current_attempt.set(attempt)
         try:
-            async with asyncio.timeout(timeout):
-                result = await step.handle(message, box.ctx)
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            if attempt < settings.job_attempts:
-                box.ctx.log.warning("%s %s attempt %d failed (%s); SQS redelivers it", step_name,
-                                    message_key(message), attempt, reason)
-                return record_id
-            await give_up(message, reason, attempt, box.ctx)
-            return None
-        finally:
-            current_attempt.reset(token)
+            result = await run_attempt(step, message, box.ctx, attempt, settings.job_attempts, timeout)
+        except RetryLater:
+            return record_id  # SQS redelivers it
         if result is not None:
             try:
                 await box.queues.send(result)

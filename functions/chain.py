@@ -10,12 +10,13 @@ handler names its successor.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.context import Context
+from shared.context import Context, current_attempt
 from shared.messages import ExecuteRequest, NewOrder, QuoteRequest, RouteRequest, TriggerMessage
 from shared.states import Status
 
@@ -76,3 +77,32 @@ async def give_up(message: Any, error: str, attempts: int, ctx: Context) -> None
         failure_reason=error,
         attempts=attempts,
     )
+
+
+class RetryLater(Exception):
+    """A delivery failed with attempts left: the transport should deliver the message again."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def run_attempt(step: Step, message: Any, ctx: Context, attempt: int, attempts: int, timeout_s: float) -> Any:
+    """Delivery number `attempt` (of `attempts`) of `message` to `step`, whatever the transport
+    (SAQ job, SQS record). Returns the next message (or None). A failure raises RetryLater while
+    attempts are left; on the last one the step gives up (the order fails with the reason) and
+    None is returned."""
+    token = current_attempt.set(attempt)
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await step.handle(message, ctx)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if attempt < attempts:
+            ctx.log.warning("%s %s attempt %d failed (%s); retrying", step.name, message_key(message), attempt, reason)
+            raise RetryLater(reason) from exc
+        ctx.log.error("%s %s failed after %d attempts: %s", step.name, message_key(message), attempt, reason)
+        await give_up(message, reason, attempt, ctx)
+        return None
+    finally:
+        current_attempt.reset(token)

@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 import msgspec
 
 from functions.intake import quote_request
-from shared.context import Context
+from functions.chain import message_key, step_for
+from shared.context import Context, Queues
 from shared.messages import ArmRequest, ExecuteRequest, ExpireRequest, Plan, QuoteRequest, TriggerFired
 from shared.orders import OrderRecord
 from shared.states import Status
@@ -105,3 +106,16 @@ async def rearm_if_lost(ctx: Context) -> int:
     if count:
         ctx.log.warning("trigger index rebuilt from PostgreSQL: %d waiting orders re-armed", count)
     return count
+
+
+async def run_round(ctx: Context, queues: Queues) -> dict[str, int]:
+    """One reconciler round, whatever schedules it (SAQ cron, a cloud schedule): re-arm a lost
+    trigger index, then re-drive every stuck order through `queues`."""
+    rearmed = await rearm_if_lost(ctx)
+    messages = await stalled(ctx, ctx.clock.now())
+    for message in messages:
+        await queues.send(message, redrive=True)
+    if messages:
+        ctx.log.warning("reconciler re-drove %d stuck orders: %s", len(messages),
+                        ", ".join(f"{step_for(m)}:{message_key(m)}" for m in messages[:20]))
+    return {"rearmed": rearmed, "redriven": len(messages)}

@@ -27,6 +27,7 @@ from shared.states import Status
 from shared.tokens import SOL, USDC, TokenRegistry
 from shared.venues.market import Market
 from shared.venues.simulated import SimulatedVenues
+from shared.wiring import forget_namespace
 
 ROUNDS = 20
 
@@ -81,8 +82,7 @@ async def bench(redis: Redis, count: int) -> dict[str, float]:
         timings.append(time.perf_counter() - t0)
         assert fired == 10, fired
     memory = (await redis.info("memory"))["used_memory"]
-    async for key in redis.scan_iter(f"{namespace}:*", count=10_000):
-        await redis.unlink(key)
+    await forget_namespace(redis, namespace)
     return {"orders": count, "load_s": load_s, "quiet_ms": statistics.median(quiet) * 1000,
             "tick_ms": statistics.median(timings) * 1000, "tick_p95_ms": sorted(timings)[int(ROUNDS * 0.95) - 1] * 1000,
             "redis_mb": memory / 2**20}

@@ -31,6 +31,7 @@ import httpx
 from redis.asyncio import Redis
 
 from loadtest.bench import Services
+from shared.wiring import forget_namespace
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "loadtest" / "out"
@@ -235,9 +236,7 @@ async def verify(database_url: str, ids: list[str]) -> dict:
 async def forget_keys(redis_url: str, namespace: str) -> None:
     redis = Redis.from_url(redis_url)
     try:
-        for pattern in (f"{namespace}:*", f"saq:*{namespace}:*"):
-            async for key in redis.scan_iter(pattern, count=10_000):
-                await redis.unlink(key)
+        await forget_namespace(redis, namespace)
     finally:
         await redis.aclose()
 

@@ -165,11 +165,11 @@ async def _serve_orders(socket: WebSocket, client: ApiClient) -> None:
         pass
 
 
-async def _follow(socket: WebSocket, order_id: str, outbox: Outbox) -> None:
-    """Stream one order's events to the socket; an outage ends this order's stream with an
-    error message (the client resumes with /stream?after=N) and leaves the socket open."""
+async def _follow(socket: WebSocket, order_id: str, outbox: Outbox, after: int = 0) -> None:
+    """Stream one order's events after seq `after` to the socket; an outage ends this order's
+    stream with an error message (the client resumes with /stream?after=N)."""
     try:
-        await follow_order(order_id, 0, socket.app.state.hub, socket.app.state.engine.ctx.orders, outbox.deliver)
+        await follow_order(order_id, after, socket.app.state.hub, socket.app.state.engine.ctx.orders, outbox.deliver)
     except SERVICE_ERRORS as exc:
         await outbox.put(_error(unavailable_message(exc), None, status=503, orderId=order_id))
 
@@ -196,7 +196,6 @@ def _retry(exc: InputError) -> dict[str, int]:
 @websocket("/api/orders/{order_id:str}/stream")
 async def stream_socket(socket: WebSocket, order_id: str) -> None:
     """Replays stored events after `?after=N` (default 0), then live ones until the terminal event."""
-    engine: Engine = socket.app.state.engine
     desk: OrderDesk = socket.app.state.desk
     await socket.accept()
     client = await _authenticated(socket)
@@ -220,10 +219,7 @@ async def stream_socket(socket: WebSocket, order_id: str) -> None:
     try:
         async with asyncio.TaskGroup() as tasks:
             writer = tasks.create_task(outbox.run())
-            try:
-                await follow_order(order.id, after, socket.app.state.hub, engine.ctx.orders, outbox.deliver)
-            except SERVICE_ERRORS as exc:  # resume later with ?after=<last seq>
-                await outbox.put(_error(unavailable_message(exc), None, status=503, orderId=order.id))
+            await _follow(socket, order.id, outbox, after)
             await outbox.drain()
             writer.cancel()
         await socket.close()

@@ -91,10 +91,14 @@ class Settings:
         """The largest order (whole tokens) selling `symbol`, or None for no per-asset limit."""
         return _order_sizes(self.max_order_sizes).get(symbol.upper())
 
+    def step_timeout_s(self, step: str) -> int:
+        """How long one attempt of `step` may take (DEX_<STEP>_JOB_TIMEOUT_S)."""
+        return getattr(self, f"{step}_job_timeout_s")
+
     def step_deadline_s(self, step: str) -> int:
         """How long an order may sit in front of `step` before the reconciler re-drives it: the
         step's every attempt timing out, plus the grace."""
-        return getattr(self, f"{step}_job_timeout_s") * self.job_attempts + self.stall_grace_s
+        return self.step_timeout_s(step) * self.job_attempts + self.stall_grace_s
 
     def with_changes(self, **changes) -> Settings:
         return replace(self, **changes)

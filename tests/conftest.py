@@ -16,6 +16,7 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from local_runtime.services import ensure_database, run_migrations
+from shared import wiring
 from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, Settings, SimulationSettings
 
 REDIS_URL = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
@@ -87,8 +88,6 @@ async def forget_namespace(settings: Settings) -> None:
     """The Redis server is shared by every test and run: leave nothing of a namespace behind."""
     redis = Redis.from_url(settings.redis_url)
     try:
-        for pattern in (f"{settings.namespace}:*", f"saq:*{settings.namespace}:*"):
-            async for key in redis.scan_iter(pattern, count=10_000):
-                await redis.unlink(key)
+        await wiring.forget_namespace(redis, settings.namespace)
     finally:
         await redis.aclose()

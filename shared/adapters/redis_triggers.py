@@ -9,7 +9,6 @@ that hands an order to the pipeline once, however many watchers run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -22,9 +21,10 @@ _SCORE_SLACK = 1e-9
 """Relative widening of the float range so rounding never hides a crossing order."""
 
 
-@dataclass(frozen=True, slots=True)
-class RestingOrder:
-    order_id: str
+class RestingOrder(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What a watcher needs of a waiting order, stored as JSON beside the index entries (the
+    order id is the key's, so it is not stored)."""
+
     kind: str
     side: str
     base_mint: str
@@ -32,23 +32,12 @@ class RestingOrder:
     input_mint: str
     output_mint: str
     amount_in: int
-    limit_price: Decimal | None
-    conditions: dict | None
-
-
-class _Details(msgspec.Struct, frozen=True):
-    kind: str
-    side: str
-    base_mint: str
-    quote_mint: str
-    input_mint: str
-    output_mint: str
-    amount_in: int
-    limit_price: str | None = None
+    limit_price: Decimal | None = None
     conditions: dict | None = None
+    order_id: str = ""
 
 
-_details_decoder = msgspec.json.Decoder(_Details)
+_resting_decoder = msgspec.json.Decoder(RestingOrder)
 
 
 def _millis(moment: datetime) -> int:
@@ -84,9 +73,9 @@ class RedisTriggerIndex:
         return f"{self._ns}:expiry"
 
     async def arm(self, order: OrderRecord) -> None:
-        details = _Details(
+        details = RestingOrder(
             order.kind, order.side, order.base_mint, order.quote_mint, order.input_mint, order.output_mint,
-            order.amount_in, None if order.limit_price is None else str(order.limit_price), order.conditions,
+            order.amount_in, order.limit_price, order.conditions,
         )
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.set(self._details_key(order.id), msgspec.json.encode(details))
@@ -122,11 +111,7 @@ class RedisTriggerIndex:
         for order_id, blob in zip(ids, raw, strict=True):
             if blob is None:
                 continue
-            d = _details_decoder.decode(blob)
-            found.append(RestingOrder(
-                order_id, d.kind, d.side, d.base_mint, d.quote_mint, d.input_mint, d.output_mint, d.amount_in,
-                None if d.limit_price is None else Decimal(d.limit_price), d.conditions,
-            ))
+            found.append(msgspec.structs.replace(_resting_decoder.decode(blob), order_id=order_id))
         return found
 
     async def limit_candidates(

@@ -17,8 +17,8 @@ from saq import CronJob, Worker
 from saq.queue.redis import RedisQueue
 
 from functions import reconcile
-from functions.chain import CHAIN, Step, give_up, message_key, step_for
-from shared.context import Context, current_attempt
+from functions.chain import CHAIN, Step, message_key, run_attempt, step_for
+from shared.context import Context
 from shared.settings import Settings
 from shared.wiring import new_redis
 
@@ -27,10 +27,6 @@ log = logging.getLogger("engine.saq")
 _encoder = msgspec.json.Encoder()
 JOB_TIMEOUT_MARGIN_S = 5
 """SAQ's own timeout sits above the step's, so the step times out first and can give up cleanly."""
-
-
-def step_timeout_s(settings: Settings, step: str) -> int:
-    return getattr(settings, f"{step}_job_timeout_s")
 
 
 class HostedWorker(Worker):
@@ -92,7 +88,7 @@ class SaqQueues:
         await self.queues[step].enqueue(
             step,
             key=f"{step}:{message_key(message)}{':redrive' if redrive else ''}",
-            timeout=step_timeout_s(settings, step) + JOB_TIMEOUT_MARGIN_S,
+            timeout=settings.step_timeout_s(step) + JOB_TIMEOUT_MARGIN_S,
             retries=settings.job_attempts,
             retry_delay=settings.job_retry_delay_ms / 1000,
             retry_backoff=True,
@@ -102,7 +98,7 @@ class SaqQueues:
 
     def job_function(self, step: Step, ctx: Context):
         decoder = msgspec.json.Decoder(step.message_type)
-        timeout = step_timeout_s(self._settings, step.name)
+        timeout = self._settings.step_timeout_s(step.name)
 
         async def run(saq_ctx: dict[str, Any], *, message: str) -> None:
             job = saq_ctx["job"]
@@ -111,22 +107,7 @@ class SaqQueues:
             except msgspec.DecodeError:
                 log.error("dropping undecodable %s message: %.200s", step.name, message)
                 return
-            token = current_attempt.set(job.attempts)
-            try:
-                async with asyncio.timeout(timeout):
-                    result = await step.handle(decoded, ctx)
-            except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                if job.retryable:
-                    log.warning("%s %s attempt %d failed (%s); retrying", step.name, message_key(decoded),
-                                job.attempts, reason)
-                    raise
-                log.error("%s %s failed after %d attempts: %s", step.name, message_key(decoded), job.attempts,
-                          reason)
-                await give_up(decoded, reason, job.attempts, ctx)
-                return
-            finally:
-                current_attempt.reset(token)
+            result = await run_attempt(step, decoded, ctx, job.attempts, job.retries, timeout)
             if result is not None:
                 await self.send(result)
 
@@ -148,14 +129,7 @@ class SaqQueues:
         with workers runs one; the cron job's unique key makes one of them run each round."""
 
         async def run(saq_ctx: dict[str, Any]) -> dict[str, int]:
-            rearmed = await reconcile.rearm_if_lost(ctx)
-            messages = await reconcile.stalled(ctx, ctx.clock.now())
-            for message in messages:
-                await self.send(message, redrive=True)
-            if messages:
-                log.warning("reconciler re-drove %d stuck orders: %s", len(messages),
-                            ", ".join(f"{step_for(m)}:{message_key(m)}" for m in messages[:20]))
-            return {"rearmed": rearmed, "redriven": len(messages)}
+            return await reconcile.run_round(ctx, self)
 
         run.__qualname__ = run.__name__ = "reconcile"  # SAQ names cron jobs by __qualname__
         interval = max(1, self._settings.reconcile_interval_s)

@@ -11,7 +11,6 @@ from collections import Counter
 from decimal import Decimal
 
 import msgspec
-from redis.asyncio import Redis
 
 from functions import execute, intake, quote, reconcile, route, trigger
 from shared.adapters.redis_limits import ClientLimits
@@ -21,6 +20,7 @@ from shared.messages import (ArmRequest, ExecuteRequest, LimitOrderRequest, Mark
 from shared.states import TERMINAL_STATUSES, Status
 from shared.submission import OrderDesk
 from shared.tokens import SOL, USDC
+from shared.wiring import forget_namespace
 
 STEPS = ("trigger", "quote", "route", "execute")
 SLIPPAGE_BPS = 1_000
@@ -217,13 +217,7 @@ async def test_a_second_reconciler_round_while_the_first_re_drive_runs_lands_not
 async def forget_all_redis_keys(engine) -> int:
     """FLUSHALL, for this test's namespace only (the Redis server is shared): queues, jobs, the
     trigger index and its marker, rate and in-flight counters."""
-    redis: Redis = engine.redis
-    namespace = engine.settings.namespace
-    deleted = 0
-    for pattern in (f"{namespace}:*", f"saq:*{namespace}:*"):
-        async for key in redis.scan_iter(pattern, count=1000):
-            deleted += await redis.unlink(key)
-    return deleted
+    return await forget_namespace(engine.redis, engine.settings.namespace)
 
 
 async def test_after_redis_loses_everything_mid_pipeline_every_order_completes_and_limits_still_fire(engine):

@@ -13,6 +13,7 @@ from shared.messages import ArmRequest, LimitOrderRequest, NewOrder, TriggerFire
 from shared.orders import OrderRecord
 from shared.states import Status
 from shared.tokens import SOL, USDC, TokenRegistry
+from shared.wiring import forget_namespace
 from tests.fakes import FixedClock
 
 
@@ -134,8 +135,7 @@ async def test_after_redis_loses_everything_waiting_orders_are_re_armed_and_stil
 
     order_id = await waiting_limit_order(engine, "flushed")
     assert await reconcile.rearm_if_lost(engine.ctx) == 1  # first round: the index was never marked built
-    async for key in engine.redis.scan_iter(f"{engine.settings.namespace}:*"):
-        await engine.redis.unlink(key)  # FLUSHALL, for this engine's keys
+    await forget_namespace(engine.redis, engine.settings.namespace)  # FLUSHALL, for this engine's keys
     queues = CapturingQueues()
     watcher = PriceWatcher(engine.market, engine.ctx.venues, TokenRegistry(), engine.triggers, queues, FixedClock())
     engine.market.set_price(SOL.mint, USDC.mint, Decimal(150))
