@@ -17,12 +17,13 @@ from local_runtime.auth import DEV_CLIENT, api_key_guard, register_dev_key
 from local_runtime.bootstrap import start_engine
 from local_runtime.http_api import ORDER_ROUTES, healthz, refusal
 from local_runtime.hub import EventHub
-from local_runtime.outages import SERVICE_ERRORS, service_unavailable
+from local_runtime.outages import service_unavailable
 from local_runtime.quote_api import get_quote
 from local_runtime.sim_api import SIM_ROUTES
 from shared.submission import InputError, OrderDesk
 from local_runtime.ws_api import SOCKETS, SocketSlots
 from shared.adapters.redis_limits import ClientLimits
+from shared.outages import SERVICE_ERRORS
 from shared.db.api_keys import PgApiKeys
 from shared.settings import Settings
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from litestar import Request, Response
 
-from shared.outages import SERVICE_ERRORS, unavailable_message
-
-__all__ = ["SERVICE_ERRORS", "service_unavailable", "unavailable_message"]
+from shared.outages import unavailable_message
 
 
 def service_unavailable(_: Request, exc: Exception) -> Response:

@@ -17,11 +17,11 @@ from litestar.exceptions import WebSocketDisconnect
 
 from local_runtime.bootstrap import Engine
 from local_runtime.auth import presented_key
-from local_runtime.outages import SERVICE_ERRORS, unavailable_message
 from local_runtime.streaming import follow_order
 from shared.submission import CancelAction, InputError, OrderDesk, authenticate, decode_body
 from shared.db.api_keys import ApiClient
 from shared.events import MAX_SEQ, Event, encode_event
+from shared.outages import SERVICE_ERRORS, unavailable_message
 
 OUTBOX_SIZE = 1024
 _encoder = msgspec.json.Encoder()
