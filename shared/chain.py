@@ -61,6 +61,7 @@ class SimulatedChain:
         self._sleep = sleep
         self._rng = random.Random(sim.seed + 2)
         self._slot = 300_000_000
+        self._landing: set[str] = set()
 
     async def _delay(self, ms: int) -> None:
         ms = self._sim.delay_ms(ms)
@@ -76,22 +77,34 @@ class SimulatedChain:
             raise ChainUnavailable("blockhash not found; transaction was not processed")
 
     async def confirm(self, tx: Transaction) -> Landing:
-        """Wait for the transaction to land and return its result, landing it at most once."""
+        """Wait for the transaction to land and return its result, landing it at most once.
+
+        The swap is priced and applied to the pool in one step (nothing else runs in between),
+        so concurrent transactions see each other's effect in the order they land, as on a
+        chain. Another delivery of the same transaction in this process waits for the first."""
         await self._delay(self._sim.confirm_delay_ms + self._rng.randint(0, self._sim.confirm_jitter_ms))
-        landed = await self._ledger.find(tx.signature)
-        if landed is not None:
-            return landed
-        self._slot += 1
+        while True:
+            landed = await self._ledger.find(tx.signature)
+            if landed is not None:
+                return landed
+            if tx.signature not in self._landing:
+                break
+            await self._sleep(0.005)
+        self._landing.add(tx.signature)
+        try:
+            self._slot += 1
+            stored, _ = await self._ledger.land(tx, self._execute(tx, self._slot))
+            return stored
+        finally:
+            self._landing.discard(tx.signature)
+
+    def _execute(self, tx: Transaction, slot: int) -> Landing:
+        """The swap's outcome on the pool now; a successful swap moves the pool."""
         try:
             outcome = self._venues.outcome(tx.venue, tx.input_mint, tx.output_mint, tx.amount_in)
         except InsufficientLiquidity as exc:
-            attempt = Landing(tx.signature, False, 0, self._slot, f"insufficient liquidity: {exc}")
-        else:
-            if outcome.amount_out < tx.min_amount_out:
-                attempt = Landing(tx.signature, False, 0, self._slot, SLIPPAGE)
-            else:
-                attempt = Landing(tx.signature, True, outcome.amount_out, self._slot)
-        stored, landed_now = await self._ledger.land(tx, attempt)
-        if landed_now and stored.succeeded:
-            self._venues.outcome(tx.venue, tx.input_mint, tx.output_mint, tx.amount_in, apply=True)
-        return stored
+            return Landing(tx.signature, False, 0, slot, f"insufficient liquidity: {exc}")
+        if outcome.amount_out < tx.min_amount_out:
+            return Landing(tx.signature, False, 0, slot, SLIPPAGE)
+        self._venues.outcome(tx.venue, tx.input_mint, tx.output_mint, tx.amount_in, apply=True)
+        return Landing(tx.signature, True, outcome.amount_out, slot)

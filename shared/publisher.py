@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from shared.batching import Coalescer
 from shared.adapters.redis_limits import SETTLE_SCRIPT, inflight_prefix, owner_key
 from shared.events import Event, encode_event
 from shared.states import TERMINAL_STATUSES, Status
@@ -21,18 +22,23 @@ def event_channel(namespace: str, order_id: str) -> str:
 
 
 class RedisPublisher:
-    def __init__(self, redis: Redis, namespace: str) -> None:
+    """Events published by concurrent orders travel in one pipeline (see shared/batching.py)."""
+
+    def __init__(self, redis: Redis, namespace: str, max_batch: int = 256) -> None:
         self._redis = redis
         self._namespace = namespace
         self._settle = redis.register_script(SETTLE_SCRIPT)
+        self._batches = Coalescer(self._publish_many, max_batch=max_batch, max_in_flight=2)
 
     async def publish(self, event: Event) -> None:
-        channel = event_channel(self._namespace, event.order_id)
-        if event.status not in SETTLING_STATUSES:
-            await self._redis.publish(channel, encode_event(event))
-            return
+        await self._batches.submit(event)
+
+    async def _publish_many(self, events: list[Event]) -> list[None]:
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.publish(channel, encode_event(event))
-            await self._settle(keys=[owner_key(self._namespace, event.order_id)],
-                               args=[inflight_prefix(self._namespace), event.order_id], client=pipe)
+            for event in events:
+                pipe.publish(event_channel(self._namespace, event.order_id), encode_event(event))
+                if event.status in SETTLING_STATUSES:
+                    await self._settle(keys=[owner_key(self._namespace, event.order_id)],
+                                       args=[inflight_prefix(self._namespace), event.order_id], client=pipe)
             await pipe.execute()
+        return [None] * len(events)

@@ -81,6 +81,9 @@ class Settings:
     """step=url pairs, comma-separated: trigger, quote, route and execute queues."""
     sqs_endpoint_url: str = ""
     """An SQS endpoint other than AWS's (a local emulator)."""
+    batch_max: int = 256
+    """Group commit: the most concurrent calls written as one statement, pipeline or queue job
+    (orders' status changes, events published, messages per SAQ job); 1 = one at a time."""
     reconcile_interval_s: int = 10
     """How often the reconciler looks in PostgreSQL for stuck orders (1–59 s, or whole minutes)."""
     stall_grace_s: int = 5

@@ -85,11 +85,11 @@ async def connect_world(settings: Settings, min_connections: int = 2) -> World:
     venues = SimulatedVenues(market, settings.sim, now_s=time.time, sleep=asyncio.sleep)
     triggers = RedisTriggerIndex(redis, settings.namespace)
     ctx = Context(
-        orders=PgOrderRepository(pool),
-        publisher=RedisPublisher(redis, settings.namespace),
+        orders=PgOrderRepository(pool, max_batch=settings.batch_max),
+        publisher=RedisPublisher(redis, settings.namespace, max_batch=settings.batch_max),
         triggers=triggers,
         venues=venues,
-        chain=SimulatedChain(venues, PgLedger(pool, clock.now), settings.sim, sleep=asyncio.sleep),
+        chain=SimulatedChain(venues, PgLedger(pool, clock.now, max_batch=settings.batch_max), settings.sim, sleep=asyncio.sleep),
         tokens=TokenRegistry(),
         clock=clock,
         ids=TimeOrderedIds(),

@@ -1,14 +1,17 @@
-"""The SAQ adapter: one Redis queue per function, a job per message, retries with backoff.
+"""The SAQ adapter: one Redis queue per function, a job per batch of messages, retries with backoff.
 
-A job runs the step's `handle` and sends the result to the next step's queue, as the
-chain table says. A failure is retried (exponential backoff) until the last attempt,
-after which the order is marked failed with the reason; the worker never dies of it.
+A job runs the step's `handle` on each of its messages and sends each result to the next
+step's queue, as the chain table says. A failed message is retried (exponential backoff)
+until its last attempt, after which its order is marked failed with the reason; the worker
+never dies of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,7 +20,8 @@ from saq import CronJob, Worker
 from saq.queue.redis import RedisQueue
 
 from functions import reconcile
-from functions.chain import CHAIN, Step, message_key, run_attempt, step_for
+from functions.chain import CHAIN, RetryLater, Step, message_key, run_attempt, step_for
+from shared.batching import Coalescer
 from shared.context import Context
 from shared.settings import Settings
 from shared.wiring import new_redis
@@ -55,7 +59,13 @@ class EngineQueue(RedisQueue):
 
 
 class SaqQueues:
-    """The queue port on SAQ: `send(step, message)` and the workers that consume each queue."""
+    """The queue port on SAQ: `send(message)` and the workers that consume each queue.
+
+    Messages for one function sent while its previous job is being enqueued travel together
+    in the next job (group commit, shared/batching.py), as an SQS batch would: a SAQ job
+    costs ~16 Redis commands however many messages it carries. Each message of a job runs on
+    its own (concurrently, with its own timeout); one that fails is sent again alone, after a
+    backoff, with its attempt number, so it never holds back or repeats the others."""
 
     def __init__(self, settings: Settings, steps: Iterable[str] = CHAIN) -> None:
         self._settings = settings
@@ -70,6 +80,11 @@ class SaqQueues:
             )
             for name in steps
         }
+        self._senders = {
+            name: Coalescer(functools.partial(self._enqueue, name), max_batch=settings.batch_max, max_in_flight=2,
+                            unique=message_key)
+            for name in steps
+        }
 
     async def connect(self) -> None:
         for queue in (*self.queues.values(), self.maintenance):
@@ -79,37 +94,58 @@ class SaqQueues:
         for queue in (*self.queues.values(), self.maintenance):
             await queue.disconnect()
 
-    async def send(self, message: Any, redrive: bool = False) -> None:
-        """Enqueue `message` for the function the chain table gives it to. The job key dedupes
-        deliveries of one step for one order; a re-drive by the reconciler has a key of its own,
-        so a job left "active" by a killed worker cannot block it."""
+    async def send(self, message: Any) -> None:
+        """Enqueue `message` for the function the chain table gives it to; returns once its job
+        is stored in Redis."""
+        await self._senders[step_for(message)].submit(message)
+
+    async def _enqueue(self, step: str, messages: list[Any], attempt: int = 1, delay_s: float = 0) -> list[None]:
+        """One job carrying `messages`, delivery number `attempt` of each. Its SAQ retries
+        only cover a worker that died holding it (the sweep re-queues it)."""
         settings = self._settings
-        step = step_for(message)
         await self.queues[step].enqueue(
             step,
-            key=f"{step}:{message_key(message)}{':redrive' if redrive else ''}",
             timeout=settings.step_timeout_s(step) + JOB_TIMEOUT_MARGIN_S,
             retries=settings.job_attempts,
             retry_delay=settings.job_retry_delay_ms / 1000,
             retry_backoff=True,
             ttl=-1,  # forget a finished job at once: the order's record is in PostgreSQL, not in SAQ
-            message=_encoder.encode(message).decode(),
+            scheduled=time.time() + delay_s if delay_s else 0,
+            messages=[_encoder.encode(m).decode() for m in messages],
+            attempt=attempt,
         )
+        return [None] * len(messages)
 
     def job_function(self, step: Step, ctx: Context):
         decoder = msgspec.json.Decoder(step.message_type)
-        timeout = self._settings.step_timeout_s(step.name)
+        settings = self._settings
+        timeout = settings.step_timeout_s(step.name)
 
-        async def run(saq_ctx: dict[str, Any], *, message: str) -> None:
-            job = saq_ctx["job"]
+        async def one(message: str, attempt: int) -> tuple[Any, Any]:
+            """(next message or None, this message again if it should be retried, else None)."""
             try:
                 decoded = decoder.decode(message)
             except msgspec.DecodeError:
                 log.error("dropping undecodable %s message: %.200s", step.name, message)
-                return
-            result = await run_attempt(step, decoded, ctx, job.attempts, job.retries, timeout)
-            if result is not None:
-                await self.send(result)
+                return None, None
+            try:
+                return await run_attempt(step, decoded, ctx, attempt, settings.job_attempts, timeout), None
+            except RetryLater:
+                return None, decoded
+            except Exception:  # giving up failed too (e.g. PostgreSQL down): try again later
+                log.exception("%s %s could not give up; retrying", step.name, message_key(decoded))
+                return None, decoded
+
+        async def run(saq_ctx: dict[str, Any], *, messages: list[str], attempt: int = 1) -> None:
+            # A job the sweep re-queued after its worker died counts as another delivery.
+            delivery = attempt + saq_ctx["job"].attempts - 1
+            outcomes = await asyncio.gather(*(one(message, delivery) for message in messages))
+            sends = [self.send(result) for result, _ in outcomes if result is not None]
+            again = [retry for _, retry in outcomes if retry is not None]
+            if again:
+                delay_s = settings.job_retry_delay_ms / 1000 * 2 ** (delivery - 1)
+                sends.append(self._enqueue(step.name, again, attempt=delivery + 1, delay_s=delay_s))
+            await asyncio.gather(*sends)
 
         return (step.name, run)
 

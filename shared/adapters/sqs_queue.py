@@ -38,9 +38,9 @@ class SqsQueues:
         client = boto3.client("sqs", endpoint_url=settings.sqs_endpoint_url or None)
         return cls(client, parse_queue_urls(settings.sqs_queue_urls))
 
-    async def send(self, message: Any, redrive: bool = False) -> None:
-        """Send `message` to the queue of the function the chain table gives it to. (SQS has
-        no job keys to dedupe on: a re-drive is just another delivery, which every step absorbs.)"""
+    async def send(self, message: Any) -> None:
+        """Send `message` to the queue of the function the chain table gives it to. (A re-drive
+        is just another delivery, which every step absorbs.)"""
         step = step_for(message)
         try:
             url = self._urls[step]

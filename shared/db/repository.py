@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from shared.batching import Coalescer
 from shared.chain import Landing, Transaction
 from shared.events import Event, format_ts
 from shared.orders import UPDATABLE_FIELDS, OrderRecord
@@ -78,97 +79,135 @@ def _record(row: asyncpg.Record) -> OrderRecord:
     )
 
 
-_INSERT_ORDER = """
-WITH o AS (
-    INSERT INTO orders (id, client_id, idempotency_key, kind, side, status, base_mint, quote_mint,
-                        input_mint, output_mint, amount_in, slippage_bps, limit_price, expires_at,
-                        conditions, min_amount_out, request_hash, attempts, last_seq, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $14, $15, $16::jsonb, $17, $18, 0, 1, $12, $12)
-    RETURNING id
+_ORDER_COLUMNS = (
+    ("id", "uuid"), ("client_id", "text"), ("idempotency_key", "text"), ("kind", "text"), ("side", "text"),
+    ("base_mint", "text"), ("quote_mint", "text"), ("input_mint", "text"), ("output_mint", "text"),
+    ("amount_in", "numeric"), ("slippage_bps", "int"), ("limit_price", "numeric"), ("expires_at", "timestamptz"),
+    ("conditions", "jsonb"), ("min_amount_out", "numeric"), ("request_hash", "text"), ("created_at", "timestamptz"),
 )
-INSERT INTO order_events (order_id, seq, status, payload, created_at)
-SELECT id, 1, 'pending', $13::jsonb, $12 FROM o
+
+
+def _unnest(columns: tuple[tuple[str, str], ...]) -> str:
+    """`unnest($1::t1[], $2::t2[], …) AS i(c1, c2, …)`: one array parameter per column."""
+    arrays = ", ".join(f"${n}::{kind}[]" for n, (_, kind) in enumerate(columns, start=1))
+    return f"unnest({arrays}) AS i({', '.join(name for name, _ in columns)})"
+
+
+_CREATE_MANY = f"""
+WITH i AS (SELECT * FROM {_unnest((*_ORDER_COLUMNS, ("payload", "jsonb")))}),
+o AS (
+    INSERT INTO orders (id, client_id, idempotency_key, kind, side, status, base_mint, quote_mint, input_mint,
+                        output_mint, amount_in, slippage_bps, limit_price, expires_at, conditions, min_amount_out,
+                        request_hash, attempts, last_seq, created_at, updated_at)
+    SELECT id, client_id, idempotency_key, kind, side, 'pending', base_mint, quote_mint, input_mint, output_mint,
+           amount_in, slippage_bps, limit_price, expires_at, conditions, min_amount_out, request_hash, 0, 1,
+           created_at, created_at
+    FROM i
+    ON CONFLICT DO NOTHING
+    RETURNING id
+),
+e AS (
+    INSERT INTO order_events (order_id, seq, status, payload, created_at)
+    SELECT i.id, 1, 'pending', i.payload, i.created_at FROM i JOIN o ON o.id = i.id
+)
+SELECT id FROM o
 """
 
-_TRANSITION = """
-WITH o AS (
-    UPDATE orders SET status = $2, last_seq = last_seq + 1, updated_at = $3{assignments}
-    WHERE id = $1 AND status = ANY($4::text[])
-    RETURNING id, last_seq
+_FIELD_TYPES = {
+    "min_amount_out": "numeric", "venue": "text", "plan": "jsonb", "tx_signature": "text", "amount_out": "numeric",
+    "executed_price": "numeric", "failure_reason": "text", "attempts": "int",
+}
+_FIELDS = tuple(sorted(_FIELD_TYPES))
+assert set(_FIELDS) == UPDATABLE_FIELDS, "every updatable field needs its column type here"
+_TRANSITION_COLUMNS = (
+    ("id", "uuid"), ("status", "text"), ("at", "timestamptz"), ("sources", "text"), ("payload", "jsonb"),
+    ("mask", "int"), *((name, _FIELD_TYPES[name]) for name in _FIELDS),
+)
+_TRANSITION_MANY = f"""
+WITH i AS (SELECT * FROM {_unnest(_TRANSITION_COLUMNS)}),
+o AS (
+    UPDATE orders SET status = i.status, last_seq = orders.last_seq + 1, updated_at = i.at,
+        {", ".join(f"{name} = CASE WHEN i.mask & {1 << bit} <> 0 THEN i.{name} ELSE orders.{name} END"
+                   for bit, name in enumerate(_FIELDS))}
+    FROM i
+    WHERE orders.id = i.id AND orders.status = ANY(string_to_array(i.sources, ','))
+    RETURNING orders.id, orders.last_seq, i.status, i.at, i.payload
 )
 INSERT INTO order_events (order_id, seq, status, payload, created_at)
-SELECT id, last_seq, $2, $5::jsonb, $3 FROM o
-RETURNING seq
+SELECT id, last_seq, status, payload, at FROM o
+RETURNING order_id, seq
 """
+"""Many status changes in one statement: each row carries its allowed sources and a bit mask
+of the fields it sets (a field outside the mask keeps its value, so one statement shape
+serves every step)."""
+
+
+def _columns(rows: list[tuple]) -> list[list]:
+    """Rows to one list per column (the unnest parameters)."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 class PgOrderRepository:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    """Writes and point reads go through coalescers: the calls of many concurrent orders
+    become one statement (group commit). `max_batch=1` sends each call alone (the
+    one-at-a-time baseline of the bench), through the same statements."""
+
+    def __init__(self, pool: asyncpg.Pool, max_batch: int = 256) -> None:
         self._pool = pool
-        self._transition_sql: dict[tuple[str, ...], str] = {}
+        self._creates = Coalescer(self._create_many, max_batch=max_batch, max_in_flight=2)
+        self._transitions = Coalescer(self._transition_many, max_batch=max_batch, max_in_flight=2,
+                                      unique=lambda row: row[0])
+        self._reads = Coalescer(self._get_many, max_batch=max_batch, max_in_flight=2)
 
     async def create(self, order: OrderRecord, data: dict[str, Any]) -> Event | None:
-        try:
-            await self._pool.execute(
-                _INSERT_ORDER,
-                order.id,
-                order.client_id,
-                order.idempotency_key,
-                order.kind,
-                order.side,
-                order.base_mint,
-                order.quote_mint,
-                order.input_mint,
-                order.output_mint,
-                Decimal(order.amount_in),
-                order.slippage_bps,
-                order.created_at,
-                _json.encode(data).decode(),
-                order.limit_price,
-                order.expires_at,
-                None if order.conditions is None else _json.encode(order.conditions).decode(),
-                None if order.min_amount_out is None else Decimal(order.min_amount_out),
-                order.request_hash,
-            )
-        except asyncpg.UniqueViolationError:
+        row = (
+            order.id, order.client_id, order.idempotency_key, order.kind, order.side, order.base_mint,
+            order.quote_mint, order.input_mint, order.output_mint, Decimal(order.amount_in), order.slippage_bps,
+            order.limit_price, order.expires_at,
+            None if order.conditions is None else _json.encode(order.conditions).decode(),
+            None if order.min_amount_out is None else Decimal(order.min_amount_out), order.request_hash,
+            order.created_at, _json.encode(data).decode(),
+        )
+        if not await self._creates.submit(row):
             return None
         return Event(order.id, 1, Status.PENDING, format_ts(order.created_at), data)
 
-    def _sql_for(self, names: tuple[str, ...]) -> str:
-        sql = self._transition_sql.get(names)
-        if sql is None:
-            unknown = set(names) - UPDATABLE_FIELDS
-            if unknown:
-                raise ValueError(f"not updatable: {sorted(unknown)}")
-            assignments = "".join(f", {name} = ${i}" for i, name in enumerate(names, start=6))
-            sql = self._transition_sql[names] = _TRANSITION.format(assignments=assignments)
-        return sql
+    async def _create_many(self, rows: list[tuple]) -> list[bool]:
+        created = {str(r["id"]) for r in await self._pool.fetch(_CREATE_MANY, *_columns(rows))}
+        return [row[0] in created for row in rows]
 
     async def transition(
         self, order_id: str, new: Status, at: datetime, data: dict[str, Any], changes: dict[str, Any],
         only_from: frozenset[Status] | None = None,
     ) -> Event | None:
-        names = tuple(sorted(changes))
+        unknown = changes.keys() - UPDATABLE_FIELDS
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
         sources = sources_of(new) if only_from is None else sources_of(new) & only_from
-        seq = await self._pool.fetchval(
-            self._sql_for(names),
-            order_id,
-            new.value,
-            at,
-            [s.value for s in sources],
-            _json.encode(data).decode(),
-            *(_to_db(name, changes[name]) for name in names),
+        mask = sum(1 << bit for bit, name in enumerate(_FIELDS) if name in changes)
+        row = (
+            order_id, new.value, at, ",".join(s.value for s in sources), _json.encode(data).decode(), mask,
+            *(_to_db(name, changes.get(name)) for name in _FIELDS),
         )
+        seq = await self._transitions.submit(row)
         return None if seq is None else Event(order_id, seq, new, format_ts(at), data)
+
+    async def _transition_many(self, rows: list[tuple]) -> list[int | None]:
+        seqs = {str(r["order_id"]): r["seq"] for r in await self._pool.fetch(_TRANSITION_MANY, *_columns(rows))}
+        return [seqs.get(row[0]) for row in rows]
+
+    async def get(self, order_id: str) -> OrderRecord | None:
+        return await self._reads.submit(order_id)
+
+    async def _get_many(self, order_ids: list[str]) -> list[OrderRecord | None]:
+        rows = await self._pool.fetch("SELECT * FROM orders WHERE id = ANY($1::uuid[])", order_ids)
+        found = {str(row["id"]): _record(row) for row in rows}
+        return [found.get(order_id) for order_id in order_ids]
 
     async def find_by_key(self, client_id: str, idempotency_key: str) -> OrderRecord | None:
         row = await self._pool.fetchrow(
             "SELECT * FROM orders WHERE client_id = $1 AND idempotency_key = $2", client_id, idempotency_key
         )
-        return None if row is None else _record(row)
-
-    async def get(self, order_id: str) -> OrderRecord | None:
-        row = await self._pool.fetchrow("SELECT * FROM orders WHERE id = $1", order_id)
         return None if row is None else _record(row)
 
     async def moving_since(self, before: datetime, limit: int, statuses: frozenset[Status]) -> list[OrderRecord]:
@@ -214,39 +253,44 @@ class PgOrderRepository:
 
 
 class PgLedger:
-    """The simulated chain's ledger: one row per landed signature."""
+    """The simulated chain's ledger: one row per landed signature. Look-ups and landings of
+    concurrent transactions are coalesced into one statement each."""
 
-    def __init__(self, pool: asyncpg.Pool, now: Any) -> None:
+    def __init__(self, pool: asyncpg.Pool, now: Any, max_batch: int = 256) -> None:
         self._pool = pool
         self._now = now
+        self._finds = Coalescer(self._find_many, max_batch=max_batch, max_in_flight=2)
+        self._lands = Coalescer(self._land_many, max_batch=max_batch, max_in_flight=2, unique=lambda row: row[0])
 
     @staticmethod
     def _landing(row: asyncpg.Record) -> Landing:
         return Landing(row["signature"], bool(row["succeeded"]), int(row["amount_out"]), row["slot"], row["error"])
 
     async def find(self, signature: str) -> Landing | None:
-        row = await self._pool.fetchrow("SELECT * FROM chain_transactions WHERE signature = $1", signature)
-        return None if row is None else self._landing(row)
+        return await self._finds.submit(signature)
+
+    async def _find_many(self, signatures: list[str]) -> list[Landing | None]:
+        rows = await self._pool.fetch("SELECT * FROM chain_transactions WHERE signature = ANY($1::text[])", signatures)
+        found = {row["signature"]: self._landing(row) for row in rows}
+        return [found.get(signature) for signature in signatures]
 
     async def land(self, tx: Transaction, landing: Landing) -> tuple[Landing, bool]:
-        inserted = await self._pool.fetchval(
-            "INSERT INTO chain_transactions"
-            " (signature, order_id, leg, venue, amount_in, amount_out, succeeded, error, slot, landed_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-            " ON CONFLICT (signature) DO NOTHING RETURNING signature",
-            tx.signature,
-            tx.order_id,
-            tx.leg,
-            tx.venue,
-            Decimal(tx.amount_in),
-            Decimal(landing.amount_out),
-            int(landing.succeeded),
-            landing.error,
-            landing.slot,
-            self._now(),
-        )
-        if inserted is not None:
+        row = (tx.signature, tx.order_id, tx.leg, tx.venue, Decimal(tx.amount_in), Decimal(landing.amount_out),
+               int(landing.succeeded), landing.error, landing.slot, self._now())
+        if await self._lands.submit(row):
             return landing, True
         stored = await self.find(tx.signature)
         assert stored is not None, "a conflicting signature must exist"
         return stored, False
+
+    async def _land_many(self, rows: list[tuple]) -> list[bool]:
+        landed = await self._pool.fetch(
+            "INSERT INTO chain_transactions"
+            " (signature, order_id, leg, venue, amount_in, amount_out, succeeded, error, slot, landed_at)"
+            " SELECT * FROM unnest($1::text[], $2::uuid[], $3::int[], $4::text[], $5::numeric[], $6::numeric[],"
+            " $7::int[], $8::text[], $9::int[], $10::timestamptz[])"
+            " ON CONFLICT (signature) DO NOTHING RETURNING signature",
+            *_columns(rows),
+        )
+        stored = {row["signature"] for row in landed}
+        return [row[0] in stored for row in rows]

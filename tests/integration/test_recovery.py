@@ -182,7 +182,7 @@ async def test_the_reconciler_re_drives_an_order_stuck_in_every_pipeline_status(
 
     await start_workers(engine)
     for message in messages:  # the re-drive, and the original job turning up as well: harmless
-        await engine.queues.send(message, redrive=True)
+        await engine.queues.send(message)
         await engine.queues.send(message)
     pending_limit = next(i for i, (what, _) in stuck.items() if what == "pending limit")
     done = await wait_for(engine, {i: {Status.WAITING} if i == pending_limit else TERMINAL_STATUSES for i in stuck})
@@ -200,10 +200,10 @@ async def test_a_second_reconciler_round_while_the_first_re_drive_runs_lands_not
     first = await reconcile.stalled(engine.ctx, engine.ctx.clock.now())
     await start_workers(engine)
     for message in first:
-        await engine.queues.send(message, redrive=True)
+        await engine.queues.send(message)
     second = await reconcile.stalled(engine.ctx, engine.ctx.clock.now())  # whatever has not moved yet
     for message in second:
-        await engine.queues.send(message, redrive=True)
+        await engine.queues.send(message)
     third = [await reconcile.redrive(await engine.ctx.orders.get(i), engine.ctx) for i in stuck]
     await asyncio.gather(*(engine.queues.send(m) for m in third if m is not None))
     await wait_for(engine, {i: {Status.WAITING} if kind is ArmRequest else TERMINAL_STATUSES
@@ -265,7 +265,7 @@ async def test_after_redis_loses_everything_mid_pipeline_every_order_completes_a
     messages = await reconcile.stalled(ctx, ctx.clock.now())
     assert {m.order_id for m in messages} == {*moving, unarmed}
     for message in messages:
-        await engine.queues.send(message, redrive=True)
+        await engine.queues.send(message)
     await wait_for(engine, {**{i: {Status.CONFIRMED} for i in moving}, **{i: {Status.WAITING} for i in resting},
                             unarmed: {Status.WAITING}})
     assert await engine.triggers.count_limits(SOL.mint, USDC.mint, "sell") == 3
