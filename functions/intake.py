@@ -80,10 +80,6 @@ async def handle(message: NewOrder, ctx: Context) -> QuoteRequest | ArmRequest |
         sold_mint, bought_mint, base_symbol = sold.mint, bought.mint, base.symbol
     slippage_bps = ctx.settings.default_slippage_bps if request.slippage_bps is None else request.slippage_bps
 
-    existing = await ctx.orders.find_by_key(message.client_id, message.submission_key)
-    if existing is not None:
-        return _next(existing) if existing.status == Status.PENDING else None
-
     order = OrderRecord(
         id=ctx.ids.order_id(),
         client_id=message.client_id,
@@ -122,7 +118,7 @@ async def handle(message: NewOrder, ctx: Context) -> QuoteRequest | ArmRequest |
     if order.conditions is not None:
         data["conditions"] = order.conditions
     event = await ctx.orders.create(order, data)
-    if event is None:  # the same submission raced us in: it owns the order
+    if event is None:  # a delivery of this submission (or a racing one) stored the order first: it owns it
         raced = await ctx.orders.find_by_key(message.client_id, message.submission_key)
         return _next(raced) if raced is not None and raced.status == Status.PENDING else None
     await ctx.publisher.publish(event)

@@ -93,6 +93,7 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(CHAIN)) -
                 "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
             }),
         ),
-        logging_config=LoggingConfig(log_exceptions="always", disable_stack_trace={404, 405}),
+        logging_config=LoggingConfig(root={"handlers": ["queue_listener"], "level": settings.log_level.upper()},
+                                     log_exceptions="always", disable_stack_trace={404, 405}),
         debug=False,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from local_runtime.hub import EventHub
+from local_runtime.hub import EventHub, Watcher
 from shared.events import Event
 from shared.orders import OrderRepository
 from shared.states import TERMINAL_STATUSES
@@ -21,8 +21,12 @@ async def follow_order(
     hub: EventHub,
     orders: OrderRepository,
     deliver: Callable[[Event], Awaitable[None]],
+    watcher: Watcher | None = None,
 ) -> None:
-    watcher = await hub.watch(order_id)
+    """With `watcher` (subscribed before the order was created, so nothing can have been
+    published before it), there is nothing to replay: events arrive live from seq 1."""
+    fresh = watcher is not None
+    watcher = watcher or await hub.watch(order_id)
     last = after_seq
 
     async def catch_up() -> bool:
@@ -40,7 +44,7 @@ async def follow_order(
         return bool(stored) and stored[-1].status in TERMINAL_STATUSES and stored[-1].seq <= last
 
     try:
-        if await catch_up():
+        if not fresh and await catch_up():
             return
         if last == after_seq > 0 and await ended_before():
             return

@@ -17,8 +17,9 @@ from litestar.exceptions import WebSocketDisconnect
 
 from local_runtime.bootstrap import Engine
 from local_runtime.auth import presented_key
+from local_runtime.hub import EventHub, Watcher
 from local_runtime.streaming import follow_order
-from shared.submission import CancelAction, InputError, OrderDesk, authenticate, decode_body
+from shared.submission import CancelAction, InputError, OrderDesk, Submitted, authenticate, decode_body
 from shared.db.api_keys import ApiClient
 from shared.events import MAX_SEQ, Event, encode_event
 from shared.outages import SERVICE_ERRORS, unavailable_message
@@ -120,6 +121,7 @@ async def _serve_orders(socket: WebSocket, client: ApiClient) -> None:
     engine: Engine = socket.app.state.engine
     desk: OrderDesk = socket.app.state.desk
     settings = engine.settings
+    hub: EventHub = socket.app.state.hub
     outbox = Outbox(socket)
     following: set[asyncio.Task] = set()
     try:
@@ -151,25 +153,46 @@ async def _serve_orders(socket: WebSocket, client: ApiClient) -> None:
                         cancelled = await desk.cancel(action.order_id, client.client_id)
                         await outbox.put(_encoder.encode({"type": "cancelled", "orderId": cancelled}))
                         continue
-                    done = await desk.submit(text, client)
+                    done, watcher = await _submit_watched(text, client, desk, hub, engine)
                 except InputError as exc:
                     await outbox.put(_error(exc.message, exc.field, status=exc.status, **_retry(exc)))
                     continue
                 except SERVICE_ERRORS as exc:
                     await outbox.put(_error(unavailable_message(exc), None, status=503))
                     continue
-                task = tasks.create_task(_follow(socket, done.order_id, outbox))
+                task = tasks.create_task(_follow(socket, done.order_id, outbox, watcher=watcher))
                 following.add(task)
                 task.add_done_callback(following.discard)
     except* (WebSocketDisconnect, OSError):
         pass
 
 
-async def _follow(socket: WebSocket, order_id: str, outbox: Outbox, after: int = 0) -> None:
+async def _submit_watched(
+    text: str, client: ApiClient, desk: OrderDesk, hub: EventHub, engine: Engine,
+) -> tuple[Submitted, Watcher | None]:
+    """Submit with the order's events subscribed to before the order exists, so its stream
+    starts live, with no replay from PostgreSQL. A repeat (the key named an existing order)
+    gets no watcher: it is followed from what is stored."""
+    proposed = engine.ctx.ids.order_id()
+    watcher = await hub.watch(proposed)
+    try:
+        done = await desk.submit(text, client, order_id=proposed)
+    except BaseException:
+        await hub.unwatch(watcher)
+        raise
+    if done.order_id != proposed:
+        await hub.unwatch(watcher)
+        return done, None
+    return done, watcher
+
+
+async def _follow(socket: WebSocket, order_id: str, outbox: Outbox, after: int = 0,
+                  watcher: Watcher | None = None) -> None:
     """Stream one order's events after seq `after` to the socket; an outage ends this order's
     stream with an error message (the client resumes with /stream?after=N)."""
     try:
-        await follow_order(order_id, after, socket.app.state.hub, socket.app.state.engine.ctx.orders, outbox.deliver)
+        await follow_order(order_id, after, socket.app.state.hub, socket.app.state.engine.ctx.orders, outbox.deliver,
+                           watcher)
     except SERVICE_ERRORS as exc:
         await outbox.put(_error(unavailable_message(exc), None, status=503, orderId=order_id))
 

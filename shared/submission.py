@@ -124,10 +124,13 @@ class OrderDesk:
         self._queues = queues
         self._limits = limits
 
-    async def submit(self, raw: bytes | str, client: ApiClient, idempotency_key: str | None = None) -> Submitted:
+    async def submit(
+        self, raw: bytes | str, client: ApiClient, idempotency_key: str | None = None, order_id: str | None = None,
+    ) -> Submitted:
         """Store the order and start its pipeline. A repeat of an idempotency key (header or
         clientOrderId) returns the original order; the same key with another order is a 409.
-        Over the client's rate or in-flight limit: 429 with a retry delay."""
+        Over the client's rate or in-flight limit: 429 with a retry delay. `order_id` is the id
+        a new order gets (a socket subscribes to it before submitting); default: a new one."""
         request = decode_order(raw)
         if idempotency_key is not None and not _KEY_PATTERN.fullmatch(idempotency_key):
             raise InputError(422, "Idempotency-Key must be 1 to 128 printable characters", "Idempotency-Key")
@@ -145,7 +148,7 @@ class OrderDesk:
         )
         if not admission.admitted:
             raise InputError(429, _REFUSALS[admission.reason], None, retry_after_s=admission.retry_after_s)
-        proposed = self._ctx.ids.order_id()  # the id this submission gives a new order
+        proposed = order_id or self._ctx.ids.order_id()  # the id this submission gives a new order
         ctx = dataclasses.replace(self._ctx, ids=_Proposed(proposed))
         try:
             result = await CHAIN["intake"].handle(NewOrder(request, client.client_id, key, digest), ctx)
