@@ -1,8 +1,11 @@
 """One Redis subscription per process, fanned out to every socket watching an order.
 
-SUBSCRIBE happens on an order's first watcher and UNSUBSCRIBE on its last; one reader
-task delivers each message to bounded per-watcher queues. A watcher whose queue
-overflows is marked lagged and catches up from PostgreSQL instead of losing events.
+The process subscribes once to the pattern of every order's channel (PSUBSCRIBE), so
+watching an order costs no Redis command and an order watched before it exists misses
+nothing; one reader task delivers each message to bounded per-watcher queues and drops
+events of orders nobody here watches. (Each web process receives every event: fine for a
+handful of web processes; past that, shard the channels.) A watcher whose queue overflows
+is marked lagged and catches up from PostgreSQL instead of losing events.
 """
 
 from __future__ import annotations
@@ -38,15 +41,14 @@ class EventHub:
         self._redis = redis
         self._namespace = namespace
         self._prefix = event_channel(namespace, "")
+        self._prefix_length = len(self._prefix.encode())
         self._watchers: dict[str, set[Watcher]] = {}
-        self._lock = asyncio.Lock()
         self._pubsub = None
         self._reader: asyncio.Task | None = None
 
     async def start(self) -> None:
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        # A standing subscription keeps the connection open before any order is watched.
-        await self._pubsub.subscribe(f"{self._namespace}:hub")
+        await self._pubsub.psubscribe(self._prefix + "*")
         self._reader = asyncio.create_task(self._read(), name="event-hub-reader")
 
     async def stop(self) -> None:
@@ -67,32 +69,28 @@ class EventHub:
                 log.exception("event hub lost its subscription; retrying")
                 await asyncio.sleep(0.5)
                 continue
-            if message is None or message["type"] != "message":
+            if message is None or message["type"] != "pmessage":
                 continue
-            order_id = message["channel"].decode()[len(self._prefix):]
+            watchers = self._watchers.get(message["channel"][self._prefix_length:].decode())
+            if not watchers:
+                continue
             try:
                 event = decode_event(message["data"])
             except Exception:
                 log.error("undecodable event on %s", message["channel"])
                 continue
-            for watcher in self._watchers.get(order_id, ()):
+            for watcher in watchers:
                 watcher.offer(event)
 
     async def watch(self, order_id: str) -> Watcher:
         watcher = Watcher(order_id)
-        async with self._lock:
-            watchers = self._watchers.setdefault(order_id, set())
-            watchers.add(watcher)
-            if len(watchers) == 1:
-                await self._pubsub.subscribe(event_channel(self._namespace, order_id))
+        self._watchers.setdefault(order_id, set()).add(watcher)
         return watcher
 
     async def unwatch(self, watcher: Watcher) -> None:
-        async with self._lock:
-            watchers = self._watchers.get(watcher.order_id)
-            if watchers is None:
-                return
-            watchers.discard(watcher)
-            if not watchers:
-                del self._watchers[watcher.order_id]
-                await self._pubsub.unsubscribe(event_channel(self._namespace, watcher.order_id))
+        watchers = self._watchers.get(watcher.order_id)
+        if watchers is None:
+            return
+        watchers.discard(watcher)
+        if not watchers:
+            del self._watchers[watcher.order_id]

@@ -142,30 +142,29 @@ class OrderDesk:
             if repeat is not None:
                 return repeat
         settings = self._ctx.settings
+        proposed = order_id or self._ctx.ids.order_id()  # the id this submission gives a new order
         admission = await self._limits.admit(
             client.client_id, client.orders_per_minute or settings.orders_per_minute,
-            client.max_in_flight or settings.max_in_flight, uuid.uuid4().hex,
+            client.max_in_flight or settings.max_in_flight, proposed,
         )
         if not admission.admitted:
             raise InputError(429, _REFUSALS[admission.reason], None, retry_after_s=admission.retry_after_s)
-        proposed = order_id or self._ctx.ids.order_id()  # the id this submission gives a new order
         ctx = dataclasses.replace(self._ctx, ids=_Proposed(proposed))
         try:
             result = await CHAIN["intake"].handle(NewOrder(request, client.client_id, key, digest), ctx)
         except FieldError as exc:
-            await self._limits.release(client.client_id, admission.token)
+            await self._limits.release(client.client_id, proposed)
             raise InputError(422, exc.message, exc.field) from None
         except BaseException:
-            await self._limits.release(client.client_id, admission.token)
+            await self._limits.release(client.client_id, proposed)
             raise
         if result is None or result.order_id != proposed:  # the same key raced in: that request owns the order
-            await self._limits.release(client.client_id, admission.token)
+            await self._limits.release(client.client_id, proposed)
             repeat = await self._repeat(client.client_id, key, digest, idempotency_key is not None)
             if repeat is None:
                 raise InputError(409, "a submission with this key is in progress: retry shortly", None)
             return repeat
         try:  # the order is stored, so it is acknowledged whatever Redis does now
-            await self._limits.bind(client.client_id, admission.token, result.order_id)
             await self._queues.send(result)
         except Exception as exc:  # the reconciler moves it on when Redis is back
             self._ctx.log.warning("order %s stored but not queued (%s); the reconciler will re-drive it",

@@ -2,8 +2,8 @@
 in flight (submitted, not yet finished or resting).
 
 Admission is one Lua script (one round trip, atomic): it counts the request in the
-client's one-minute window and reserves an in-flight slot under a token; the caller then
-binds the token to the order id, or releases it if the order was refused. When an order
+client's one-minute window and reserves an in-flight slot for the id the order will have
+(and records who owns it); the caller releases it if the order was refused. When an order
 finishes or starts resting, the publisher settles its slot (`SETTLE_SCRIPT`). Slots older
 than `STALE_AFTER_MS` are dropped, so an order whose settling was lost (Redis flushed, a
 process killed) cannot hold a slot for ever.
@@ -31,13 +31,8 @@ if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
   return {2, 0}
 end
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[6])
+redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[8])
 return {0, 0}
-"""
-
-_BIND = """
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
-redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
 """
 
 SETTLE_SCRIPT = """
@@ -56,7 +51,6 @@ class Admission:
     reason: str | None = None
     """"rate" (orders per minute) or "in_flight"."""
     retry_after_s: int = 0
-    token: str = ""
 
 
 def inflight_prefix(namespace: str) -> str:
@@ -72,30 +66,29 @@ class ClientLimits:
         self._redis = redis
         self._ns = namespace
         self._admit = redis.register_script(_ADMIT)
-        self._bind = redis.register_script(_BIND)
 
-    async def admit(self, client_id: str, per_minute: int, max_in_flight: int, token: str) -> Admission:
+    async def admit(self, client_id: str, per_minute: int, max_in_flight: int, order_id: str) -> Admission:
+        """Count the request and reserve an in-flight slot for `order_id` (settled when that
+        order finishes or rests; `release` it if no such order is made)."""
         now = int(time.time() * 1000)
         verdict, wait_ms = await self._admit(
-            keys=[f"{self._ns}:rate:{client_id}", inflight_prefix(self._ns) + client_id],
-            args=[now, WINDOW_MS, per_minute, max_in_flight, now - STALE_AFTER_MS, token],
+            keys=[f"{self._ns}:rate:{client_id}", inflight_prefix(self._ns) + client_id,
+                  owner_key(self._ns, order_id)],
+            args=[now, WINDOW_MS, per_minute, max_in_flight, now - STALE_AFTER_MS, order_id, client_id,
+                  STALE_AFTER_MS],
         )
         if verdict == 0:
-            return Admission(True, token=token)
+            return Admission(True)
         if verdict == 1:
             return Admission(False, "rate", max(1, -(-int(wait_ms) // 1000)))
         return Admission(False, "in_flight", 1)
 
-    async def bind(self, client_id: str, token: str, order_id: str) -> None:
-        """The reserved slot now belongs to this order (settled when it finishes or rests)."""
-        await self._bind(
-            keys=[inflight_prefix(self._ns) + client_id, owner_key(self._ns, order_id)],
-            args=[token, order_id, int(time.time() * 1000), client_id, STALE_AFTER_MS],
-        )
-
-    async def release(self, client_id: str, token: str) -> None:
-        """Give back a slot whose order was refused or turned out to be a repeat."""
-        await self._redis.zrem(inflight_prefix(self._ns) + client_id, token)
+    async def release(self, client_id: str, order_id: str) -> None:
+        """Give back the slot reserved for an order that was refused or turned out to be a repeat."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(inflight_prefix(self._ns) + client_id, order_id)
+            pipe.delete(owner_key(self._ns, order_id))
+            await pipe.execute()
 
     async def in_flight(self, client_id: str) -> int:
         return await self._redis.zcard(inflight_prefix(self._ns) + client_id)

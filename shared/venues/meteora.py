@@ -70,6 +70,8 @@ class DlmmPool:
     last_swap_at_s: float = float("-inf")
     y_per_bin: int = 0
     bins_each_side: int = 0
+    _depth_y: int | None = field(default=None, repr=False, compare=False)
+    """depth_y() as of the last change of the bins (every quote reports it)."""
 
     @classmethod
     def with_uniform_liquidity(
@@ -89,6 +91,7 @@ class DlmmPool:
     def fill_around(self, active_id: int, y_per_bin: int, bins_each_side: int) -> None:
         """Lay liquidity out evenly: y below the active bin, x above, half of each in it."""
         self.active_id, self.y_per_bin, self.bins_each_side = active_id, y_per_bin, bins_each_side
+        self._depth_y = None
         self.bins = {active_id: Bin(_floor(_MATH.divide(y_per_bin // 2, self.bin_price(active_id))), y_per_bin // 2)}
         for offset in range(1, bins_each_side + 1):
             self.bins[active_id - offset] = Bin(0, y_per_bin)
@@ -100,7 +103,10 @@ class DlmmPool:
 
     def depth_y(self) -> int:
         """Liquidity measured in y, x valued at each bin's price."""
-        return sum(b.amount_y + _floor(_MATH.multiply(b.amount_x, self.bin_price(i))) for i, b in self.bins.items())
+        if self._depth_y is None:
+            self._depth_y = sum(b.amount_y + _floor(_MATH.multiply(b.amount_x, self.bin_price(i)))
+                                for i, b in self.bins.items())
+        return self._depth_y
 
     def base_fee_rate(self) -> int:
         return self.fees.base_factor * self.bin_step * 10
@@ -172,7 +178,7 @@ class DlmmPool:
                     filled.amount_x, filled.amount_y = filled.amount_x + used, filled.amount_y - got
                 else:
                     filled.amount_y, filled.amount_x = filled.amount_y + used, filled.amount_x - got
-            self.active_id = bin_id
+            self.active_id, self._depth_y = bin_id, None
             self.volatility_reference, self.index_reference = reference, index_reference
             self.volatility_accumulator, self.last_swap_at_s = accumulator, now_s
         return SwapOutcome(amount_in, amount_out, fee_total, impact)

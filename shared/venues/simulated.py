@@ -56,6 +56,9 @@ class SimulatedVenues:
         latency = self._sim.delay_ms(self._latency_ms[venue] + self._rng.randint(0, self._sim.quote_jitter_ms))
         if latency:
             await self._sleep(latency / 1000)
+        return self._quote_now(venue, mint_in, mint_out, amount_in)
+
+    def _quote_now(self, venue: str, mint_in: str, mint_out: str, amount_in: int) -> VenueQuote:
         if self._rng.randrange(1000) < self._sim.quote_failure_permille:
             raise VenueUnavailable(f"{venue} quote service unavailable")
         outcome = self.outcome(venue, mint_in, mint_out, amount_in)
@@ -96,12 +99,24 @@ class SimulatedVenues:
                 return await asyncio.wait_for(self.quote(venue, mint_in, mint_out, amount_in), timeout)
             except TimeoutError:
                 return VenueFailure(venue, f"no quote within {self._sim.quote_timeout_ms} ms")
-            except VenueUnavailable as exc:
-                return VenueFailure(venue, str(exc))
-            except InsufficientLiquidity as exc:
-                return VenueFailure(venue, str(exc), retryable=False)
+            except (VenueUnavailable, InsufficientLiquidity) as exc:
+                return _failure(venue, exc)
 
-        answers = await asyncio.gather(*(one(v) for v in venues or VENUES))
+        def now(venue: str) -> VenueQuote | VenueFailure:
+            try:
+                return self._quote_now(venue, mint_in, mint_out, amount_in)
+            except (VenueUnavailable, InsufficientLiquidity) as exc:
+                return _failure(venue, exc)
+
+        if self._sim.zero_delays:  # nothing to wait for: no tasks, no timers
+            answers = [now(v) for v in venues or VENUES]
+        else:
+            answers = await asyncio.gather(*(one(v) for v in venues or VENUES))
         quotes = [a for a in answers if isinstance(a, VenueQuote)]
         failures = [a for a in answers if isinstance(a, VenueFailure)]
         return quotes, failures
+
+
+def _failure(venue: str, exc: VenueUnavailable | InsufficientLiquidity) -> VenueFailure:
+    """An outage may pass (retry); a pool that cannot fill this size will not."""
+    return VenueFailure(venue, str(exc), retryable=isinstance(exc, VenueUnavailable))
