@@ -17,7 +17,8 @@ U64 = (20, 0)
 
 class Order(Table, tablename="orders"):
     id = UUID(primary_key=True)
-    client_id = Varchar(length=64, index=True)
+    client_id = Varchar(length=64)
+    """Looked up with the idempotency key (the unique index on both)."""
     idempotency_key = Varchar(length=128, null=True, default=None)
     request_hash = Varchar(length=64, null=True, default=None)
     """SHA-256 of the canonical request: the same idempotency key with another body is a conflict."""

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
+from collections import Counter
+from types import SimpleNamespace
+from typing import ClassVar
+
+import msgspec
 
 import pytest_asyncio
 
+from functions.chain import Step
 from local_runtime.bootstrap import start_engine
+from shared.adapters.saq_queue import SaqQueues
+from shared.messages import QuoteRequest
+from shared.tokens import SOL, USDC
 from shared.submission import OrderDesk
 from shared.adapters.redis_limits import ClientLimits
 from shared.db.api_keys import ApiClient
@@ -74,6 +84,55 @@ async def test_a_step_failing_every_attempt_ends_failed_after_three_attempts(set
 
 async def test_an_undecodable_job_does_not_stop_other_orders(running):
     engine, desk = running
-    await engine.queues.queues["quote"].enqueue("quote", message="{not json")
+    await engine.queues.queues["quote"].enqueue("quote", messages=["{not json"])
     order_id = await submit(desk)
     assert (await wait_terminal(engine, [order_id]))[order_id].status == Status.CONFIRMED
+
+
+class FlakyQuote(Step):
+    """A quote step whose handler fails the first delivery of order "b" only."""
+
+    calls: ClassVar[Counter] = Counter()
+
+    @property
+    def handle(self):
+        async def handle(message, ctx):
+            FlakyQuote.calls[message.order_id] += 1
+            if message.order_id == "b" and FlakyQuote.calls["b"] == 1:
+                raise RuntimeError("venue hiccup")
+            return None
+
+        return handle
+
+
+async def test_a_message_that_fails_in_a_batched_job_is_retried_alone(settings):
+    queues = SaqQueues(settings.with_changes(job_retry_delay_ms=1), steps=["quote"])
+    await queues.connect()
+    try:
+        name, run = queues.job_function(FlakyQuote("quote", QuoteRequest), SimpleNamespace(log=logging.getLogger()))
+        batch = [msgspec.json.encode(QuoteRequest(order_id, SOL.mint, USDC.mint, 1, 50)).decode()
+                 for order_id in ("a", "b", "c")]
+        await run({"job": SimpleNamespace(attempts=1)}, messages=batch, attempt=1)
+        assert FlakyQuote.calls == {"a": 1, "b": 1, "c": 1}
+        # Only "b" comes back, as its second delivery, in a job of its own.
+        queue = queues.queues["quote"]
+        await asyncio.sleep(0.01)
+        await queue.schedule()
+        job = await queue.dequeue(timeout=2)
+        assert job.kwargs["attempt"] == 2
+        assert [msgspec.json.decode(m, type=QuoteRequest).order_id for m in job.kwargs["messages"]] == ["b"]
+        await run({"job": SimpleNamespace(attempts=1)}, **job.kwargs)
+        assert FlakyQuote.calls == {"a": 1, "b": 2, "c": 1}
+    finally:
+        await queues.disconnect()
+
+
+async def test_messages_sent_together_travel_in_one_job(settings):
+    queues = SaqQueues(settings, steps=["quote"])
+    await queues.connect()
+    try:
+        await asyncio.gather(*(queues.send(QuoteRequest(str(i), SOL.mint, USDC.mint, 1, 50)) for i in range(30)))
+        job = await queues.queues["quote"].dequeue(timeout=2)
+        assert len(job.kwargs["messages"]) == 30 and job.kwargs["attempt"] == 1
+    finally:
+        await queues.disconnect()
