@@ -1,23 +1,28 @@
 """The bench: fixed scenarios on this machine, one results table, every figure a ratio on the
 same hardware.
 
-    python3 dev.py bench [--seconds 20] [--sockets 50]
+    python3 dev.py bench [--seconds 20] [--sockets 100] [--in-flight 5000] [--only SCENARIO ...]
 
-Each scenario gets its own database and Redis namespace and runs with every simulated delay
-at zero (the engine alone):
+Each scenario gets its own database and Redis namespace; all but the last run with every
+simulated delay at zero (the engine alone):
 
 * `engine, 1 process`: `local_runtime start` (web + SAQ workers in one process), closed loop:
   each of N WebSockets submits a market order and waits for its terminal event.
-* `engine, web + 2 workers`: the web process without workers and `worker --processes 2`.
+* `engine, web + worker`: the web process without workers and `worker --processes 1` (all
+  four functions): one process per core.
+* `… one at a time`: the same with DEX_BATCH_MAX=1 (one message per SAQ job, one statement
+  per status change, one publish per event): the baseline the batching is measured against.
 * `engine at 100 orders/s`: open loop at a fixed rate (the overhead target).
 * `no queue, in-process`: the same four functions called one after another in this
   process on the real PostgreSQL and Redis (events stored and published), no SAQ, no
-  WebSocket: the baseline the queue's cost is measured against.
+  WebSocket: the cost of the queue and the sockets.
+* `5,000 in flight, default delays`: web + worker with the default simulated delays
+  (2.4–2.9 s per order); 5,000 sockets each send one order at the same moment.
 
 Columns: orders/s; submit → confirmed p50/p95/p99 (client side); per-stage p50 from the
 stored event times (pending→routing = queue hop + quotes, routing→routed, routed→submitted,
-submitted→confirmed); CPU seconds per 1,000 orders and peak RSS of the engine's processes;
-Redis commands per order (INFO commandstats); events stored per order.
+submitted→confirmed); CPU seconds per 1,000 orders and peak RSS (sum) of the engine's
+processes; Redis commands per order (INFO commandstats); events stored and delivered per order.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class Result:
     rss_mb: float = 0.0
     redis_per_order: float = 0.0
     events_per_order: float = 0.0
+    delivered: int = 0
     failed: int = 0
 
 
@@ -169,6 +175,7 @@ async def websocket_load(url: str, key: str, sockets: int, seconds: float, rate:
         await socket.send(json.dumps(ORDERS[result.orders % 2]))
         while True:
             event = json.loads(await socket.recv())
+            result.delivered += "seq" in event
             if event.get("type") == "error" or event.get("status") in TERMINAL:
                 break
         result.latencies.append((time.perf_counter() - started) * 1000)
@@ -183,9 +190,7 @@ async def websocket_load(url: str, key: str, sockets: int, seconds: float, rate:
         finally:
             idle.put_nowait(socket)
 
-    headers = {"X-API-Key": key}
-    connections = [await websockets.connect(f"{url}/api/orders/execute", additional_headers=headers)
-                   for _ in range(sockets)]
+    connections = await open_sockets(url, key, sockets)
     started = time.monotonic()
     try:
         if rate is None:
@@ -207,24 +212,76 @@ async def websocket_load(url: str, key: str, sockets: int, seconds: float, rate:
     return result
 
 
-async def engine_scenario(name: str, services: Services, commands: list[list[str]], sockets: int,
-                          seconds: float, rate: float | None = None) -> Result:
+async def open_sockets(url: str, key: str, count: int) -> list:
+    """`count` order sockets, opened a few hundred at a time (the listen backlog is finite)."""
+    headers = {"X-API-Key": key}
+    sockets: list = []
+    while len(sockets) < count:
+        wave = min(250, count - len(sockets))
+        sockets += await asyncio.gather(*(websockets.connect(f"{url}/api/orders/execute", additional_headers=headers,
+                                                             open_timeout=30) for _ in range(wave)))
+    return sockets
+
+
+async def many_in_flight(url: str, key: str, sockets: int) -> Result:
+    """Every socket sends one order at the same moment and waits for its terminal event: `sockets`
+    orders in flight at once on as many open WebSockets."""
+    result = Result("")
+    connections = await open_sockets(url, key, sockets)
+    started = time.monotonic()
+
+    async def one(socket, n: int) -> None:
+        sent = time.perf_counter()
+        await socket.send(json.dumps(ORDERS[n % 2]))
+        while True:
+            event = json.loads(await socket.recv())
+            result.delivered += "seq" in event
+            if event.get("type") == "error" or event.get("status") in TERMINAL:
+                break
+        result.latencies.append((time.perf_counter() - sent) * 1000)
+        result.orders += 1
+        result.failed += event.get("status") != "confirmed"
+
+    try:
+        await asyncio.gather(*(one(socket, n) for n, socket in enumerate(connections)))
+    finally:
+        await asyncio.gather(*(socket.close() for socket in connections))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+async def engine_scenario(name: str, services: Services, commands: list[list[str]], load,
+                          env: dict[str, str] | None = None) -> Result:
+    """Start the engine's processes on a fresh database, run `load(url, key)` against them,
+    and fill in what the processes used (CPU, peak RSS, Redis commands) and what was stored."""
     url = await services.fresh_database()
     port = 18000 + os.getpid() % 1000
     key = f"dex_bench-{uuid.uuid4().hex}"
     env = {**os.environ, "DATABASE_URL": url, "PORT": str(port), "DEX_NAMESPACE": f"bench{uuid.uuid4().hex[:6]}",
            "DEX_SIM_ZERO_DELAYS": "true", "DEX_DEV_API_KEY": key, "DEX_ORDERS_PER_MINUTE": "100000000",
-           "DEX_MAX_IN_FLIGHT": "1000000", "DEX_WS_MAX_SOCKETS_PER_CLIENT": "100000", "DEX_LOG_LEVEL": "WARNING"}
+           "DEX_MAX_IN_FLIGHT": "1000000", "DEX_WS_MAX_SOCKETS_PER_CLIENT": "100000", "DEX_LOG_LEVEL": "WARNING",
+           **(env or {})}
     processes = await start_processes(commands, env, port)
+    peak_rss = 0.0
+
+    async def sample_rss() -> None:
+        nonlocal peak_rss
+        while True:
+            peak_rss = max(peak_rss, sum(proc_cpu_rss(p)[1] for p in pids))
+            await asyncio.sleep(0.5)
+
     try:
         pids = [p for proc in processes for p in tree(proc.pid)]
         cpu_before = sum(proc_cpu_rss(p)[0] for p in pids)
         calls_before = await services.redis_calls()
-        result = await websocket_load(f"ws://127.0.0.1:{port}", key, sockets, seconds, rate)
+        sampler = asyncio.create_task(sample_rss())
+        try:
+            result = await load(f"ws://127.0.0.1:{port}", key)
+        finally:
+            sampler.cancel()
         result.redis_per_order = (await services.redis_calls() - calls_before) / max(1, result.orders)
-        figures = [proc_cpu_rss(p) for p in pids]
-        result.cpu_s = sum(f[0] for f in figures) - cpu_before
-        result.rss_mb = sum(f[1] for f in figures)
+        result.cpu_s = sum(proc_cpu_rss(p)[0] for p in pids) - cpu_before
+        result.rss_mb = peak_rss
     finally:
         for proc in processes:
             proc.terminate()
@@ -269,15 +326,32 @@ async def in_process_scenario(services: Services, concurrency: int, seconds: flo
     return result
 
 
+ONE_PROCESS = [["start"]]
+WEB_AND_WORKER = [["start", "--workers", "none"], ["worker", "--processes", "1"]]
+ONE_AT_A_TIME = {"DEX_BATCH_MAX": "1"}
+"""The baseline: one message per SAQ job, one statement per status change, one publish per event."""
+
+
+def closed_loop(args):
+    return lambda url, key: websocket_load(url, key, args.sockets, args.seconds, None)
+
+
 SCENARIOS = {
+    "one-process-unbatched": lambda services, args: engine_scenario(
+        "engine, 1 process, one at a time", services, ONE_PROCESS, closed_loop(args), ONE_AT_A_TIME),
     "one-process": lambda services, args: engine_scenario(
-        "engine, 1 process", services, [["start"]], args.sockets, args.seconds),
-    "web-and-workers": lambda services, args: engine_scenario(
-        "engine, web + 2 workers", services, [["start", "--workers", "none"], ["worker", "--processes", "2"]],
-        args.sockets, args.seconds),
+        "engine, 1 process", services, ONE_PROCESS, closed_loop(args)),
+    "web-and-worker-unbatched": lambda services, args: engine_scenario(
+        "engine, web + worker, one at a time", services, WEB_AND_WORKER, closed_loop(args), ONE_AT_A_TIME),
+    "web-and-worker": lambda services, args: engine_scenario(
+        "engine, web + worker", services, WEB_AND_WORKER, closed_loop(args)),
     "rate-100": lambda services, args: engine_scenario(
-        "engine at 100 orders/s", services, [["start"]], 50, args.seconds, rate=100),
+        "engine at 100 orders/s", services, ONE_PROCESS,
+        lambda url, key: websocket_load(url, key, 50, args.seconds, rate=100)),
     "no-queue": lambda services, args: in_process_scenario(services, args.sockets, args.seconds),
+    "5000-sockets": lambda services, args: engine_scenario(
+        f"{args.in_flight:,} in flight, default delays", services, WEB_AND_WORKER,
+        lambda url, key: many_in_flight(url, key, args.in_flight), {"DEX_SIM_ZERO_DELAYS": "false"}),
 }
 
 
@@ -285,8 +359,8 @@ def table(results: list[Result]) -> str:
     stage_names = [f"{a}→{b}" for a, b in STAGES]
     lines = [
         "| scenario | orders/s | e2e p50 | p95 | p99 | " + " | ".join(stage_names) + " | CPU s / 1k orders | RSS | "
-        "Redis cmds / order | events / order | not confirmed |",
-        "| --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in stage_names) + " | ---: | ---: | ---: | ---: | ---: |",
+        "Redis cmds / order | events stored / order | delivered / order | not confirmed |",
+        "| --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in stage_names) + " | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         stages = " | ".join(f"{r.stages.get(s, float('nan')):.1f}" for s in stage_names)
@@ -294,7 +368,8 @@ def table(results: list[Result]) -> str:
             f"| {r.name} | {r.orders / r.seconds:.0f} | {percentile(r.latencies, 50):.1f} ms"
             f" | {percentile(r.latencies, 95):.1f} ms | {percentile(r.latencies, 99):.1f} ms | {stages}"
             f" | {r.cpu_s * 1000 / max(1, r.orders):.1f} | {r.rss_mb:.0f} MiB | {r.redis_per_order:.1f}"
-            f" | {r.events_per_order:.2f} | {r.failed} |"
+            f" | {r.events_per_order:.2f} | {r.delivered / max(1, r.orders) if r.delivered else float('nan'):.2f}"
+            f" | {r.failed} |"
         )
     return "\n".join(lines)
 
@@ -302,9 +377,10 @@ def table(results: list[Result]) -> str:
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--sockets", type=int, default=50)
+    parser.add_argument("--sockets", type=int, default=100, help="sockets of the closed-loop scenarios")
+    parser.add_argument("--in-flight", type=int, default=5000, help="orders (and sockets) of 5000-sockets")
     parser.add_argument("--only", nargs="*", choices=SCENARIOS, default=list(SCENARIOS),
-                        help="run only these scenarios")
+                        help="run only these scenarios (default: all, in this order)")
     args = parser.parse_args()
     (ROOT / "loadtest" / "out").mkdir(parents=True, exist_ok=True)
     services = Services()

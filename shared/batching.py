@@ -30,7 +30,8 @@ class Coalescer(Generic[T, R]):
     ) -> None:
         """`flush` must return one result per item, in order. `max_in_flight` batches may be
         written at once (each holds a connection). With `unique`, two items with the same key
-        never share a batch (e.g. two changes of one order: one statement would apply only one)."""
+        never share a batch (e.g. two changes of one order: one statement would apply only one).
+        `max_batch=1` calls `flush` directly, as many at once as there are callers (no batching)."""
         self._flush = flush
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
@@ -42,6 +43,8 @@ class Coalescer(Generic[T, R]):
         self.items = 0
 
     async def submit(self, item: T) -> R:
+        if self._max_batch == 1:  # one at a time: no batching machinery at all
+            return (await self._flush([item]))[0]
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         if self._flushers < self._max_in_flight:

@@ -121,31 +121,32 @@ class SaqQueues:
         settings = self._settings
         timeout = settings.step_timeout_s(step.name)
 
-        async def one(message: str, attempt: int) -> tuple[Any, Any]:
-            """(next message or None, this message again if it should be retried, else None)."""
+        async def one(message: str, attempt: int) -> Any:
+            """Run one message and send its result on at once (not when the whole job is done);
+            returns the message if it should be delivered again, else None."""
             try:
                 decoded = decoder.decode(message)
             except msgspec.DecodeError:
                 log.error("dropping undecodable %s message: %.200s", step.name, message)
-                return None, None
+                return None
             try:
-                return await run_attempt(step, decoded, ctx, attempt, settings.job_attempts, timeout), None
+                result = await run_attempt(step, decoded, ctx, attempt, settings.job_attempts, timeout)
             except RetryLater:
-                return None, decoded
+                return decoded
             except Exception:  # giving up failed too (e.g. PostgreSQL down): try again later
                 log.exception("%s %s could not give up; retrying", step.name, message_key(decoded))
-                return None, decoded
+                return decoded
+            if result is not None:
+                await self.send(result)  # if this fails the job fails, and SAQ runs it again
+            return None
 
         async def run(saq_ctx: dict[str, Any], *, messages: list[str], attempt: int = 1) -> None:
             # A job the sweep re-queued after its worker died counts as another delivery.
             delivery = attempt + saq_ctx["job"].attempts - 1
-            outcomes = await asyncio.gather(*(one(message, delivery) for message in messages))
-            sends = [self.send(result) for result, _ in outcomes if result is not None]
-            again = [retry for _, retry in outcomes if retry is not None]
+            again = [m for m in await asyncio.gather(*(one(m, delivery) for m in messages)) if m is not None]
             if again:
                 delay_s = settings.job_retry_delay_ms / 1000 * 2 ** (delivery - 1)
-                sends.append(self._enqueue(step.name, again, attempt=delivery + 1, delay_s=delay_s))
-            await asyncio.gather(*sends)
+                await self._enqueue(step.name, again, attempt=delivery + 1, delay_s=delay_s)
 
         return (step.name, run)
 
