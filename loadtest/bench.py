@@ -162,6 +162,20 @@ async def start_processes(commands: list[list[str]], env: dict[str, str], port: 
     raise RuntimeError("the engine did not start (see loadtest/out/bench-engine.log)")
 
 
+async def round_trip(socket, order: dict, started: float, result: Result) -> None:
+    """Send one order on an order socket and read its events up to the terminal one (or an
+    error); the time from `started` goes into `result`."""
+    await socket.send(json.dumps(order))
+    while True:
+        event = json.loads(await socket.recv())
+        result.delivered += "seq" in event
+        if event.get("type") == "error" or event.get("status") in TERMINAL:
+            break
+    result.latencies.append((time.perf_counter() - started) * 1000)
+    result.orders += 1
+    result.failed += event.get("status") != "confirmed"
+
+
 async def websocket_load(url: str, key: str, sockets: int, seconds: float, rate: float | None) -> Result:
     """Closed loop (each socket: submit, wait for terminal, again) or, with `rate`, open loop."""
     result = Result("")
@@ -172,15 +186,7 @@ async def websocket_load(url: str, key: str, sockets: int, seconds: float, rate:
             await one(socket, time.perf_counter())
 
     async def one(socket, started: float) -> None:
-        await socket.send(json.dumps(ORDERS[result.orders % 2]))
-        while True:
-            event = json.loads(await socket.recv())
-            result.delivered += "seq" in event
-            if event.get("type") == "error" or event.get("status") in TERMINAL:
-                break
-        result.latencies.append((time.perf_counter() - started) * 1000)
-        result.orders += 1
-        result.failed += event.get("status") != "confirmed"
+        await round_trip(socket, ORDERS[result.orders % 2], started, result)
 
     async def scheduled(idle: asyncio.Queue) -> None:
         started = time.perf_counter()  # waiting for a free socket counts: the load does not back off
@@ -230,20 +236,9 @@ async def many_in_flight(url: str, key: str, sockets: int) -> Result:
     connections = await open_sockets(url, key, sockets)
     started = time.monotonic()
 
-    async def one(socket, n: int) -> None:
-        sent = time.perf_counter()
-        await socket.send(json.dumps(ORDERS[n % 2]))
-        while True:
-            event = json.loads(await socket.recv())
-            result.delivered += "seq" in event
-            if event.get("type") == "error" or event.get("status") in TERMINAL:
-                break
-        result.latencies.append((time.perf_counter() - sent) * 1000)
-        result.orders += 1
-        result.failed += event.get("status") != "confirmed"
-
     try:
-        await asyncio.gather(*(one(socket, n) for n, socket in enumerate(connections)))
+        await asyncio.gather(*(round_trip(socket, ORDERS[n % 2], time.perf_counter(), result)
+                               for n, socket in enumerate(connections)))
     finally:
         await asyncio.gather(*(socket.close() for socket in connections))
     result.seconds = time.monotonic() - started
