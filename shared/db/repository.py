@@ -252,6 +252,18 @@ class PgOrderRepository:
         return None if row is None else _event(row)
 
 
+_LEDGER_COLUMNS = (
+    ("signature", "text"), ("order_id", "uuid"), ("leg", "int"), ("venue", "text"), ("amount_in", "numeric"),
+    ("amount_out", "numeric"), ("succeeded", "int"), ("error", "text"), ("slot", "int"), ("landed_at", "timestamptz"),
+)
+_LAND_MANY = f"""
+INSERT INTO chain_transactions ({", ".join(name for name, _ in _LEDGER_COLUMNS)})
+SELECT * FROM {_unnest(_LEDGER_COLUMNS)}
+ON CONFLICT (signature) DO NOTHING
+RETURNING signature
+"""
+
+
 class PgLedger:
     """The simulated chain's ledger: one row per landed signature. Look-ups and landings of
     concurrent transactions are coalesced into one statement each."""
@@ -284,13 +296,6 @@ class PgLedger:
         return stored, False
 
     async def _land_many(self, rows: list[tuple]) -> list[bool]:
-        landed = await self._pool.fetch(
-            "INSERT INTO chain_transactions"
-            " (signature, order_id, leg, venue, amount_in, amount_out, succeeded, error, slot, landed_at)"
-            " SELECT * FROM unnest($1::text[], $2::uuid[], $3::int[], $4::text[], $5::numeric[], $6::numeric[],"
-            " $7::int[], $8::text[], $9::int[], $10::timestamptz[])"
-            " ON CONFLICT (signature) DO NOTHING RETURNING signature",
-            *_columns(rows),
-        )
+        landed = await self._pool.fetch(_LAND_MANY, *_columns(rows))
         stored = {row["signature"] for row in landed}
         return [row[0] in stored for row in rows]
