@@ -72,9 +72,10 @@ async def handle(message: ExecuteRequest, ctx: Context) -> None:
             failure_reason=error, amount_out=amount_out if landed_any else None, attempts=ctx.attempt(),
         )
         return None
-    order = await ctx.orders.get(order_id)
-    base, quote = ctx.tokens.by_mint(order.base_mint), ctx.tokens.by_mint(order.quote_mint)
-    price = price_of_base(order.side, base, quote, plan.amount_in, amount_out)
+    side = message.side or (await ctx.orders.get(order_id)).side
+    sold, bought = ctx.tokens.by_mint(plan.input_mint), ctx.tokens.by_mint(plan.output_mint)
+    base, quote = (sold, bought) if side == "sell" else (bought, sold)
+    price = price_of_base(side, base, quote, plan.amount_in, amount_out)
     data = {
         "txHash": landings[0].signature,
         "slot": max(landing.slot for landing in landings),

@@ -136,5 +136,5 @@ def quote_request(order: OrderRecord) -> QuoteRequest:
     return QuoteRequest(
         order.id, order.input_mint, order.output_mint, order.amount_in, order.slippage_bps,
         floor_amount_out=order.min_amount_out or 0,
-        floor_reason=LIMIT_NOT_MET if order.limit_price is not None else SLIPPAGE,
+        floor_reason=LIMIT_NOT_MET if order.limit_price is not None else SLIPPAGE, side=order.side,
     )

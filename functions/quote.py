@@ -64,4 +64,5 @@ async def handle(message: QuoteRequest, ctx: Context) -> RouteRequest | None:
     return RouteRequest(
         message.order_id, message.input_mint, message.output_mint, message.slippage_bps, quotes, failures,
         floor_amount_out=message.floor_amount_out, curves=curves, floor_reason=message.floor_reason,
+        side=message.side,
     )

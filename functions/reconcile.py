@@ -67,7 +67,7 @@ async def redrive(order: OrderRecord, ctx: Context):
         # quote sees the routing event already stored and hands the stored quotes to route.
         return quote_request(order)
     if status in (Status.ROUTED, Status.BUILDING, Status.SUBMITTED) and order.plan is not None:
-        return ExecuteRequest(order.id, msgspec.convert(order.plan, Plan))
+        return ExecuteRequest(order.id, msgspec.convert(order.plan, Plan), order.side)
     return None
 
 

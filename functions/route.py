@@ -66,4 +66,4 @@ async def handle(message: RouteRequest, ctx: Context) -> ExecuteRequest | None:
         plan = msgspec.convert(order.plan, Plan)
     else:
         ctx.log.info("routed %s", msgspec.json.encode({"orderId": message.order_id, **data}).decode())
-    return ExecuteRequest(message.order_id, plan)
+    return ExecuteRequest(message.order_id, plan, message.side)

@@ -121,6 +121,8 @@ class QuoteRequest(msgspec.Struct, frozen=True):
     """The failure reason when the venues cannot give the floor."""
     venues: list[str] = []
     """Only these venues (a sniper buys on the pool that passed its checks); empty: all."""
+    side: str | None = None
+    """The order's side, carried to `execute` (which then needs no read to price the fill)."""
 
 
 class VenueQuote(msgspec.Struct, frozen=True, rename="camel"):
@@ -164,6 +166,7 @@ class RouteRequest(msgspec.Struct, frozen=True):
     floor_amount_out: int = 0
     curves: list[QuoteCurve] = []
     floor_reason: str = "slippage"
+    side: str | None = None
 
 
 class Leg(msgspec.Struct, frozen=True, rename="camel"):
@@ -197,6 +200,8 @@ class ExecuteRequest(msgspec.Struct, frozen=True):
 
     order_id: str
     plan: Plan
+    side: str | None = None
+    """"buy" or "sell": which of the plan's mints is the base (None: read it from the order)."""
 
 
 StepMessage = NewOrder | TriggerMessage | QuoteRequest | RouteRequest | ExecuteRequest

@@ -27,7 +27,6 @@ class RedisPublisher:
     def __init__(self, redis: Redis, namespace: str, max_batch: int = 256) -> None:
         self._redis = redis
         self._namespace = namespace
-        self._settle = redis.register_script(SETTLE_SCRIPT)
         self._batches = Coalescer(self._publish_many, max_batch=max_batch, max_in_flight=2)
 
     async def publish(self, event: Event) -> None:
@@ -38,7 +37,9 @@ class RedisPublisher:
             for event in events:
                 pipe.publish(event_channel(self._namespace, event.order_id), encode_event(event))
                 if event.status in SETTLING_STATUSES:
-                    await self._settle(keys=[owner_key(self._namespace, event.order_id)],
-                                       args=[inflight_prefix(self._namespace), event.order_id], client=pipe)
+                    # EVAL, not a registered Script: redis-py checks a pipeline's scripts with
+                    # SCRIPT EXISTS first, an extra round trip per batch (Redis caches the body).
+                    pipe.eval(SETTLE_SCRIPT, 1, owner_key(self._namespace, event.order_id),
+                              inflight_prefix(self._namespace), event.order_id)
             await pipe.execute()
         return [None] * len(events)

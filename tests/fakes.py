@@ -51,6 +51,8 @@ class InMemoryOrderRepository:
     def __init__(self) -> None:
         self.orders: dict[str, OrderRecord] = {}
         self.log: dict[str, list[Event]] = {}
+        self.reads = 0
+        """Point reads (`get`) so far: a test can tell a step read nothing it did not need."""
 
     async def create(self, order: OrderRecord, data: dict[str, Any]) -> Event | None:
         if order.idempotency_key is not None and await self.find_by_key(order.client_id, order.idempotency_key):
@@ -83,6 +85,7 @@ class InMemoryOrderRepository:
         return event
 
     async def get(self, order_id: str) -> OrderRecord | None:
+        self.reads += 1
         return self.orders.get(order_id)
 
     async def moving_since(self, before: datetime, limit: int, statuses: frozenset[Status]) -> list[OrderRecord]:

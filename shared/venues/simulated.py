@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import random
 from collections.abc import Awaitable, Callable
@@ -26,7 +27,12 @@ class VenueUnavailable(Exception):
 
 def pool_address(venue: str, mint_a: str, mint_b: str) -> str:
     """A stable, realistic-looking pool account address for (venue, pair)."""
-    pair = "/".join(sorted((mint_a, mint_b)))
+    return _pool_address(venue, *sorted((mint_a, mint_b)))
+
+
+@functools.lru_cache(maxsize=4096)  # pairs are few; launched tokens add some
+def _pool_address(venue: str, mint_a: str, mint_b: str) -> str:
+    pair = f"{mint_a}/{mint_b}"
     return base58.b58encode(hashlib.sha256(f"{venue}:{pair}".encode()).digest()).decode()
 
 

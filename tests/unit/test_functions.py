@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import msgspec
 import pytest
 
@@ -118,6 +120,27 @@ async def test_buy_spends_the_quote_token():
     assert message.amount_in == 150_000_000
     assert (message.input_mint, message.output_mint) == (ctx.tokens.resolve("q", "USDC").mint,
                                                          ctx.tokens.resolve("b", "SOL").mint)
+
+
+@pytest.mark.parametrize("side,amount", [("sell", "1.5"), ("buy", "150")])
+async def test_the_side_travels_with_the_order_so_execute_prices_the_fill_without_reading_it(side, amount):
+    """The price is quote per base whichever way the swap went; an ExecuteRequest without a
+    side (one sent before the field existed) gives the same price by reading the order."""
+    prices = []
+    for carried in (True, False):
+        ctx = fake_context()
+        request = MarketOrderRequest(side=side, base_asset="SOL", quote_asset="USDC", amount=amount)
+        to_quote = await intake.handle(NewOrder(request, "c", "k"), ctx)
+        to_execute: ExecuteRequest = await route.handle(await quote.handle(to_quote, ctx), ctx)
+        assert to_quote.side == to_execute.side == side
+        if not carried:
+            to_execute = msgspec.structs.replace(to_execute, side=None)
+        reads = ctx.orders.reads
+        await execute.handle(to_execute, ctx)
+        assert ctx.orders.reads - reads == (0 if carried else 1)
+        prices.append((await ctx.orders.events(to_execute.order_id))[-1].data["executionPrice"])
+    assert prices[0] == prices[1]
+    assert 140 < Decimal(prices[0]) < 260  # USDC per SOL, not SOL per USDC
 
 
 async def test_each_step_run_twice_changes_nothing_the_second_time():

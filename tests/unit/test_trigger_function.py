@@ -127,7 +127,8 @@ async def test_a_fired_limit_order_is_triggered_and_goes_to_quote_with_its_limit
     message = await trigger.handle(TriggerFired(order_id, FIRED), ctx)
     # 1.5 SOL at ≥ 180.5 USDC/SOL: at least 1_500_000_000 · 0.1805 = 270_750_000 USDC units.
     assert message == QuoteRequest(
-        order_id, SOL.mint, USDC.mint, 1_500_000_000, 50, floor_amount_out=270_750_000, floor_reason=LIMIT_NOT_MET
+        order_id, SOL.mint, USDC.mint, 1_500_000_000, 50, floor_amount_out=270_750_000, floor_reason=LIMIT_NOT_MET,
+        side="sell",
     )
     triggered = (await ctx.orders.events(order_id))[-1]
     assert (triggered.seq, triggered.status, triggered.data) == (3, "triggered", FIRED)
