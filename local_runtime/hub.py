@@ -62,7 +62,7 @@ class EventHub:
     async def _read(self) -> None:
         while True:
             try:
-                message = await self._pubsub.get_message(timeout=1.0)
+                message = await self._pubsub.get_message(timeout=None)  # block: no timer per message
             except asyncio.CancelledError:
                 raise
             except Exception:  # a Redis hiccup: watchers recover from PostgreSQL by seq

@@ -49,10 +49,7 @@ async def follow_order(
         if last == after_seq > 0 and await ended_before():
             return
         while True:
-            try:
-                event = await asyncio.wait_for(watcher.queue.get(), CATCH_UP_INTERVAL_S)
-            except TimeoutError:
-                event = None
+            event = await _next_live(watcher.queue)
             if event is None or watcher.lagged or event.seq > last + 1:
                 watcher.lagged = False
                 if await catch_up():
@@ -70,3 +67,15 @@ async def follow_order(
                 return
     finally:
         await hub.unwatch(watcher)
+
+
+async def _next_live(queue: asyncio.Queue[Event]) -> Event | None:
+    """The next live event, or None after CATCH_UP_INTERVAL_S without one. (Not `wait_for`: on
+    Python 3.11 it wraps every `get` in a task, six times per order.)"""
+    if not queue.empty():
+        return queue.get_nowait()
+    try:
+        async with asyncio.timeout(CATCH_UP_INTERVAL_S):
+            return await queue.get()
+    except TimeoutError:
+        return None
