@@ -39,7 +39,7 @@ async def route_request(event: dict[str, Any], box: Container) -> dict[str, Any]
     method = event.get("requestContext", {}).get("http", {}).get("method", "GET")
     parts = [p for p in event.get("rawPath", "/").split("/") if p]
     keys = PgApiKeys(box.world.pool)
-    desk = OrderDesk(box.ctx, box.queues, ClientLimits(box.world.redis, box.settings.namespace))
+    desk = OrderDesk(box.ctx, box.queues, ClientLimits(box.world.redis, box.settings.namespace, box.settings.batch_max))
     try:
         client = await authenticate(keys, headers.get("x-api-key"))
         if method == "POST" and parts == ["api", "orders", "execute"]:

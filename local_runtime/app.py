@@ -65,7 +65,8 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(CHAIN)) -
         await hub.start()
         app.state.engine, app.state.hub = engine, hub
         app.state.api_keys = PgApiKeys(engine.pool)
-        app.state.desk = OrderDesk(engine.ctx, engine.queues, ClientLimits(engine.redis, settings.namespace))
+        limits = ClientLimits(engine.redis, settings.namespace, settings.batch_max)
+        app.state.desk = OrderDesk(engine.ctx, engine.queues, limits)
         app.state.socket_slots = SocketSlots(settings.ws_max_sockets_per_client)
         dev_key = await register_dev_key(app.state.api_keys, settings)
         print(f"development API key (client {DEV_CLIENT!r}): {dev_key}", flush=True)

@@ -3,7 +3,8 @@ in flight (submitted, not yet finished or resting).
 
 Admission is one Lua script (one round trip, atomic): it counts the request in the
 client's one-minute window and reserves an in-flight slot for the id the order will have
-(and records who owns it); the caller releases it if the order was refused. When an order
+(and records who owns it); the caller releases it if the order was refused. Orders
+submitted together share one call of the script, which admits them in turn. When an order
 finishes or starts resting, the publisher settles its slot (`SETTLE_SCRIPT`). Slots older
 than `STALE_AFTER_MS` are dropped, so an order whose settling was lost (Redis flushed, a
 process killed) cannot hold a slot for ever.
@@ -16,24 +17,38 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from shared.batching import Coalescer
+
 STALE_AFTER_MS = 10 * 60 * 1000
 WINDOW_MS = 60_000
 
-_ADMIT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
-local used = redis.call('INCR', KEYS[1])
-if used == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if used > tonumber(ARGV[3]) then
-  return {1, redis.call('PTTL', KEYS[1])}
+_ADMIT_MANY = """
+local now, window, stale, owner_ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local verdicts = {}
+for i = 0, #KEYS / 3 - 1 do
+  local rate, inflight, owner = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
+  local a = 5 + 4 * i
+  local per_minute, max_in_flight = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local verdict, wait = 0, 0
+  redis.call('ZREMRANGEBYSCORE', inflight, '-inf', stale)
+  local used = redis.call('INCR', rate)
+  if used == 1 then redis.call('PEXPIRE', rate, window) end
+  if used > per_minute then
+    verdict, wait = 1, redis.call('PTTL', rate)
+  elseif redis.call('ZCARD', inflight) >= max_in_flight then
+    redis.call('DECR', rate)
+    verdict = 2
+  else
+    redis.call('ZADD', inflight, now, ARGV[a + 2])
+    redis.call('SET', owner, ARGV[a + 3], 'PX', owner_ttl)
+  end
+  verdicts[2 * i + 1], verdicts[2 * i + 2] = verdict, wait
 end
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
-  redis.call('DECR', KEYS[1])
-  return {2, 0}
-end
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[6])
-redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[8])
-return {0, 0}
+return verdicts
 """
+"""Admits a batch of orders in arrival order, each exactly as if it came alone. KEYS: (rate
+key, in-flight key, owner key) per order; ARGV: now, window, stale cutoff, owner TTL, then
+(per minute, max in flight, order id, client id) per order."""
 
 SETTLE_SCRIPT = """
 local client = redis.call('GET', KEYS[1])
@@ -62,26 +77,29 @@ def owner_key(namespace: str, order_id: str) -> str:
 
 
 class ClientLimits:
-    def __init__(self, redis: Redis, namespace: str) -> None:
+    """Admissions of concurrent orders share one script call (group commit, shared/batching.py)."""
+
+    def __init__(self, redis: Redis, namespace: str, max_batch: int = 256) -> None:
         self._redis = redis
         self._ns = namespace
-        self._admit = redis.register_script(_ADMIT)
+        self._admit_many = redis.register_script(_ADMIT_MANY)
+        self._admissions = Coalescer(self._run_admissions, max_batch=max_batch, max_in_flight=2)
 
     async def admit(self, client_id: str, per_minute: int, max_in_flight: int, order_id: str) -> Admission:
         """Count the request and reserve an in-flight slot for `order_id` (settled when that
         order finishes or rests; `release` it if no such order is made)."""
+        return await self._admissions.submit((client_id, per_minute, max_in_flight, order_id))
+
+    async def _run_admissions(self, requests: list[tuple[str, int, int, str]]) -> list[Admission]:
         now = int(time.time() * 1000)
-        verdict, wait_ms = await self._admit(
-            keys=[f"{self._ns}:rate:{client_id}", inflight_prefix(self._ns) + client_id,
-                  owner_key(self._ns, order_id)],
-            args=[now, WINDOW_MS, per_minute, max_in_flight, now - STALE_AFTER_MS, order_id, client_id,
-                  STALE_AFTER_MS],
-        )
-        if verdict == 0:
-            return Admission(True)
-        if verdict == 1:
-            return Admission(False, "rate", max(1, -(-int(wait_ms) // 1000)))
-        return Admission(False, "in_flight", 1)
+        keys: list[str] = []
+        args: list[str | int] = [now, WINDOW_MS, now - STALE_AFTER_MS, STALE_AFTER_MS]
+        for client_id, per_minute, max_in_flight, order_id in requests:
+            keys += [f"{self._ns}:rate:{client_id}", inflight_prefix(self._ns) + client_id,
+                     owner_key(self._ns, order_id)]
+            args += [per_minute, max_in_flight, order_id, client_id]
+        verdicts = await self._admit_many(keys=keys, args=args)
+        return [_admission(int(verdict), int(wait_ms)) for verdict, wait_ms in zip(verdicts[::2], verdicts[1::2])]
 
     async def release(self, client_id: str, order_id: str) -> None:
         """Give back the slot reserved for an order that was refused or turned out to be a repeat."""
@@ -92,3 +110,11 @@ class ClientLimits:
 
     async def in_flight(self, client_id: str) -> int:
         return await self._redis.zcard(inflight_prefix(self._ns) + client_id)
+
+
+def _admission(verdict: int, wait_ms: int) -> Admission:
+    if verdict == 0:
+        return Admission(True)
+    if verdict == 1:
+        return Admission(False, "rate", max(1, -(-wait_ms // 1000)))
+    return Admission(False, "in_flight", 1)
