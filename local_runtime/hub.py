@@ -16,7 +16,7 @@ import logging
 
 from redis.asyncio import Redis
 
-from shared.events import Event, decode_event
+from shared.events import Event, RelayedEvent, decode_for_relay
 from shared.publisher import event_channel
 
 log = logging.getLogger("engine.hub")
@@ -26,14 +26,18 @@ WATCHER_QUEUE_SIZE = 256
 class Watcher:
     def __init__(self, order_id: str) -> None:
         self.order_id = order_id
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(WATCHER_QUEUE_SIZE)
+        self.queue: asyncio.Queue[Event | RelayedEvent | None] = asyncio.Queue(WATCHER_QUEUE_SIZE)
+        """Live events; None is a nudge: nothing came for a while, look in PostgreSQL."""
         self.lagged = False
 
-    def offer(self, event: Event) -> None:
+    def offer(self, event: Event | RelayedEvent | None) -> None:
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.lagged = True
+
+    def nudge(self) -> None:
+        self.offer(None)
 
 
 class EventHub:
@@ -75,7 +79,7 @@ class EventHub:
             if not watchers:
                 continue
             try:
-                event = decode_event(message["data"])
+                event = decode_for_relay(message["data"])
             except Exception:
                 log.error("undecodable event on %s", message["channel"])
                 continue

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from local_runtime.hub import EventHub, Watcher
-from shared.events import Event
+from shared.events import Event, RelayedEvent
 from shared.orders import OrderRepository
 from shared.states import TERMINAL_STATUSES
 
@@ -20,7 +20,7 @@ async def follow_order(
     after_seq: int,
     hub: EventHub,
     orders: OrderRepository,
-    deliver: Callable[[Event], Awaitable[None]],
+    deliver: Callable[[Event | RelayedEvent], Awaitable[None]],
     watcher: Watcher | None = None,
 ) -> None:
     """With `watcher` (subscribed before the order was created, so nothing can have been
@@ -43,13 +43,16 @@ async def follow_order(
         stored = await orders.events(order_id, 0)
         return bool(stored) and stored[-1].status in TERMINAL_STATUSES and stored[-1].seq <= last
 
+    quiet = _Quiet(watcher)
     try:
         if not fresh and await catch_up():
             return
         if last == after_seq > 0 and await ended_before():
             return
         while True:
-            event = await _next_live(watcher.queue)
+            event = await watcher.queue.get()
+            if event is not None:
+                quiet.heard()
             if event is None or watcher.lagged or event.seq > last + 1:
                 watcher.lagged = False
                 if await catch_up():
@@ -66,16 +69,29 @@ async def follow_order(
             if event.status in TERMINAL_STATUSES:
                 return
     finally:
+        quiet.cancel()
         await hub.unwatch(watcher)
 
 
-async def _next_live(queue: asyncio.Queue[Event]) -> Event | None:
-    """The next live event, or None after CATCH_UP_INTERVAL_S without one. (Not `wait_for`: on
-    Python 3.11 it wraps every `get` in a task, six times per order.)"""
-    if not queue.empty():
-        return queue.get_nowait()
-    try:
-        async with asyncio.timeout(CATCH_UP_INTERVAL_S):
-            return await queue.get()
-    except TimeoutError:
-        return None
+class _Quiet:
+    """Nudges the watcher (a None on its queue) after CATCH_UP_INTERVAL_S without a live event.
+    One timer per stream, moved only when it fires: an event just pushes the deadline back
+    (`wait_for` would make a task per event on Python 3.11, `asyncio.timeout` a timer)."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self._watcher = watcher
+        self._loop = asyncio.get_running_loop()
+        self.heard()
+        self._timer = self._loop.call_at(self._deadline, self._fire)
+
+    def heard(self) -> None:
+        self._deadline = self._loop.time() + CATCH_UP_INTERVAL_S
+
+    def _fire(self) -> None:
+        if self._loop.time() >= self._deadline:
+            self._watcher.nudge()
+            self.heard()
+        self._timer = self._loop.call_at(self._deadline, self._fire)
+
+    def cancel(self) -> None:
+        self._timer.cancel()

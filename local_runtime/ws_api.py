@@ -21,7 +21,7 @@ from local_runtime.hub import EventHub, Watcher
 from local_runtime.streaming import follow_order
 from shared.submission import CancelAction, InputError, OrderDesk, Submitted, authenticate, decode_body
 from shared.db.api_keys import ApiClient
-from shared.events import MAX_SEQ, Event, encode_event
+from shared.events import MAX_SEQ, Event, RelayedEvent, encode_event
 from shared.outages import SERVICE_ERRORS, unavailable_message
 
 OUTBOX_SIZE = 1024
@@ -43,7 +43,7 @@ class Outbox:
     async def put(self, frame: bytes) -> None:
         await self._queue.put(frame)
 
-    async def deliver(self, event: Event) -> None:
+    async def deliver(self, event: Event | RelayedEvent) -> None:
         await self._queue.put(encode_event(event))
 
     async def run(self) -> None:
