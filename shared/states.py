@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from enum import StrEnum
 
 
@@ -55,6 +56,7 @@ def check_transition(current: Status, new: Status) -> None:
         raise InvalidTransition(current, new)
 
 
+@functools.cache  # the table is constant; this runs on every status change
 def sources_of(new: Status) -> frozenset[Status]:
     """Every status from which `new` may be reached: the WHERE of a conditional update."""
     return frozenset(s for s, targets in TRANSITIONS.items() if new in targets)
