@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from shared.adapters.redis_triggers import RedisTriggerIndex
 from shared.adapters.queue_port import queue_port
 from shared.adapters.saq_queue import SaqQueues
 from shared.context import Context, Queues
+from shared.db.upkeep import vacuum_bloated
 from shared.settings import Settings
 from shared.venues.market import Market
 from shared.wiring import connect_world
@@ -42,7 +44,7 @@ class Engine:
                              "and let the queue triggers (cloud/) run the functions")
         self.workers = self.queues.workers(self.ctx, steps) if steps else []
         if self.workers:
-            self.workers.append(self.queues.reconciler(self.ctx))
+            self.workers.append(self.queues.reconciler(self.ctx, functools.partial(vacuum_bloated, self.pool)))
         for worker in self.workers:
             self._tasks.append(asyncio.create_task(worker.start(), name=f"worker-{worker.queue.name}"))
 

@@ -12,7 +12,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -23,6 +23,7 @@ from functions import reconcile
 from functions.chain import CHAIN, RetryLater, Step, message_key, run_attempt, step_for
 from shared.batching import Coalescer
 from shared.context import Context
+from shared.db.upkeep import UPKEEP_INTERVAL_S
 from shared.settings import Settings
 from shared.wiring import new_redis
 
@@ -161,20 +162,28 @@ class SaqQueues:
             for name in steps
         ]
 
-    def reconciler(self, ctx: Context) -> Worker:
-        """A worker whose SAQ cron runs `reconcile` every `reconcile_interval_s`. Every process
-        with workers runs one; the cron job's unique key makes one of them run each round."""
+    def reconciler(self, ctx: Context, upkeep: Callable[[], Awaitable[Any]] | None = None) -> Worker:
+        """A worker whose SAQ cron runs `reconcile` every `reconcile_interval_s` (and `upkeep`,
+        if given, every UPKEEP_INTERVAL_S). Every process with workers runs one; each cron
+        job's unique key makes one of them run each round."""
 
         async def run(saq_ctx: dict[str, Any]) -> dict[str, int]:
             return await reconcile.run_round(ctx, self)
 
+        async def tidy(saq_ctx: dict[str, Any]) -> Any:
+            return await upkeep()
+
         run.__qualname__ = run.__name__ = "reconcile"  # SAQ names cron jobs by __qualname__
+        tidy.__qualname__ = tidy.__name__ = "upkeep"
         interval = max(1, self._settings.reconcile_interval_s)
         cron = f"* * * * * */{interval}" if interval < 60 else f"*/{interval // 60} * * * *"
+        jobs = [CronJob(run, cron=cron, timeout=max(30, interval * 3))]
+        if upkeep is not None:
+            jobs.append(CronJob(tidy, cron=f"* * * * * */{UPKEEP_INTERVAL_S}", timeout=300))
         return HostedWorker(
             self.maintenance,
-            functions=[run],
-            cron_jobs=[CronJob(run, cron=cron, timeout=max(30, interval * 3))],
+            functions=[job.function for job in jobs],
+            cron_jobs=jobs,
             concurrency=1,
             timers={"sweep": 10, "schedule": 1},
         )
