@@ -25,6 +25,16 @@ E2E_API_KEY = "dex_e2e-development-key"
 """The runtime's development key in e2e tests (DEX_DEV_API_KEY)."""
 
 
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM a child process still running, and SIGKILL it if it has not exited in 10 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -65,12 +75,8 @@ class Runtime:
         raise RuntimeError("runtime did not become healthy")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        if self.process is not None:
+            stop_process(self.process)
         self.log.close()
 
     # --- the API, as a client uses it ---

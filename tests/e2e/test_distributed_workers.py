@@ -15,7 +15,7 @@ import pytest
 
 from functions.chain import CHAIN
 from tests.conftest import REDIS_URL, _admin, database_url, run_sync
-from tests.e2e.runtime import ROOT, Runtime
+from tests.e2e.runtime import ROOT, Runtime, stop_process
 
 ORDER = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "0.25",
          "slippageBps": 300}
@@ -38,12 +38,7 @@ class WorkerProcess:
         self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process)
         self.log.close()
 
 
