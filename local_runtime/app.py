@@ -15,17 +15,18 @@ from litestar.openapi.spec import Components, SecurityScheme
 from functions.chain import CHAIN
 from local_runtime.auth import DEV_CLIENT, api_key_guard, register_dev_key
 from local_runtime.bootstrap import start_engine
+from local_runtime.gc_tuning import freeze_startup_heap
 from local_runtime.http_api import ORDER_ROUTES, healthz, refusal
 from local_runtime.hub import EventHub
 from local_runtime.outages import service_unavailable
 from local_runtime.quote_api import get_quote
 from local_runtime.sim_api import SIM_ROUTES
-from shared.submission import InputError, OrderDesk
 from local_runtime.ws_api import SOCKETS, SocketSlots
 from shared.adapters.redis_limits import ClientLimits
-from shared.outages import SERVICE_ERRORS
 from shared.db.api_keys import PgApiKeys
+from shared.outages import SERVICE_ERRORS
 from shared.settings import Settings
+from shared.submission import InputError, OrderDesk
 
 API_DESCRIPTION = """
 Order execution engine for Solana DEX trading on simulated Raydium and Meteora pools.
@@ -72,6 +73,7 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(CHAIN)) -
         print(f"development API key (client {DEV_CLIENT!r}): {dev_key}", flush=True)
         await engine.run_workers(steps)
         engine.run_watchers()
+        freeze_startup_heap()
         try:
             yield
         finally:

@@ -14,6 +14,7 @@ import sys
 
 from functions.chain import CHAIN
 from local_runtime.bootstrap import start_engine
+from local_runtime.gc_tuning import freeze_startup_heap
 from shared.settings import Settings
 
 log = logging.getLogger("engine.worker")
@@ -38,6 +39,7 @@ async def serve(settings: Settings, steps: tuple[str, ...]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await engine.run_workers(steps)
+    freeze_startup_heap()
     print(f"worker ready: {', '.join(steps)}", flush=True)
     try:
         await stop.wait()
