@@ -47,9 +47,12 @@ class EngineQueue(RedisQueue):
     dead worker will never acknowledge (SAQ sweeps stuck jobs one by one: 20 jobs left by a
     killed worker took 100 s to come back). A live worker that overran its timeout is
     aborted all the same; if its run overlaps the retry, the steps' conditional transitions
-    make that harmless."""
+    make that harmless. Jobs are (de)serialized with msgspec rather than the stdlib's json."""
 
     SWEEP_ABORT_WAIT_S = 0.2
+
+    def __init__(self, redis, name: str, **kwargs: Any) -> None:
+        super().__init__(redis, name, dump=_encoder.encode, load=msgspec.json.decode, **kwargs)
 
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
         return await super().sweep(lock, abort=self.SWEEP_ABORT_WAIT_S)
