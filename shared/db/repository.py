@@ -20,17 +20,6 @@ from shared.orders import UPDATABLE_FIELDS, OrderRecord
 from shared.states import Status, sources_of
 
 _json = msgspec.json.Encoder()
-_NUMERIC_FIELDS = frozenset({"min_amount_out", "amount_out", "executed_price"})
-
-
-def _to_db(name: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if name == "plan":
-        return _json.encode(value).decode()
-    if name in _NUMERIC_FIELDS:
-        return Decimal(value)
-    return value
 
 
 def _event(row: asyncpg.Record) -> Event:
@@ -85,16 +74,26 @@ _ORDER_COLUMNS = (
     ("amount_in", "numeric"), ("slippage_bps", "int"), ("limit_price", "numeric"), ("expires_at", "timestamptz"),
     ("conditions", "jsonb"), ("min_amount_out", "numeric"), ("request_hash", "text"), ("created_at", "timestamptz"),
 )
+_CREATE_COLUMNS = (*_ORDER_COLUMNS, ("payload", "jsonb"))
 
 
-def _unnest(columns: tuple[tuple[str, str], ...]) -> str:
-    """`unnest($1::t1[], $2::t2[], …) AS i(c1, c2, …)`: one array parameter per column."""
-    arrays = ", ".join(f"${n}::{kind}[]" for n, (_, kind) in enumerate(columns, start=1))
-    return f"unnest({arrays}) AS i({', '.join(name for name, _ in columns)})"
+def _recordset(columns: tuple[tuple[str, str], ...]) -> str:
+    """`json_to_recordset($1::json) AS i(c1 t1, c2 t2, …)`: a batch's rows travel as one JSON
+    array of objects (see `_rows_json`), which PostgreSQL parses into typed columns. Encoding
+    one JSON text with msgspec costs the worker about half what asyncpg's encoding of one
+    typed array per column did (~10 vs ~19 µs per status change)."""
+    return f"json_to_recordset($1::json) AS i({', '.join(f'{name} {kind}' for name, kind in columns)})"
+
+
+def _rows_json(columns: tuple[tuple[str, str], ...], rows: list[tuple]) -> str:
+    """The rows, as `_recordset` reads them: numbers as exact JSON numbers or strings (u64 and
+    Decimal survive), timestamps as RFC 3339, JSON columns as nested JSON."""
+    names = [name for name, _ in columns]
+    return _json.encode([dict(zip(names, row, strict=True)) for row in rows]).decode()
 
 
 _CREATE_MANY = f"""
-WITH i AS (SELECT * FROM {_unnest((*_ORDER_COLUMNS, ("payload", "jsonb")))}),
+WITH i AS (SELECT * FROM {_recordset(_CREATE_COLUMNS)}),
 o AS (
     INSERT INTO orders (id, client_id, idempotency_key, kind, side, status, base_mint, quote_mint, input_mint,
                         output_mint, amount_in, slippage_bps, limit_price, expires_at, conditions, min_amount_out,
@@ -110,7 +109,7 @@ e AS (
     INSERT INTO order_events (order_id, seq, status, payload, created_at)
     SELECT i.id, 1, 'pending', i.payload, i.created_at FROM i JOIN o ON o.id = i.id
 )
-SELECT id FROM o
+SELECT id::text FROM o
 """
 
 _FIELD_TYPES = {
@@ -124,7 +123,7 @@ _TRANSITION_COLUMNS = (
     ("mask", "int"), *((name, _FIELD_TYPES[name]) for name in _FIELDS),
 )
 _TRANSITION_MANY = f"""
-WITH i AS (SELECT * FROM {_unnest(_TRANSITION_COLUMNS)}),
+WITH i AS (SELECT * FROM {_recordset(_TRANSITION_COLUMNS)}),
 o AS (
     UPDATE orders SET status = i.status, last_seq = orders.last_seq + 1, updated_at = i.at,
         {", ".join(f"{name} = CASE WHEN i.mask & {1 << bit} <> 0 THEN i.{name} ELSE orders.{name} END"
@@ -135,16 +134,11 @@ o AS (
 )
 INSERT INTO order_events (order_id, seq, status, payload, created_at)
 SELECT id, last_seq, status, payload, at FROM o
-RETURNING order_id, seq
+RETURNING order_id::text, seq
 """
 """Many status changes in one statement: each row carries its allowed sources and a bit mask
 of the fields it sets (a field outside the mask keeps its value, so one statement shape
 serves every step)."""
-
-
-def _columns(rows: list[tuple]) -> list[list]:
-    """Rows to one list per column (the unnest parameters)."""
-    return [list(column) for column in zip(*rows, strict=True)]
 
 
 class PgOrderRepository:
@@ -162,18 +156,16 @@ class PgOrderRepository:
     async def create(self, order: OrderRecord, data: dict[str, Any]) -> Event | None:
         row = (
             order.id, order.client_id, order.idempotency_key, order.kind, order.side, order.base_mint,
-            order.quote_mint, order.input_mint, order.output_mint, Decimal(order.amount_in), order.slippage_bps,
-            order.limit_price, order.expires_at,
-            None if order.conditions is None else _json.encode(order.conditions).decode(),
-            None if order.min_amount_out is None else Decimal(order.min_amount_out), order.request_hash,
-            order.created_at, _json.encode(data).decode(),
+            order.quote_mint, order.input_mint, order.output_mint, order.amount_in, order.slippage_bps,
+            order.limit_price, order.expires_at, order.conditions, order.min_amount_out, order.request_hash,
+            order.created_at, data,
         )
         if not await self._creates.submit(row):
             return None
         return Event(order.id, 1, Status.PENDING, format_ts(order.created_at), data)
 
     async def _create_many(self, rows: list[tuple]) -> list[bool]:
-        created = {str(r["id"]) for r in await self._pool.fetch(_CREATE_MANY, *_columns(rows))}
+        created = {r["id"] for r in await self._pool.fetch(_CREATE_MANY, _rows_json(_CREATE_COLUMNS, rows))}
         return [row[0] in created for row in rows]
 
     async def transition(
@@ -185,15 +177,14 @@ class PgOrderRepository:
             raise ValueError(f"not updatable: {sorted(unknown)}")
         sources = sources_of(new) if only_from is None else sources_of(new) & only_from
         mask = sum(1 << bit for bit, name in enumerate(_FIELDS) if name in changes)
-        row = (
-            order_id, new.value, at, ",".join(s.value for s in sources), _json.encode(data).decode(), mask,
-            *(_to_db(name, changes.get(name)) for name in _FIELDS),
-        )
+        row = (order_id, new.value, at, ",".join(s.value for s in sources), data, mask,
+               *(changes.get(name) for name in _FIELDS))
         seq = await self._transitions.submit(row)
         return None if seq is None else Event(order_id, seq, new, format_ts(at), data)
 
     async def _transition_many(self, rows: list[tuple]) -> list[int | None]:
-        seqs = {str(r["order_id"]): r["seq"] for r in await self._pool.fetch(_TRANSITION_MANY, *_columns(rows))}
+        rows_json = _rows_json(_TRANSITION_COLUMNS, rows)
+        seqs = {r["order_id"]: r["seq"] for r in await self._pool.fetch(_TRANSITION_MANY, rows_json)}
         return [seqs.get(row[0]) for row in rows]
 
     async def get(self, order_id: str) -> OrderRecord | None:
@@ -258,7 +249,7 @@ _LEDGER_COLUMNS = (
 )
 _LAND_MANY = f"""
 INSERT INTO chain_transactions ({", ".join(name for name, _ in _LEDGER_COLUMNS)})
-SELECT * FROM {_unnest(_LEDGER_COLUMNS)}
+SELECT * FROM {_recordset(_LEDGER_COLUMNS)}
 ON CONFLICT (signature) DO NOTHING
 RETURNING signature
 """
@@ -287,7 +278,7 @@ class PgLedger:
         return [found.get(signature) for signature in signatures]
 
     async def land(self, tx: Transaction, landing: Landing) -> tuple[Landing, bool]:
-        row = (tx.signature, tx.order_id, tx.leg, tx.venue, Decimal(tx.amount_in), Decimal(landing.amount_out),
+        row = (tx.signature, tx.order_id, tx.leg, tx.venue, tx.amount_in, landing.amount_out,
                int(landing.succeeded), landing.error, landing.slot, self._now())
         if await self._lands.submit(row):
             return landing, True
@@ -296,6 +287,6 @@ class PgLedger:
         return stored, False
 
     async def _land_many(self, rows: list[tuple]) -> list[bool]:
-        landed = await self._pool.fetch(_LAND_MANY, *_columns(rows))
+        landed = await self._pool.fetch(_LAND_MANY, _rows_json(_LEDGER_COLUMNS, rows))
         stored = {row["signature"] for row in landed}
         return [row[0] in stored for row in rows]

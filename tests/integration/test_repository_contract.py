@@ -3,7 +3,9 @@ so the fake the unit tests rely on cannot drift from the real thing."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import asyncpg
 import pytest
@@ -77,6 +79,34 @@ async def test_allowed_transition_appends_next_seq_and_applies_changes(repo):
     assert routed.seq == 3
     stored = await repo.get(order.id)
     assert (stored.status, stored.venue, stored.min_amount_out, stored.last_seq) == (Status.ROUTED, "raydium", 5, 3)
+
+
+async def test_every_typed_field_survives_exactly(repo):
+    """Exact money (u64, long decimals), microseconds, nested JSON and awkward text all
+    come back as they went in, and a field outside a change keeps its value."""
+    order = replace(
+        new_order(), kind="limit", limit_price=Decimal("0.000000001234567890123456789"),
+        expires_at=T0 + timedelta(microseconds=123_457), min_amount_out=18_446_744_073_709_551_614,
+        conditions={"minLiquidity": "18446744073709551615", "maxPriceImpactBps": 30, "nested": [1, {"a": None}]},
+    )
+    await repo.create(order, {"text": 'quote " backslash \\ é ✓'})
+    await repo.transition(order.id, Status.ROUTING, T0, {}, {})
+    plan = {"legs": [{"venue": "meteora", "amountIn": "18446744073709551615", "share": 0.5}]}
+    await repo.transition(order.id, Status.ROUTED, T0, {}, {"plan": plan, "venue": "meteora"})
+    await repo.transition(order.id, Status.BUILDING, T0, {}, {"attempts": 2})
+    await repo.transition(order.id, Status.SUBMITTED, T0, {}, {"tx_signature": "5" * 88})
+    await repo.transition(order.id, Status.FAILED, T0 + timedelta(seconds=1), {}, {
+        "amount_out": 18_446_744_073_709_551_615, "executed_price": Decimal("123456789.123456789123456789"),
+        "failure_reason": "slippage: got < min \"quoted\" ✗",
+    })
+    stored = await repo.get(order.id)
+    assert (stored.limit_price, stored.expires_at, stored.min_amount_out, stored.conditions) == (
+        order.limit_price, order.expires_at, order.min_amount_out, order.conditions)
+    assert (stored.plan, stored.venue, stored.attempts, stored.tx_signature) == (plan, "meteora", 2, "5" * 88)
+    assert (stored.amount_out, stored.executed_price, stored.failure_reason) == (
+        18_446_744_073_709_551_615, Decimal("123456789.123456789123456789"), 'slippage: got < min "quoted" ✗')
+    assert stored.updated_at == T0 + timedelta(seconds=1)
+    assert (await repo.event(order.id, Status.PENDING)).data == {"text": 'quote " backslash \\ é ✓'}
 
 
 async def test_refused_transition_writes_nothing(repo):
