@@ -61,7 +61,7 @@ def sqs_handler(step_name: str):
 
     def handler(event: dict[str, Any], context: Any = None) -> dict[str, list]:
         box = container()
-        return box.run(process_batch(step_name, event.get("Records", []), box))
+        return box.invoke(process_batch(step_name, event.get("Records", []), box))
 
     handler.__name__ = handler.__qualname__ = f"{step_name}_handler"
     return handler

@@ -35,6 +35,14 @@ class Container:
         asyncio.set_event_loop(self.loop)
         return self.loop.run_until_complete(coroutine)
 
+    def invoke(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run one invocation's work, then send the events it handed to the publisher: the
+        platform may freeze the container as soon as the handler returns."""
+        try:
+            return self.run(coroutine)
+        finally:
+            self.run(self.ctx.publisher.flush())
+
     def close(self) -> None:
         self.run(self.world.close())
         self.loop.close()

@@ -70,5 +70,5 @@ async def route_request(event: dict[str, Any], box: Container) -> dict[str, Any]
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     box = container()
-    return box.run(route_request(event, box))
+    return box.invoke(route_request(event, box))
 

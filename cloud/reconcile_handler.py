@@ -11,4 +11,4 @@ from functions import reconcile
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, int]:
     box = container()
-    return box.run(reconcile.run_round(box.ctx, box.queues))
+    return box.invoke(reconcile.run_round(box.ctx, box.queues))

@@ -41,7 +41,8 @@ async def handle(message: ExecuteRequest, ctx: Context) -> None:
     txs = transactions(order_id, plan)
     building = {"legs": [{"venue": tx.venue, "signature": tx.signature, "amountIn": tx.amount_in,
                           "minAmountOut": tx.min_amount_out} for tx in txs]}
-    if await ctx.record(order_id, Status.BUILDING, building) is not None:
+    built_now = await ctx.record(order_id, Status.BUILDING, building) is not None
+    if built_now:  # the one routed -> building change: no earlier delivery sent these transactions
         status = Status.BUILDING
     else:
         order = await ctx.orders.get(order_id)
@@ -56,7 +57,7 @@ async def handle(message: ExecuteRequest, ctx: Context) -> None:
         await ctx.record(order_id, Status.SUBMITTED, {"signatures": [tx.signature for tx in txs]},
                          tx_signature=txs[0].signature)
 
-    landings: list[Landing] = await asyncio.gather(*(ctx.chain.confirm(tx) for tx in txs))
+    landings: list[Landing] = await asyncio.gather(*(ctx.chain.confirm(tx, built_now) for tx in txs))
     legs = [
         {"venue": tx.venue, "txHash": landing.signature, "slot": landing.slot, "amountIn": tx.amount_in,
          "amountOut": landing.amount_out, "succeeded": landing.succeeded, "error": landing.error}

@@ -12,17 +12,20 @@ simulated delay at zero (the engine alone):
   four functions): one process per core.
 * `… one at a time`: the same with DEX_BATCH_MAX=1 (one message per SAQ job, one statement
   per status change, one publish per event): the baseline the batching is measured against.
-* `engine at 100 orders/s`: open loop at a fixed rate (the overhead target).
+* `… at 100 orders/s`: open loop at a fixed rate (the overhead target), web + worker
+  (`rate-100`) and in one process (`rate-100-one-process`).
 * `no queue, in-process`: the same four functions called one after another in this
   process on the real PostgreSQL and Redis (events stored and published), no SAQ, no
   WebSocket: the cost of the queue and the sockets.
 * `5,000 in flight, default delays`: web + worker with the default simulated delays
   (2.4–2.9 s per order); 5,000 sockets each send one order at the same moment.
 
-Columns: orders/s; submit → confirmed p50/p95/p99 (client side); per-stage p50 from the
-stored event times (pending→routing = queue hop + quotes, routing→routed, routed→submitted,
-submitted→confirmed); CPU seconds per 1,000 orders and peak RSS (sum) of the engine's
-processes; Redis commands per order (INFO commandstats); events stored and delivered per order.
+Columns: orders/s; submit → confirmed p50/p95/p99 (client side); per stage p50/p95/p99
+from the stored event times (pending→routing = queue hop + quotes, routing→routed,
+routed→submitted, submitted→confirmed); CPU milliseconds per order of each process (web,
+worker, PostgreSQL's backends, Redis, the load client) and peak resident MiB of the engine's
+processes (web / worker); Redis commands per order (INFO commandstats); events stored and
+delivered per order.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -65,9 +67,11 @@ class Result:
     orders: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
-    stages: dict[str, float] = field(default_factory=dict)
-    cpu_s: float = 0.0
-    rss_mb: float = 0.0
+    stages: dict[str, list[float]] = field(default_factory=dict)
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    """CPU seconds used during the load, by process role (web, worker, postgres, redis, client)."""
+    rss_mb: dict[str, float] = field(default_factory=dict)
+    """Peak resident MiB during the load, by engine role (web, worker)."""
     redis_per_order: float = 0.0
     events_per_order: float = 0.0
     delivered: int = 0
@@ -96,6 +100,50 @@ def tree(pid: int) -> list[int]:
     """The process and its children (worker --processes N forks children)."""
     children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return [pid, *(int(c) for c in children)]
+
+
+def named(command: str) -> list[int]:
+    """Every process whose command name is `command` (PostgreSQL's backends, redis-server)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == command:
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+def cpu_of(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += proc_cpu_rss(pid)[0]
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+class CpuMeter:
+    """CPU seconds of each role's processes between `start()` and `stop()`: the engine's own
+    (by role), PostgreSQL's (every `postgres` process: backends, WAL writer, checkpointer),
+    Redis's and this load client's."""
+
+    def __init__(self, roles: dict[str, list[int]]) -> None:
+        self._roles = {**roles, "postgres": [], "redis": [], "client": [os.getpid()]}
+        self._before: dict[str, float] = {}
+
+    def _sample(self) -> dict[str, float]:
+        self._roles["postgres"] = named("postgres")
+        self._roles["redis"] = named("redis-server")
+        return {role: cpu_of(pids) for role, pids in self._roles.items()}
+
+    def start(self) -> None:
+        self._before = self._sample()
+
+    def stop(self) -> dict[str, float]:
+        after = self._sample()
+        return {role: after[role] - self._before.get(role, 0.0) for role in after}
 
 
 class Services:
@@ -141,7 +189,7 @@ async def stored_figures(url: str, result: Result) -> None:
             rows = await connection.fetch(
                 "SELECT extract(epoch FROM b.created_at - a.created_at) * 1000 AS ms FROM order_events a"
                 " JOIN order_events b ON a.order_id = b.order_id AND b.status = $2 WHERE a.status = $1", start, end)
-            result.stages[f"{start}→{end}"] = statistics.median(float(r["ms"]) for r in rows) if rows else float("nan")
+            result.stages[f"{start}→{end}"] = [float(r["ms"]) for r in rows]
     finally:
         await connection.close()
 
@@ -248,7 +296,8 @@ async def many_in_flight(url: str, key: str, sockets: int) -> Result:
 async def engine_scenario(name: str, services: Services, commands: list[list[str]], load,
                           env: dict[str, str] | None = None) -> Result:
     """Start the engine's processes on a fresh database, run `load(url, key)` against them,
-    and fill in what the processes used (CPU, peak RSS, Redis commands) and what was stored."""
+    and fill in what the processes used (CPU by process, peak RSS, Redis commands) and what
+    was stored. Two commands are the "web" and "worker" processes; one is the whole "engine"."""
     url = await services.fresh_database()
     port = 18000 + os.getpid() % 1000
     key = f"dex_bench-{uuid.uuid4().hex}"
@@ -257,17 +306,19 @@ async def engine_scenario(name: str, services: Services, commands: list[list[str
            "DEX_MAX_IN_FLIGHT": "1000000", "DEX_WS_MAX_SOCKETS_PER_CLIENT": "100000", "DEX_LOG_LEVEL": "WARNING",
            **(env or {})}
     processes = await start_processes(commands, env, port)
-    peak_rss = 0.0
+    names = ("web", "worker") if len(processes) == 2 else ("engine",)
+    roles = {role: tree(proc.pid) for role, proc in zip(names, processes, strict=True)}
+    peak_rss = dict.fromkeys(roles, 0.0)
 
     async def sample_rss() -> None:
-        nonlocal peak_rss
         while True:
-            peak_rss = max(peak_rss, sum(proc_cpu_rss(p)[1] for p in pids))
+            for role, pids in roles.items():
+                peak_rss[role] = max(peak_rss[role], sum(proc_cpu_rss(p)[1] for p in pids))
             await asyncio.sleep(0.5)
 
     try:
-        pids = [p for proc in processes for p in tree(proc.pid)]
-        cpu_before = sum(proc_cpu_rss(p)[0] for p in pids)
+        meter = CpuMeter(roles)
+        meter.start()
         calls_before = await services.redis_calls()
         sampler = asyncio.create_task(sample_rss())
         try:
@@ -275,7 +326,7 @@ async def engine_scenario(name: str, services: Services, commands: list[list[str
         finally:
             sampler.cancel()
         result.redis_per_order = (await services.redis_calls() - calls_before) / max(1, result.orders)
-        result.cpu_s = sum(proc_cpu_rss(p)[0] for p in pids) - cpu_before
+        result.cpu_s = meter.stop()
         result.rss_mb = peak_rss
     finally:
         for proc in processes:
@@ -297,7 +348,8 @@ async def in_process_scenario(services: Services, concurrency: int, seconds: flo
     request = MarketOrderRequest(side="sell", base_asset="SOL", quote_asset="USDC", amount="0.5", slippage_bps=300)
     result = Result("no queue, in-process")
     stop_at = time.monotonic() + seconds
-    cpu_before = proc_cpu_rss(os.getpid())[0]
+    meter = CpuMeter({})
+    meter.start()
     calls_before = await services.redis_calls()
 
     async def worker() -> None:
@@ -313,8 +365,9 @@ async def in_process_scenario(services: Services, concurrency: int, seconds: flo
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     result.seconds = time.monotonic() - started
     result.redis_per_order = (await services.redis_calls() - calls_before) / max(1, result.orders)
-    result.cpu_s, result.rss_mb = proc_cpu_rss(os.getpid())
-    result.cpu_s -= cpu_before
+    result.cpu_s = meter.stop()
+    result.cpu_s["engine"] = result.cpu_s.pop("client")  # the engine runs in the bench's own process
+    result.rss_mb = {"engine": proc_cpu_rss(os.getpid())[1]}
     await world.close()
     await stored_figures(url, result)
     await services.drop(url)
@@ -341,7 +394,10 @@ SCENARIOS = {
     "web-and-worker": lambda services, args: engine_scenario(
         "engine, web + worker", services, WEB_AND_WORKER, closed_loop(args)),
     "rate-100": lambda services, args: engine_scenario(
-        "engine at 100 orders/s", services, ONE_PROCESS,
+        "engine, web + worker, at 100 orders/s", services, WEB_AND_WORKER,
+        lambda url, key: websocket_load(url, key, 50, args.seconds, rate=100)),
+    "rate-100-one-process": lambda services, args: engine_scenario(
+        "engine, 1 process, at 100 orders/s", services, ONE_PROCESS,
         lambda url, key: websocket_load(url, key, 50, args.seconds, rate=100)),
     "no-queue": lambda services, args: in_process_scenario(services, args.sockets, args.seconds),
     "5000-sockets": lambda services, args: engine_scenario(
@@ -350,20 +406,35 @@ SCENARIOS = {
 }
 
 
+CPU_ROLES = ("web", "worker", "engine", "postgres", "redis", "client")
+
+
+def _spread(values: list[float]) -> str:
+    """p50 / p95 / p99 of `values`, in ms."""
+    return " / ".join(f"{percentile(values, p):.1f}" for p in (50, 95, 99)) if values else "—"
+
+
+def _per_role(figures: dict[str, float], scale: float, digits: int) -> str:
+    return " · ".join(f"{role} {figures[role] * scale:.{digits}f}" for role in CPU_ROLES if role in figures)
+
+
 def table(results: list[Result]) -> str:
+    """One row per scenario; latencies in ms as p50 / p95 / p99."""
     stage_names = [f"{a}→{b}" for a, b in STAGES]
     lines = [
-        "| scenario | orders/s | e2e p50 | p95 | p99 | " + " | ".join(stage_names) + " | CPU s / 1k orders | RSS | "
-        "Redis cmds / order | events stored / order | delivered / order | not confirmed |",
-        "| --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in stage_names) + " | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| scenario | orders/s | submit→confirmed | " + " | ".join(stage_names) + " | CPU ms / order | "
+        "CPU ms / order by process | peak RSS MiB | Redis cmds / order | events stored / order | "
+        "delivered / order | not confirmed |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in stage_names) + " | ---: | --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
-        stages = " | ".join(f"{r.stages.get(s, float('nan')):.1f}" for s in stage_names)
+        orders = max(1, r.orders)
+        stages = " | ".join(_spread(r.stages.get(s, [])) for s in stage_names)
+        delivered = f"{r.delivered / orders:.2f}" if r.delivered else "—"
         lines.append(
-            f"| {r.name} | {r.orders / r.seconds:.0f} | {percentile(r.latencies, 50):.1f} ms"
-            f" | {percentile(r.latencies, 95):.1f} ms | {percentile(r.latencies, 99):.1f} ms | {stages}"
-            f" | {r.cpu_s * 1000 / max(1, r.orders):.1f} | {r.rss_mb:.0f} MiB | {r.redis_per_order:.1f}"
-            f" | {r.events_per_order:.2f} | {r.delivered / max(1, r.orders) if r.delivered else float('nan'):.2f}"
+            f"| {r.name} | {r.orders / r.seconds:.0f} | {_spread(r.latencies)} | {stages}"
+            f" | {sum(r.cpu_s.values()) * 1000 / orders:.2f} | {_per_role(r.cpu_s, 1000 / orders, 2)}"
+            f" | {_per_role(r.rss_mb, 1, 0)} | {r.redis_per_order:.1f} | {r.events_per_order:.2f} | {delivered}"
             f" | {r.failed} |"
         )
     return "\n".join(lines)

@@ -64,6 +64,7 @@ class Engine:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.ctx.publisher.flush()
         await self.queues.disconnect()
         await self.redis.aclose()
         await self.pool.close()

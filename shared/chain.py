@@ -76,19 +76,24 @@ class SimulatedChain:
         if self._rng.randrange(1000) < self._sim.chain_failure_permille:
             raise ChainUnavailable("blockhash not found; transaction was not processed")
 
-    async def confirm(self, tx: Transaction) -> Landing:
+    async def confirm(self, tx: Transaction, built_now: bool = False) -> Landing:
         """Wait for the transaction to land and return its result, landing it at most once.
 
         The swap is priced and applied to the pool in one step (nothing else runs in between),
         so concurrent transactions see each other's effect in the order they land, as on a
-        chain. Another delivery of the same transaction in this process waits for the first."""
+        chain. Another delivery of the same transaction in this process waits for the first.
+        `built_now`: the caller built this transaction in this delivery, so no earlier one can
+        have landed it and the ledger need not be asked first (the landing's unique signature
+        still decides)."""
         await self._delay(self._sim.confirm_delay_ms + self._rng.randint(0, self._sim.confirm_jitter_ms))
         while True:
-            landed = await self._ledger.find(tx.signature)
-            if landed is not None:
-                return landed
+            if not built_now:
+                landed = await self._ledger.find(tx.signature)
+                if landed is not None:
+                    return landed
             if tx.signature not in self._landing:
                 break
+            built_now = False  # another delivery in this process is landing it: wait for its result
             await self._sleep(0.005)
         self._landing.add(tx.signature)
         try:

@@ -29,7 +29,14 @@ class Ids(Protocol):
 
 
 class Publisher(Protocol):
-    async def publish(self, event: Event) -> None: ...
+    async def publish(self, event: Event) -> None:
+        """Hand a stored event over for delivery; it may be sent after this returns, but an
+        order's events are sent in the order they were handed over."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait until every event handed over so far has been sent (or given up on)."""
+        ...
 
 
 class Queues(Protocol):
@@ -77,8 +84,9 @@ class Context:
         self, order_id: str, new: Status, data: dict[str, Any], only_from: frozenset[Status] | None = None,
         **changes: Any,
     ) -> Event | None:
-        """Persist a status change with its event, then publish it. None if the state
-        table (or `only_from`) refuses the change from the order's current status (nothing is written)."""
+        """Persist a status change with its event, then hand the event to the publisher. None if
+        the state table (or `only_from`) refuses the change from the order's current status
+        (nothing is written)."""
         event = await self.orders.transition(order_id, new, self.clock.now(), data, changes, only_from)
         if event is not None:
             await self.publisher.publish(event)

@@ -1,5 +1,14 @@
 """Publishing stored events on Redis pub/sub, one channel per order.
 
+`publish` hands the event over and returns at once: the event is already in PostgreSQL, so
+the step goes on without waiting for Redis (a publish costs a round trip, and a step records
+up to three events in a row). One sender task sends what was handed over, in the order it
+was handed over, as one pipeline per batch; only one pipeline is in flight at a time, so an
+order's events leave this process in seq order. A pipeline that fails is logged and dropped:
+subscribers notice the gap by seq, or the silence, and read the events from PostgreSQL.
+`flush` waits until everything handed over so far has been sent (a cloud function before it
+returns, a process before it exits).
+
 An event that ends the order's active life (terminal, or resting as `waiting`) also
 settles its in-flight slot (per-client admission, shared/adapters/redis_limits.py) in the
 same round trip.
@@ -7,14 +16,17 @@ same round trip.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from redis.asyncio import Redis
 
-from shared.batching import Coalescer
 from shared.adapters.redis_limits import SETTLE_SCRIPT, inflight_prefix, owner_key
 from shared.events import Event, encode_event
 from shared.states import TERMINAL_STATUSES, Status
 
 SETTLING_STATUSES = TERMINAL_STATUSES | {Status.WAITING}
+log = logging.getLogger("engine.publisher")
 
 
 def event_channel(namespace: str, order_id: str) -> str:
@@ -22,17 +34,35 @@ def event_channel(namespace: str, order_id: str) -> str:
 
 
 class RedisPublisher:
-    """Events published by concurrent orders travel in one pipeline (see shared/batching.py)."""
-
     def __init__(self, redis: Redis, namespace: str, max_batch: int = 256) -> None:
         self._redis = redis
         self._namespace = namespace
-        self._batches = Coalescer(self._publish_many, max_batch=max_batch, max_in_flight=2)
+        self._max_batch = max_batch
+        self._waiting: list[Event] = []
+        self._sender: asyncio.Task | None = None
 
     async def publish(self, event: Event) -> None:
-        await self._batches.submit(event)
+        self._waiting.append(event)
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send_all())
 
-    async def _publish_many(self, events: list[Event]) -> list[None]:
+    async def flush(self) -> None:
+        while self._sender is not None:
+            await asyncio.shield(self._sender)
+
+    async def _send_all(self) -> None:
+        try:
+            await asyncio.sleep(0)  # the events handed over in this loop turn go together
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch:]
+                try:
+                    await self._publish_many(batch)
+                except Exception as exc:  # subscribers catch up from PostgreSQL
+                    log.warning("%d events not published (%s: %s)", len(batch), type(exc).__name__, exc)
+        finally:
+            self._sender = None
+
+    async def _publish_many(self, events: list[Event]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
             for event in events:
                 pipe.publish(event_channel(self._namespace, event.order_id), encode_event(event))
@@ -42,4 +72,3 @@ class RedisPublisher:
                     pipe.eval(SETTLE_SCRIPT, 1, owner_key(self._namespace, event.order_id),
                               inflight_prefix(self._namespace), event.order_id)
             await pipe.execute()
-        return [None] * len(events)

@@ -71,6 +71,7 @@ class World:
     ctx: Context
 
     async def close(self) -> None:
+        await self.ctx.publisher.flush()
         await self.redis.aclose()
         await self.pool.close()
 

@@ -46,6 +46,9 @@ class ListPublisher:
     async def publish(self, event: Event) -> None:
         self.events.append(event)
 
+    async def flush(self) -> None:
+        return None
+
 
 class InMemoryOrderRepository:
     def __init__(self) -> None:
@@ -110,8 +113,10 @@ class InMemoryOrderRepository:
 class InMemoryLedger:
     def __init__(self) -> None:
         self.landed: dict[str, tuple[Transaction, Landing]] = {}
+        self.finds = 0
 
     async def find(self, signature: str) -> Landing | None:
+        self.finds += 1
         entry = self.landed.get(signature)
         return None if entry is None else entry[1]
 

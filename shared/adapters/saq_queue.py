@@ -9,6 +9,7 @@ never dies of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -17,6 +18,7 @@ from typing import Any
 
 import msgspec
 from saq import CronJob, Worker
+from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
 
 from functions import reconcile
@@ -47,12 +49,43 @@ class EngineQueue(RedisQueue):
     dead worker will never acknowledge (SAQ sweeps stuck jobs one by one: 20 jobs left by a
     killed worker took 100 s to come back). A live worker that overran its timeout is
     aborted all the same; if its run overlaps the retry, the steps' conditional transitions
-    make that harmless. Jobs are (de)serialized with msgspec rather than the stdlib's json."""
+    make that harmless. Jobs are (de)serialized with msgspec rather than the stdlib's json.
+
+    A dequeued job is marked active without the job waiting for it: the write goes out at
+    once (as SAQ's own does, so the sweep sees the job active as soon as it would with SAQ)
+    and its round trip overlaps the job's work instead of delaying it; finishing or retrying
+    the job waits for it first, so the job's last write is always the one that stays."""
 
     SWEEP_ABORT_WAIT_S = 0.2
 
     def __init__(self, redis, name: str, **kwargs: Any) -> None:
         super().__init__(redis, name, dump=_encoder.encode, load=msgspec.json.decode, **kwargs)
+        self._marking: dict[str, asyncio.Task] = {}
+
+    async def _update(self, job: Job, status: Status | None = None, **kwargs: Any) -> None:
+        if status is not Status.ACTIVE:
+            await super()._update(job, status, **kwargs)
+            return
+        task = asyncio.get_running_loop().create_task(super()._update(job, status, **kwargs))
+        self._marking[job.id] = task
+        task.add_done_callback(lambda done: self._marking.pop(job.id, None) if self._marking.get(job.id) is done
+                               else None)
+
+    async def _marked(self, job: Job) -> None:
+        """Wait for the job's mark-active write, if it is still in flight (its failure is the
+        sweep's business, not the job's)."""
+        task = self._marking.get(job.id)
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task
+
+    async def _finish(self, job: Job, status: Status, **kwargs: Any) -> None:
+        await self._marked(job)
+        await super()._finish(job, status, **kwargs)
+
+    async def _retry(self, job: Job, error: str | None) -> None:
+        await self._marked(job)
+        await super()._retry(job, error)
 
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
         return await super().sweep(lock, abort=self.SWEEP_ABORT_WAIT_S)

@@ -56,6 +56,7 @@ async def test_events_are_stored_before_they_are_published(engine):
     ctx = engine.ctx
     pubsub = engine.redis.pubsub()
     to_quote = await intake.handle(sell_sol("k2"), ctx)
+    await ctx.publisher.flush()  # `pending` is out before the subscription: only later events arrive
     await pubsub.subscribe(event_channel(engine.settings.namespace, to_quote.order_id))
     await route.handle(await quote.handle(to_quote, ctx), ctx)
     received = []

@@ -48,10 +48,10 @@ class CrashingChain:
     async def send(self, tx) -> None:
         await self._chain.send(tx)
 
-    async def confirm(self, tx):
+    async def confirm(self, tx, built_now: bool = False):
         if self._at == "confirm" and (self._crash_leg is None or tx.leg == self._crash_leg):
             raise Crash("before the transaction landed")
-        landing = await self._chain.confirm(tx)
+        landing = await self._chain.confirm(tx, built_now)
         if self._at == "landed":
             raise Crash("after the transaction landed")
         return landing

@@ -177,6 +177,30 @@ async def test_execute_resumed_after_submitted_lands_the_same_transaction_once()
     assert len(ctx.chain._ledger.landed) == 1
 
 
+async def test_a_first_execute_lands_without_asking_the_ledger_and_a_resumed_one_reuses_the_landing():
+    """The delivery that moves an order to `building` is the only one that can have sent its
+    transaction, so it lands it without a ledger look-up; a delivery resuming after a crash
+    between landing and `confirmed` takes the stored landing and leaves the pool alone."""
+    ctx = fake_context()
+    fresh: ExecuteRequest = await route.handle(await quote.handle(await intake.handle(sell_sol(key="a"), ctx), ctx), ctx)
+    await execute.handle(fresh, ctx)
+    assert ctx.chain._ledger.finds == 0
+    assert len(ctx.chain._ledger.landed) == 1
+
+    request: ExecuteRequest = await route.handle(await quote.handle(await intake.handle(sell_sol(key="b"), ctx), ctx),
+                                                 ctx)
+    await ctx.record(request.order_id, Status.BUILDING, {})
+    await ctx.record(request.order_id, Status.SUBMITTED, {})
+    (tx,) = execute.transactions(request.order_id, request.plan)
+    landed = await ctx.chain.confirm(tx)  # the crashed delivery landed it, then died
+    pool_after_landing = await ctx.venues.quote_all(tx.input_mint, tx.output_mint, tx.amount_in)
+    await execute.handle(request, ctx)
+    confirmed = (await ctx.orders.events(request.order_id))[-1]
+    assert confirmed.status == Status.CONFIRMED and confirmed.data["amountOut"] == landed.amount_out
+    assert await ctx.venues.quote_all(tx.input_mint, tx.output_mint, tx.amount_in) == pool_after_landing
+    assert len(ctx.chain._ledger.landed) == 2
+
+
 async def test_fill_below_minimum_fails_with_slippage():
     ctx = fake_context()
     to_route = await quote.handle(await intake.handle(sell_sol(), ctx), ctx)
