@@ -43,10 +43,12 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import websockets
+import msgspec
 from redis.asyncio import Redis
 
 from functions.chain import CHAIN, step_for
+from loadtest import ws_client
+from loadtest.ws_client import LeanSocket
 from local_runtime.services import ensure_database, run_migrations
 from shared.messages import MarketOrderRequest, NewOrder
 from shared.settings import load_settings
@@ -56,6 +58,11 @@ ROOT = Path(__file__).resolve().parent.parent
 ORDERS = (  # alternating sides keep the simulated pools near their price over a long run
     {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "0.5", "slippageBps": 300},
     {"type": "market", "side": "buy", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "75", "slippageBps": 300},
+)
+BURST_ORDERS = tuple(  # each pool takes at most ~2 % of price impact from 5,000 of these at once
+    {"type": "market", "side": side, "baseAsset": base, "quoteAsset": quote, "amount": amount, "slippageBps": 300}
+    for base, quote, sell, buy in (("SOL", "USDC", "0.1", "15"), ("SOL", "USDT", "0.05", "7.5"), ("JUP", "USDC", "5", "4"))
+    for side, amount in (("sell", sell), ("buy", buy))
 )
 TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
 STAGES = (("pending", "routing"), ("routing", "routed"), ("routed", "submitted"), ("submitted", "confirmed"))
@@ -112,6 +119,19 @@ def named(command: str) -> list[int]:
         except OSError:  # gone meanwhile
             continue
     return found
+
+
+def pss_mib(pids: list[int]) -> float:
+    """Proportional set size of these processes together, MiB: shared pages (PostgreSQL's shared
+    buffers, libraries) counted once across them, unlike a sum of RSS."""
+    total_kib = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                total_kib += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+        except (OSError, StopIteration):
+            continue
+    return total_kib / 1024
 
 
 def cpu_of(pids: list[int]) -> float:
@@ -210,24 +230,48 @@ async def start_processes(commands: list[list[str]], env: dict[str, str], port: 
     raise RuntimeError("the engine did not start (see loadtest/out/bench-engine.log)")
 
 
-async def round_trip(socket, order: dict, started: float, result: Result) -> None:
+class _Seen(msgspec.Struct):
+    """What the load client reads of each message (every message is decoded)."""
+
+    type: str | None = None
+    status: str | None = None
+    seq: int | None = None
+
+
+_seen = msgspec.json.Decoder(_Seen)
+
+
+async def round_trip(socket: LeanSocket, order: dict, started: float, result: Result) -> None:
     """Send one order on an order socket and read its events up to the terminal one (or an
     error); the time from `started` goes into `result`."""
-    await socket.send(json.dumps(order))
-    while True:
-        event = json.loads(await socket.recv())
-        result.delivered += "seq" in event
-        if event.get("type") == "error" or event.get("status") in TERMINAL:
-            break
+    done: asyncio.Future[_Seen | None] = asyncio.get_running_loop().create_future()
+
+    def on_message(text: str | None) -> None:
+        if done.done():
+            return
+        if text is None:
+            done.set_result(None)
+            return
+        event = _seen.decode(text)
+        result.delivered += event.seq is not None
+        if event.type == "error" or event.status in TERMINAL:
+            done.set_result(event)
+
+    socket.on_message = on_message
+    socket.send_text(json.dumps(order))
+    event = await done
+    if event is None:
+        raise ConnectionError("the engine closed an order socket")
     result.latencies.append((time.perf_counter() - started) * 1000)
     result.orders += 1
-    result.failed += event.get("status") != "confirmed"
+    result.failed += event.status != "confirmed"
 
 
-async def websocket_load(url: str, key: str, sockets: int, seconds: float, rate: float | None) -> Result:
-    """Closed loop (each socket: submit, wait for terminal, again) or, with `rate`, open loop."""
+async def websocket_load(url: str, key: str, begin, sockets: int, seconds: float, rate: float | None) -> Result:
+    """Closed loop (each socket: submit, wait for terminal, again) or, with `rate`, open loop.
+    `begin()` is called once the sockets are open: what the processes use is counted from there."""
     result = Result("")
-    stop_at = time.monotonic() + seconds
+    stop_at = 0.0  # set once the sockets are open
 
     async def closed(socket) -> None:
         while time.monotonic() < stop_at:
@@ -245,7 +289,9 @@ async def websocket_load(url: str, key: str, sockets: int, seconds: float, rate:
             idle.put_nowait(socket)
 
     connections = await open_sockets(url, key, sockets)
+    await begin()
     started = time.monotonic()
+    stop_at = started + seconds
     try:
         if rate is None:
             await asyncio.gather(*(closed(s) for s in connections))
@@ -269,23 +315,27 @@ async def websocket_load(url: str, key: str, sockets: int, seconds: float, rate:
 async def open_sockets(url: str, key: str, count: int) -> list:
     """`count` order sockets, opened a few hundred at a time (the listen backlog is finite)."""
     headers = {"X-API-Key": key}
-    sockets: list = []
+    sockets: list[LeanSocket] = []
     while len(sockets) < count:
         wave = min(250, count - len(sockets))
-        sockets += await asyncio.gather(*(websockets.connect(f"{url}/api/orders/execute", additional_headers=headers,
-                                                             open_timeout=30) for _ in range(wave)))
+        sockets += await asyncio.gather(*(ws_client.connect(f"{url}/api/orders/execute", headers)
+                                          for _ in range(wave)))
     return sockets
 
 
-async def many_in_flight(url: str, key: str, sockets: int) -> Result:
+async def many_in_flight(url: str, key: str, begin, sockets: int) -> Result:
     """Every socket sends one order at the same moment and waits for its terminal event: `sockets`
-    orders in flight at once on as many open WebSockets."""
+    orders in flight at once on as many open WebSockets. The orders (BURST_ORDERS) are spread
+    over three pairs and both sides, small enough that the pools can absorb them all: every
+    order is quoted before any lands, so same-side orders piling onto one pool would otherwise
+    fail their slippage bound (correctly: the simulated market has no arbitrageur)."""
     result = Result("")
     connections = await open_sockets(url, key, sockets)
+    await begin()
     started = time.monotonic()
 
     try:
-        await asyncio.gather(*(round_trip(socket, ORDERS[n % 2], time.perf_counter(), result)
+        await asyncio.gather(*(round_trip(socket, BURST_ORDERS[n % len(BURST_ORDERS)], time.perf_counter(), result)
                                for n, socket in enumerate(connections)))
     finally:
         await asyncio.gather(*(socket.close() for socket in connections))
@@ -295,9 +345,11 @@ async def many_in_flight(url: str, key: str, sockets: int) -> Result:
 
 async def engine_scenario(name: str, services: Services, commands: list[list[str]], load,
                           env: dict[str, str] | None = None) -> Result:
-    """Start the engine's processes on a fresh database, run `load(url, key)` against them,
-    and fill in what the processes used (CPU by process, peak RSS, Redis commands) and what
-    was stored. Two commands are the "web" and "worker" processes; one is the whole "engine"."""
+    """Start the engine's processes on a fresh database, run `load(url, key, begin)` against
+    them, and fill in what the processes used from `begin()` on (CPU by process, Redis
+    commands), peak memory and what was stored. Two commands are the "web" and "worker"
+    processes; one is the whole "engine". Peak memory: RSS of each engine process, and the PSS
+    of everything the engine runs on (its processes, PostgreSQL's, Redis's) together."""
     url = await services.fresh_database()
     port = 18000 + os.getpid() % 1000
     key = f"dex_bench-{uuid.uuid4().hex}"
@@ -308,21 +360,28 @@ async def engine_scenario(name: str, services: Services, commands: list[list[str
     processes = await start_processes(commands, env, port)
     names = ("web", "worker") if len(processes) == 2 else ("engine",)
     roles = {role: tree(proc.pid) for role, proc in zip(names, processes, strict=True)}
-    peak_rss = dict.fromkeys(roles, 0.0)
+    peak_rss = dict.fromkeys((*roles, "all (PSS)"), 0.0)
 
     async def sample_rss() -> None:
         while True:
             for role, pids in roles.items():
                 peak_rss[role] = max(peak_rss[role], sum(proc_cpu_rss(p)[1] for p in pids))
+            everything = [p for pids in roles.values() for p in pids] + named("postgres") + named("redis-server")
+            peak_rss["all (PSS)"] = max(peak_rss["all (PSS)"], pss_mib(everything))
             await asyncio.sleep(0.5)
 
-    try:
-        meter = CpuMeter(roles)
+    meter = CpuMeter(roles)
+    calls_before = 0
+
+    async def begin() -> None:
+        nonlocal calls_before
         meter.start()
         calls_before = await services.redis_calls()
+
+    try:
         sampler = asyncio.create_task(sample_rss())
         try:
-            result = await load(f"ws://127.0.0.1:{port}", key)
+            result = await load(f"ws://127.0.0.1:{port}", key, begin)
         finally:
             sampler.cancel()
         result.redis_per_order = (await services.redis_calls() - calls_before) / max(1, result.orders)
@@ -381,7 +440,7 @@ ONE_AT_A_TIME = {"DEX_BATCH_MAX": "1"}
 
 
 def closed_loop(args):
-    return lambda url, key: websocket_load(url, key, args.sockets, args.seconds, None)
+    return lambda url, key, begin: websocket_load(url, key, begin, args.sockets, args.seconds, None)
 
 
 SCENARIOS = {
@@ -395,14 +454,14 @@ SCENARIOS = {
         "engine, web + worker", services, WEB_AND_WORKER, closed_loop(args)),
     "rate-100": lambda services, args: engine_scenario(
         "engine, web + worker, at 100 orders/s", services, WEB_AND_WORKER,
-        lambda url, key: websocket_load(url, key, 50, args.seconds, rate=100)),
+        lambda url, key, begin: websocket_load(url, key, begin, 50, args.seconds, rate=100)),
     "rate-100-one-process": lambda services, args: engine_scenario(
         "engine, 1 process, at 100 orders/s", services, ONE_PROCESS,
-        lambda url, key: websocket_load(url, key, 50, args.seconds, rate=100)),
+        lambda url, key, begin: websocket_load(url, key, begin, 50, args.seconds, rate=100)),
     "no-queue": lambda services, args: in_process_scenario(services, args.sockets, args.seconds),
     "5000-sockets": lambda services, args: engine_scenario(
         f"{args.in_flight:,} in flight, default delays", services, WEB_AND_WORKER,
-        lambda url, key: many_in_flight(url, key, args.in_flight), {"DEX_SIM_ZERO_DELAYS": "false"}),
+        lambda url, key, begin: many_in_flight(url, key, begin, args.in_flight), {"DEX_SIM_ZERO_DELAYS": "false"}),
 }
 
 
@@ -415,7 +474,8 @@ def _spread(values: list[float]) -> str:
 
 
 def _per_role(figures: dict[str, float], scale: float, digits: int) -> str:
-    return " · ".join(f"{role} {figures[role] * scale:.{digits}f}" for role in CPU_ROLES if role in figures)
+    roles = [role for role in CPU_ROLES if role in figures] + [role for role in figures if role not in CPU_ROLES]
+    return " · ".join(f"{role} {figures[role] * scale:.{digits}f}" for role in roles)
 
 
 def table(results: list[Result]) -> str:
