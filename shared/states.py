@@ -21,6 +21,10 @@ class Status(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({Status.CONFIRMED, Status.FAILED, Status.CANCELLED, Status.EXPIRED})
+RESTING_STATUSES = frozenset({Status.WAITING})
+"""Waiting for a trigger (a price, a launch, the expiry): no step is due."""
+PIPELINE_STATUSES = frozenset(Status) - TERMINAL_STATUSES - RESTING_STATUSES
+"""A step is due: an order here for too long is stuck (the reconciler's business)."""
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     # A pending order may be cancelled before any step picks it up.

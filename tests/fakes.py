@@ -13,7 +13,7 @@ from shared.context import Context
 from shared.events import Event, format_ts
 from shared.orders import UPDATABLE_FIELDS, OrderRecord
 from shared.settings import Settings, SimulationSettings
-from shared.states import Status, sources_of
+from shared.states import PIPELINE_STATUSES, Status, sources_of
 from shared.tokens import TokenRegistry
 from shared.venues.market import Market
 from shared.venues.simulated import SimulatedVenues
@@ -92,7 +92,8 @@ class InMemoryOrderRepository:
         return self.orders.get(order_id)
 
     async def moving_since(self, before: datetime, limit: int, statuses: frozenset[Status]) -> list[OrderRecord]:
-        found = [o for o in self.orders.values() if o.status in statuses and o.updated_at < before]
+        found = [o for o in self.orders.values()
+                 if o.status in statuses & PIPELINE_STATUSES and o.updated_at < before]
         return sorted(found, key=lambda o: o.updated_at)[:limit]
 
     async def overdue(self, before: datetime, limit: int) -> list[OrderRecord]:

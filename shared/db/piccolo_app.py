@@ -4,14 +4,14 @@ import os
 
 from piccolo.conf.apps import AppConfig
 
-from shared.db.tables import ApiKey, ChainTransaction, Order, OrderEvent
+from shared.db.tables import ApiKey, ChainTransaction, OpenOrder, Order, OrderEvent
 
 CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 
 APP_CONFIG = AppConfig(
     app_name="engine",
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
-    table_classes=[Order, OrderEvent, ChainTransaction, ApiKey],
+    table_classes=[Order, OrderEvent, ChainTransaction, ApiKey, OpenOrder],
     migration_dependencies=[],
     commands=[],
 )

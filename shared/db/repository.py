@@ -17,7 +17,7 @@ from shared.batching import Coalescer
 from shared.chain import Landing, Transaction
 from shared.events import Event, format_ts
 from shared.orders import UPDATABLE_FIELDS, OrderRecord
-from shared.states import Status, sources_of
+from shared.states import TERMINAL_STATUSES, Status, sources_of
 
 _json = msgspec.json.Encoder()
 
@@ -108,7 +108,8 @@ o AS (
 e AS (
     INSERT INTO order_events (order_id, seq, status, payload, created_at)
     SELECT i.id, 1, 'pending', i.payload, i.created_at FROM i JOIN o ON o.id = i.id
-)
+),
+l AS (INSERT INTO open_orders (order_id) SELECT id FROM o)
 SELECT id::text FROM o
 """
 
@@ -122,6 +123,7 @@ _TRANSITION_COLUMNS = (
     ("id", "uuid"), ("status", "text"), ("at", "timestamptz"), ("sources", "text"), ("payload", "jsonb"),
     ("mask", "int"), *((name, _FIELD_TYPES[name]) for name in _FIELDS),
 )
+_TERMINAL = "', '".join(sorted(TERMINAL_STATUSES))
 _TRANSITION_MANY = f"""
 WITH i AS (SELECT * FROM {_recordset(_TRANSITION_COLUMNS)}),
 o AS (
@@ -130,7 +132,15 @@ o AS (
                    for bit, name in enumerate(_FIELDS))}
     FROM i
     WHERE orders.id = i.id AND orders.status = ANY(string_to_array(i.sources, ','))
-    RETURNING orders.id, orders.last_seq, i.status, i.at, i.payload
+    RETURNING orders.id, orders.last_seq, i.status, i.at, i.payload, orders.expires_at
+),
+closed AS (
+    DELETE FROM open_orders USING o WHERE open_orders.order_id = o.id AND o.status IN ('{_TERMINAL}')
+),
+rests AS (
+    UPDATE open_orders SET resting = o.status = '{Status.WAITING}', expires_at = o.expires_at FROM o
+    WHERE open_orders.order_id = o.id AND o.status IN ('{Status.WAITING}', '{Status.TRIGGERED}')
+      AND open_orders.resting <> (o.status = '{Status.WAITING}')
 )
 INSERT INTO order_events (order_id, seq, status, payload, created_at)
 SELECT id, last_seq, status, payload, at FROM o
@@ -138,7 +148,8 @@ RETURNING order_id::text, seq
 """
 """Many status changes in one statement: each row carries its allowed sources and a bit mask
 of the fields it sets (a field outside the mask keeps its value, so one statement shape
-serves every step)."""
+serves every step). `open_orders` follows: an order leaves it on reaching a terminal status,
+and is marked resting while it waits for its trigger."""
 
 
 class PgOrderRepository:
@@ -202,24 +213,27 @@ class PgOrderRepository:
         return None if row is None else _record(row)
 
     async def moving_since(self, before: datetime, limit: int, statuses: frozenset[Status]) -> list[OrderRecord]:
-        # The IN list matches the partial index orders_moving_by_age word for word.
+        """Orders in the pipeline (open, not resting: as many as are in flight, whatever the
+        table holds) in one of `statuses`, unchanged since before `before`, oldest first."""
         rows = await self._pool.fetch(
-            "SELECT * FROM orders WHERE status IN ('pending', 'triggered', 'routing', 'routed', 'building',"
-            " 'submitted') AND status = ANY($3::text[]) AND updated_at < $1 ORDER BY updated_at LIMIT $2",
+            "SELECT o.* FROM open_orders l JOIN orders o ON o.id = l.order_id WHERE NOT l.resting"
+            " AND o.status = ANY($3::text[]) AND o.updated_at < $1 ORDER BY o.updated_at LIMIT $2",
             before, limit, [s.value for s in statuses],
         )
         return [_record(row) for row in rows]
 
     async def overdue(self, before: datetime, limit: int) -> list[OrderRecord]:
         rows = await self._pool.fetch(
-            "SELECT * FROM orders WHERE status = 'waiting' AND expires_at < $1 ORDER BY expires_at LIMIT $2",
+            "SELECT o.* FROM open_orders l JOIN orders o ON o.id = l.order_id WHERE l.resting AND l.expires_at < $1"
+            " AND o.status = 'waiting' ORDER BY l.expires_at LIMIT $2",
             before, limit,
         )
         return [_record(row) for row in rows]
 
     async def waiting_after(self, after_id: str | None, limit: int) -> list[OrderRecord]:
         rows = await self._pool.fetch(
-            "SELECT * FROM orders WHERE status = 'waiting' AND id > $1 ORDER BY id LIMIT $2",
+            "SELECT o.* FROM open_orders l JOIN orders o ON o.id = l.order_id WHERE l.resting AND l.order_id > $1"
+            " AND o.status = 'waiting' ORDER BY l.order_id LIMIT $2",
             after_id or "00000000-0000-0000-0000-000000000000", limit,
         )
         return [_record(row) for row in rows]

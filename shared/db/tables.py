@@ -4,6 +4,7 @@ from piccolo.columns import (
     JSONB,
     UUID,
     BigSerial,
+    Boolean,
     Integer,
     Numeric,
     Text,
@@ -45,6 +46,19 @@ class Order(Table, tablename="orders"):
     last_seq = Integer(default=0)
     created_at = Timestamptz()
     updated_at = Timestamptz()
+
+
+class OpenOrder(Table, tablename="open_orders"):
+    """One row per order not yet in a terminal status, for the reconciler's look-ups: orders
+    moving through the pipeline (`resting` false) and resting ones by expiry or id. Kept out
+    of `orders` so that no index there mentions the status or the update time: a status change
+    then touches no index and is a HOT update (the new row version stays on its page and the
+    old one is pruned there, with no VACUUM and no index growth)."""
+
+    order_id = UUID(primary_key=True)
+    resting = Boolean(default=False)
+    """The order is `waiting` (limit and sniper orders); its expiry is copied here."""
+    expires_at = Timestamptz(null=True, default=None)
 
 
 class OrderEvent(Table, tablename="order_events"):

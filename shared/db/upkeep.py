@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncpg
 
-HOT_TABLES = ("orders",)
+HOT_TABLES = ("orders", "open_orders")
 UPKEEP_INTERVAL_S = 5
 MIN_DEAD_ROWS = 1_000
 DEAD_RATIO = 0.1

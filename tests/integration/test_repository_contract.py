@@ -3,6 +3,8 @@ so the fake the unit tests rely on cannot drift from the real thing."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -12,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from shared.db.repository import PgOrderRepository
-from shared.orders import OrderRecord
+from shared.orders import UPDATABLE_FIELDS, OrderRecord
 from shared.states import Status
 from tests.fakes import InMemoryOrderRepository
 
@@ -139,3 +141,80 @@ async def test_events_after_seq_and_by_status(repo):
 async def test_unknown_order_is_none(repo):
     assert await repo.get("018f0000-0000-7000-8000-00000000ffff") is None
     assert await repo.transition("018f0000-0000-7000-8000-00000000ffff", Status.ROUTING, T0, {}, {}) is None
+
+
+def order_no(n: int, **changes) -> OrderRecord:
+    return replace(new_order(f"018f0000-0000-7000-8000-{n:012d}", key=f"key-{n}"), **changes)
+
+
+async def test_moving_orders_are_found_by_status_and_age_and_leave_when_they_end(repo):
+    pending, routing, resting, done = (order_no(n) for n in (1, 2, 3, 4))
+    for order in (pending, routing, resting, done):
+        await repo.create(order, {})
+    await repo.transition(routing.id, Status.ROUTING, T0 - timedelta(seconds=5), {}, {})
+    await repo.transition(resting.id, Status.WAITING, T0, {}, {})
+    await repo.transition(done.id, Status.CANCELLED, T0, {}, {})
+    cutoff = T0 + timedelta(seconds=1)
+    everything = frozenset(Status)
+    assert [o.id for o in await repo.moving_since(cutoff, 10, everything)] == [routing.id, pending.id]  # oldest first
+    assert [o.id for o in await repo.moving_since(cutoff, 10, frozenset({Status.PENDING}))] == [pending.id]
+    assert [o.id for o in await repo.moving_since(T0, 10, everything)] == [routing.id]  # changed before T0 only
+    assert len(await repo.moving_since(cutoff, 1, everything)) == 1
+    await repo.transition(routing.id, Status.FAILED, T0, {}, {"failure_reason": "x"})
+    assert [o.id for o in await repo.moving_since(cutoff, 10, everything)] == [pending.id]
+
+
+async def test_resting_orders_are_found_by_expiry_and_by_id_until_they_fire(repo):
+    later, sooner, moving = (order_no(n, kind="limit", expires_at=T0 + timedelta(minutes=m))
+                             for n, m in ((7, 30), (8, 10), (9, 20)))
+    for order in (later, sooner, moving):
+        await repo.create(order, {})
+    await repo.transition(later.id, Status.WAITING, T0, {}, {})
+    await repo.transition(sooner.id, Status.WAITING, T0, {}, {})
+    await repo.transition(sooner.id, Status.WAITING, T0, {"note": "launch refused"}, {})  # waiting -> waiting
+    assert [o.id for o in await repo.overdue(T0 + timedelta(minutes=15), 10)] == [sooner.id]
+    assert [o.id for o in await repo.overdue(T0 + timedelta(hours=1), 10)] == [sooner.id, later.id]
+    assert [o.id for o in await repo.waiting_after(None, 10)] == [later.id, sooner.id]
+    assert [o.id for o in await repo.waiting_after(later.id, 10)] == [sooner.id]
+    assert await repo.moving_since(T0 + timedelta(seconds=1), 10, frozenset({Status.WAITING})) == []
+    await repo.transition(later.id, Status.TRIGGERED, T0, {}, {})
+    assert [o.id for o in await repo.waiting_after(None, 10)] == [sooner.id]
+    moving_now = await repo.moving_since(T0 + timedelta(seconds=1), 10, frozenset({Status.TRIGGERED, Status.PENDING}))
+    assert {o.id for o in moving_now} == {later.id, moving.id}  # both changed at T0: either may come first
+    await repo.transition(sooner.id, Status.EXPIRED, T0, {}, {})
+    assert await repo.overdue(T0 + timedelta(hours=1), 10) == []
+
+
+async def test_status_changes_are_hot_updates_no_index_on_orders_covers_a_column_they_write(database):
+    """PostgreSQL can keep a changed row on its page, touching no index (a HOT update), only if
+    no index names a changed column in its key or its WHERE; the reconciler's look-ups live in
+    open_orders for that reason. This keeps a new index on orders from quietly undoing it."""
+    written = {"status", "last_seq", "updated_at", *UPDATABLE_FIELDS}
+    connection = await asyncpg.connect(database)
+    try:
+        indexes = await connection.fetch("""
+            SELECT i.indexrelid::regclass::text AS name,
+                   array(SELECT a.attname FROM pg_attribute a
+                         WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) AS columns,
+                   coalesce(pg_get_expr(i.indpred, i.indrelid), '') || ' ' ||
+                   coalesce(pg_get_expr(i.indexprs, i.indrelid), '') AS expressions
+            FROM pg_index i WHERE i.indrelid = 'orders'::regclass""")
+        assert {row["name"] for row in indexes} == {"orders_pkey", "orders_client_idempotency"}
+        for row in indexes:
+            named = set(row["columns"]) | set(re.findall(r"[a-z_]+", row["expressions"]))
+            assert not named & written, f"{row['name']} covers {sorted(named & written)}"
+        pool = await asyncpg.create_pool(database, min_size=1, max_size=2)
+        repo, order = PgOrderRepository(pool), new_order()
+        await repo.create(order, {})
+        for status in (Status.ROUTING, Status.ROUTED, Status.BUILDING, Status.SUBMITTED, Status.CONFIRMED):
+            await repo.transition(order.id, status, T0, {}, {"venue": "raydium"} if status == Status.ROUTED else {})
+        await pool.close()  # a backend's statistics reach pg_stat_user_tables when it ends
+        for _ in range(50):
+            hot, updates = await connection.fetchrow(
+                "SELECT n_tup_hot_upd, n_tup_upd FROM pg_stat_user_tables WHERE relname = 'orders'")
+            if updates == 5:
+                break
+            await asyncio.sleep(0.1)
+        assert (hot, updates) == (5, 5)
+    finally:
+        await connection.close()
