@@ -24,6 +24,18 @@ import websocket
 from locust import User, between, task
 
 TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
+MARKETS = (  # base, quote, (sell sizes in thousandths of base), (buy sizes in thousandths of quote)
+    ("SOL", "USDC", (10, 200), (1_500, 30_000)),
+    ("SOL", "USDT", (10, 100), (1_500, 15_000)),
+    ("JUP", "USDC", (1_000, 10_000), (850, 8_500)),
+)
+"""The market orders' pairs and sizes: small enough, and spread over pools and sides, that the
+simulated pools absorb thousands of users' orders without prices moving past the orders'
+slippage bound (the simulated market has no arbitrageur to pull them back)."""
+
+
+def amount_text(thousandths: int) -> str:
+    return f"{thousandths // 1000}.{thousandths % 1000:03d}"
 
 
 def api_key() -> str:
@@ -76,9 +88,10 @@ class OrderUser(User):
 
     @task(9)
     def market_order(self) -> None:
+        base, quote, sells, buys = random.choice(MARKETS)
         side = random.choice(("sell", "buy"))
-        amount = f"{random.uniform(0.05, 2):.3f}" if side == "sell" else f"{random.uniform(10, 300):.2f}"
-        order = {"type": "market", "side": side, "baseAsset": "SOL", "quoteAsset": "USDC", "amount": amount,
+        amount = amount_text(random.randint(*(sells if side == "sell" else buys)))
+        order = {"type": "market", "side": side, "baseAsset": base, "quoteAsset": quote, "amount": amount,
                  "slippageBps": 300}
         started, first = self._submit(order)
         if "orderId" in first:
