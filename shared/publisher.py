@@ -23,9 +23,9 @@ from redis.asyncio import Redis
 
 from shared.adapters.redis_limits import SETTLE_SCRIPT, inflight_prefix, owner_key
 from shared.events import Event, encode_event
-from shared.states import TERMINAL_STATUSES, Status
+from shared.states import RESTING_STATUSES, TERMINAL_STATUSES
 
-SETTLING_STATUSES = TERMINAL_STATUSES | {Status.WAITING}
+SETTLING_STATUSES = TERMINAL_STATUSES | RESTING_STATUSES
 log = logging.getLogger("engine.publisher")
 
 
