@@ -147,10 +147,10 @@ def cpu_of(pids: list[int]) -> float:
 class CpuMeter:
     """CPU seconds of each role's processes between `start()` and `stop()`: the engine's own
     (by role), PostgreSQL's (every `postgres` process: backends, WAL writer, checkpointer),
-    Redis's and this load client's."""
+    Redis's and this process's (`own`: the load client, or the engine when it runs here)."""
 
-    def __init__(self, roles: dict[str, list[int]]) -> None:
-        self._roles = {**roles, "postgres": [], "redis": [], "client": [os.getpid()]}
+    def __init__(self, roles: dict[str, list[int]], own: str = "client") -> None:
+        self._roles = {**roles, "postgres": [], "redis": [], own: [os.getpid()]}
         self._before: dict[str, float] = {}
 
     def _sample(self) -> dict[str, float]:
@@ -407,7 +407,7 @@ async def in_process_scenario(services: Services, concurrency: int, seconds: flo
     request = MarketOrderRequest(side="sell", base_asset="SOL", quote_asset="USDC", amount="0.5", slippage_bps=300)
     result = Result("no queue, in-process")
     stop_at = time.monotonic() + seconds
-    meter = CpuMeter({})
+    meter = CpuMeter({}, own="engine")  # the engine runs in the bench's own process
     meter.start()
     calls_before = await services.redis_calls()
 
@@ -425,7 +425,6 @@ async def in_process_scenario(services: Services, concurrency: int, seconds: flo
     result.seconds = time.monotonic() - started
     result.redis_per_order = (await services.redis_calls() - calls_before) / max(1, result.orders)
     result.cpu_s = meter.stop()
-    result.cpu_s["engine"] = result.cpu_s.pop("client")  # the engine runs in the bench's own process
     result.rss_mb = {"engine": proc_cpu_rss(os.getpid())[1]}
     await world.close()
     await stored_figures(url, result)
@@ -443,6 +442,10 @@ def closed_loop(args):
     return lambda url, key, begin: websocket_load(url, key, begin, args.sockets, args.seconds, None)
 
 
+def at_100_per_second(args):
+    return lambda url, key, begin: websocket_load(url, key, begin, 50, args.seconds, rate=100)
+
+
 SCENARIOS = {
     "one-process-unbatched": lambda services, args: engine_scenario(
         "engine, 1 process, one at a time", services, ONE_PROCESS, closed_loop(args), ONE_AT_A_TIME),
@@ -453,11 +456,9 @@ SCENARIOS = {
     "web-and-worker": lambda services, args: engine_scenario(
         "engine, web + worker", services, WEB_AND_WORKER, closed_loop(args)),
     "rate-100": lambda services, args: engine_scenario(
-        "engine, web + worker, at 100 orders/s", services, WEB_AND_WORKER,
-        lambda url, key, begin: websocket_load(url, key, begin, 50, args.seconds, rate=100)),
+        "engine, web + worker, at 100 orders/s", services, WEB_AND_WORKER, at_100_per_second(args)),
     "rate-100-one-process": lambda services, args: engine_scenario(
-        "engine, 1 process, at 100 orders/s", services, ONE_PROCESS,
-        lambda url, key, begin: websocket_load(url, key, begin, 50, args.seconds, rate=100)),
+        "engine, 1 process, at 100 orders/s", services, ONE_PROCESS, at_100_per_second(args)),
     "no-queue": lambda services, args: in_process_scenario(services, args.sockets, args.seconds),
     "5000-sockets": lambda services, args: engine_scenario(
         f"{args.in_flight:,} in flight, default delays", services, WEB_AND_WORKER,
