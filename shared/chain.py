@@ -6,9 +6,9 @@ import hashlib
 import random
 from typing import Protocol
 
-import base58
 import msgspec
 
+from shared import b58
 from shared.settings import SimulationSettings
 from shared.venues.simulated import Sleep, SimulatedVenues
 from shared.venues.swap import InsufficientLiquidity
@@ -50,7 +50,7 @@ class Ledger(Protocol):
 def transaction_signature(order_id: str, leg: int) -> str:
     """64 bytes in base58, derived from the order and leg as a signed transaction would be:
     the same swap always has the same signature, so it can only land once."""
-    return base58.b58encode(hashlib.sha512(f"swap:{order_id}:{leg}".encode()).digest()).decode()
+    return b58.encode(hashlib.sha512(f"swap:{order_id}:{leg}".encode()).digest())
 
 
 class SimulatedChain:

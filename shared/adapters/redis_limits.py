@@ -5,7 +5,7 @@ Admission is one Lua script (one round trip, atomic): it counts the request in t
 client's one-minute window and reserves an in-flight slot for the id the order will have
 (and records who owns it); the caller releases it if the order was refused. Orders
 submitted together share one call of the script, which admits them in turn. When an order
-finishes or starts resting, the publisher settles its slot (`SETTLE_SCRIPT`). Slots older
+finishes or starts resting, the publisher settles its slot (`SETTLE_LUA`). Slots older
 than `STALE_AFTER_MS` are dropped, so an order whose settling was lost (Redis flushed, a
 process killed) cannot hold a slot for ever.
 """
@@ -50,14 +50,17 @@ return verdicts
 key, in-flight key, owner key) per order; ARGV: now, window, stale cutoff, owner TTL, then
 (per minute, max in flight, order id, client id) per order."""
 
-SETTLE_SCRIPT = """
-local client = redis.call('GET', KEYS[1])
-if client then
-  redis.call('ZREM', ARGV[1] .. client, ARGV[2])
-  redis.call('DEL', KEYS[1])
+SETTLE_LUA = """
+local function settle(owner_key, inflight_prefix, order_id)
+  local client = redis.call('GET', owner_key)
+  if client then
+    redis.call('ZREM', inflight_prefix .. client, order_id)
+    redis.call('DEL', owner_key)
+  end
 end
 """
-"""KEYS[1] = the order's owner key; ARGV = (in-flight key prefix, order id)."""
+"""A Lua function for other scripts (the publisher's): free the in-flight slot of `order_id`,
+whose owner key names the client holding it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import uuid
 import pytest_asyncio
 from redis.asyncio import Redis
 
+from shared.adapters.redis_limits import ClientLimits
 from shared.events import Event, decode_event
 from shared.publisher import RedisPublisher, event_channel
 from shared.states import Status
@@ -17,8 +18,8 @@ from tests.conftest import REDIS_URL
 ORDER = "01a2378f-2796-7231-bc2b-c52858cd074d"
 
 
-def event(seq: int, status: Status = Status.ROUTING) -> Event:
-    return Event(ORDER, seq, status, "2026-12-02T12:00:00.000Z", {"n": seq})
+def event(seq: int, status: Status = Status.ROUTING, order_id: str = ORDER) -> Event:
+    return Event(order_id, seq, status, "2026-12-02T12:00:00.000Z", {"n": seq})
 
 
 @pytest_asyncio.fixture
@@ -112,3 +113,20 @@ async def test_a_failed_pipeline_is_dropped_and_logged_and_the_next_events_still
     assert await received(pubsub, 1) == [2]
     assert "1 events not published (ConnectionError: connection reset)" in caplog.text
     await pubsub.aclose()
+
+
+async def test_ending_and_resting_events_free_their_orders_in_flight_slots_in_the_same_call(redis):
+    client, namespace = redis
+    limits = ClientLimits(client, namespace)
+    ids = [str(uuid.uuid4()) for _ in range(4)]
+    for order_id in ids:
+        assert (await limits.admit("alice", 1000, 10, order_id)).admitted
+    publisher = RedisPublisher(client, namespace)
+    statuses = (Status.CONFIRMED, Status.ROUTING, Status.WAITING, Status.FAILED)
+    for order_id, status in zip(ids, statuses, strict=True):
+        await publisher.publish(event(2, status, order_id))
+    await client.script_flush()  # Redis lost its script cache (a restart): the publisher loads it again
+    await publisher.flush()
+    assert await limits.in_flight("alice") == 1  # only the order still routing holds its slot
+    assert await client.zrange(f"{namespace}:inflight:alice", 0, -1) == [ids[1].encode()]
+    await client.delete(f"{namespace}:inflight:alice", *(f"{namespace}:inflight-owner:{i}" for i in ids))
