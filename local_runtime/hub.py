@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from redis.asyncio import Redis
 
@@ -29,8 +30,17 @@ class Watcher:
         self.queue: asyncio.Queue[Event | RelayedEvent | None] = asyncio.Queue(WATCHER_QUEUE_SIZE)
         """Live events; None is a nudge: nothing came for a while, look in PostgreSQL."""
         self.lagged = False
+        self.direct: Callable[[Event | RelayedEvent | None], bool] | None = None
+        """Set by the follower while it waits on an empty queue: takes the event on at once (True)
+        or leaves it to the queue (False), so an event in order costs no task switch."""
 
     def offer(self, event: Event | RelayedEvent | None) -> None:
+        if self.direct is not None and self.queue.empty():
+            try:
+                if self.direct(event):
+                    return
+            except Exception:  # the follower meets the same failure on the queue path, in its own task
+                log.exception("handing an event of order %s on failed", self.order_id)
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:

@@ -46,6 +46,13 @@ class Outbox:
     async def deliver(self, event: Event | RelayedEvent) -> None:
         await self._queue.put(encode_event(event))
 
+    def deliver_now(self, event: Event | RelayedEvent) -> bool:
+        """Queue the event without waiting; False if the outbox is full."""
+        if self._queue.full():
+            return False
+        self._queue.put_nowait(encode_event(event))
+        return True
+
     async def run(self) -> None:
         while True:
             frame = await self._queue.get()
@@ -192,7 +199,7 @@ async def _follow(socket: WebSocket, order_id: str, outbox: Outbox, after: int =
     stream with an error message (the client resumes with /stream?after=N)."""
     try:
         await follow_order(order_id, after, socket.app.state.hub, socket.app.state.engine.ctx.orders, outbox.deliver,
-                           watcher)
+                           watcher, outbox.deliver_now)
     except SERVICE_ERRORS as exc:
         await outbox.put(_error(unavailable_message(exc), None, status=503, orderId=order_id))
 

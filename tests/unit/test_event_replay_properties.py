@@ -1,7 +1,9 @@
 """Property tests of the replay/live merge in `local_runtime.streaming.follow_order`.
 
 A client following an order gets the stored events after its `after`, then live ones, in seq
-order, each once, until the terminal event. The live path is unreliable on purpose here: a
+order, each once, until the terminal event, whether the hub's reader hands the next event on
+itself (`deliver_now`, which may refuse: a full outbox) or wakes the follower. The live path
+is unreliable on purpose here: a
 fake hub (with the real `Watcher` and its bounded queue) delivers publishes out of order,
 twice, or not at all, watchers overflow or are marked lagged, the client reconnects with any
 `after`, and the order's events are stored while the follower starts. The fake repository
@@ -104,6 +106,7 @@ class Scenario:
     after: int
     queue_size: int
     slow_client: bool
+    direct: str  # off | always | flaky: how `deliver_now` behaves (flaky: refuses every other event)
     steps: list[Step]
     late_order: list[int] = field(default_factory=list)
 
@@ -129,7 +132,7 @@ def scenarios(draw, after=None):
     live = draw(st.lists(steps, min_size=n - stored_before, max_size=n - stored_before))
     return Scenario(
         events=events, stored_before=stored_before, after=chosen_after, queue_size=draw(st.integers(1, 8)),
-        slow_client=draw(st.booleans()), steps=live, late_order=draw(st.permutations(range(n))),
+        slow_client=draw(st.booleans()), direct=draw(st.sampled_from(["off", "always", "flaky"])), steps=live, late_order=draw(st.permutations(range(n))),
     )
 
 
@@ -168,14 +171,26 @@ async def follow(scenario: Scenario) -> tuple[list[Event], FakeHub, FakeOrders]:
     orders = FakeOrders(scenario.events[:scenario.stored_before])
     delivered: list[Event] = []
 
+    offers = 0
+
     async def deliver(event: Event) -> None:
         delivered.append(event)
         if scenario.slow_client:
             await asyncio.sleep(0)  # a slow socket: the watcher's queue fills meanwhile
 
+    def deliver_now(event: Event) -> bool:
+        nonlocal offers
+        offers += 1
+        if scenario.direct == "flaky" and offers % 2:
+            return False
+        delivered.append(event)
+        return True
+
     producer = asyncio.create_task(produce(scenario, hub, orders))
+    now = None if scenario.direct == "off" else deliver_now
     try:
-        await asyncio.wait_for(follow_order(ORDER_ID, scenario.after, hub, orders, deliver), FINISH_WITHIN_S)
+        await asyncio.wait_for(follow_order(ORDER_ID, scenario.after, hub, orders, deliver, deliver_now=now),
+                               FINISH_WITHIN_S)
     finally:
         await producer
     return delivered, hub, orders
@@ -298,3 +313,29 @@ async def test_an_after_beyond_an_order_in_progress_ends_when_the_order_does(ter
             hub.publish(event)
     await asyncio.wait_for(follower, 0.5)
     assert delivered == []
+
+
+async def test_events_in_order_are_handed_on_by_the_hub_without_waking_the_follower() -> None:
+    """The fast path: while the follower waits, each next event goes out from the hub's own call;
+    the queue (and the follower's task) only sees the nudge that ends the stream."""
+    events = order_events(["pending", "routing", "routed", "building", "submitted", "confirmed"])
+    hub, orders = FakeHub(8), FakeOrders([])
+    watcher = await hub.watch(ORDER_ID)
+    queued, direct = [], []
+
+    async def deliver(event: Event) -> None:
+        queued.append(event)
+
+    def deliver_now(event: Event) -> bool:
+        direct.append(event)
+        return True
+
+    follower = asyncio.create_task(follow_order(ORDER_ID, 0, hub, orders, deliver, watcher, deliver_now))
+    await asyncio.sleep(0)  # the follower now waits on its queue
+    for event in events:
+        orders.stored.append(event)
+        hub.publish(event)
+        assert watcher.queue.qsize() == (1 if event.status in TERMINAL_STATUSES else 0)
+    await asyncio.wait_for(follower, 1.0)
+    assert direct == events and queued == []
+    assert watcher.direct is None and hub.watchers == []
