@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
@@ -123,6 +124,7 @@ _TRANSITION_COLUMNS = (
     ("id", "uuid"), ("status", "text"), ("at", "timestamptz"), ("sources", "text"), ("payload", "jsonb"),
     ("mask", "int"), *((name, _FIELD_TYPES[name]) for name in _FIELDS),
 )
+_BIT = {name: 1 << bit for bit, name in enumerate(_FIELDS)}
 _TERMINAL = "', '".join(sorted(TERMINAL_STATUSES))
 _TRANSITION_MANY = f"""
 WITH i AS (SELECT * FROM {_recordset(_TRANSITION_COLUMNS)}),
@@ -148,8 +150,16 @@ RETURNING order_id::text, seq
 """
 """Many status changes in one statement: each row carries its allowed sources and a bit mask
 of the fields it sets (a field outside the mask keeps its value, so one statement shape
-serves every step). `open_orders` follows: an order leaves it on reaching a terminal status,
-and is marked resting while it waits for its trigger."""
+serves every step; a row's JSON object names only the fields it sets, the others read as
+NULL). `open_orders` follows: an order leaves it on reaching a terminal status, and is
+marked resting while it waits for its trigger."""
+
+
+@lru_cache(maxsize=256)
+def _sources_text(new: Status, only_from: frozenset[Status] | None) -> str:
+    """The statuses `new` may be reached from (limited to `only_from`), as the statement reads them."""
+    sources = sources_of(new) if only_from is None else sources_of(new) & only_from
+    return ",".join(sorted(s.value for s in sources))
 
 
 class PgOrderRepository:
@@ -161,7 +171,7 @@ class PgOrderRepository:
         self._pool = pool
         self._creates = Coalescer(self._create_many, max_batch=max_batch, max_in_flight=2)
         self._transitions = Coalescer(self._transition_many, max_batch=max_batch, max_in_flight=2,
-                                      unique=lambda row: row[0])
+                                      unique=lambda row: row["id"])
         self._reads = Coalescer(self._get_many, max_batch=max_batch, max_in_flight=2)
 
     async def create(self, order: OrderRecord, data: dict[str, Any]) -> Event | None:
@@ -183,20 +193,17 @@ class PgOrderRepository:
         self, order_id: str, new: Status, at: datetime, data: dict[str, Any], changes: dict[str, Any],
         only_from: frozenset[Status] | None = None,
     ) -> Event | None:
-        unknown = changes.keys() - UPDATABLE_FIELDS
-        if unknown:
-            raise ValueError(f"not updatable: {sorted(unknown)}")
-        sources = sources_of(new) if only_from is None else sources_of(new) & only_from
-        mask = sum(1 << bit for bit, name in enumerate(_FIELDS) if name in changes)
-        row = (order_id, new.value, at, ",".join(s.value for s in sources), data, mask,
-               *(changes.get(name) for name in _FIELDS))
+        if not changes.keys() <= UPDATABLE_FIELDS:
+            raise ValueError(f"not updatable: {sorted(changes.keys() - UPDATABLE_FIELDS)}")
+        row = {"id": order_id, "status": new.value, "at": at, "sources": _sources_text(new, only_from),
+               "payload": data, "mask": sum(_BIT[name] for name in changes), **changes}
         seq = await self._transitions.submit(row)
         return None if seq is None else Event(order_id, seq, new, format_ts(at), data)
 
-    async def _transition_many(self, rows: list[tuple]) -> list[int | None]:
-        rows_json = _rows_json(_TRANSITION_COLUMNS, rows)
-        seqs = {r["order_id"]: r["seq"] for r in await self._pool.fetch(_TRANSITION_MANY, rows_json)}
-        return [seqs.get(row[0]) for row in rows]
+    async def _transition_many(self, rows: list[dict[str, Any]]) -> list[int | None]:
+        stored = await self._pool.fetch(_TRANSITION_MANY, _json.encode(rows).decode())
+        seqs = {r["order_id"]: r["seq"] for r in stored}
+        return [seqs.get(row["id"]) for row in rows]
 
     async def get(self, order_id: str) -> OrderRecord | None:
         return await self._reads.submit(order_id)
