@@ -102,7 +102,8 @@ class SimulatedVenues:
 
         async def one(venue: str) -> VenueQuote | VenueFailure:
             try:
-                return await asyncio.wait_for(self.quote(venue, mint_in, mint_out, amount_in), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: on Python 3.11 that is one more task
+                    return await self.quote(venue, mint_in, mint_out, amount_in)
             except TimeoutError:
                 return VenueFailure(venue, f"no quote within {self._sim.quote_timeout_ms} ms")
             except (VenueUnavailable, InsufficientLiquidity) as exc:

@@ -240,3 +240,13 @@ async def test_venue_outage_is_retried_rather_than_failed():
     with pytest.raises(quote.NoQuotes):
         await quote.handle(message, ctx)
     assert (await ctx.orders.get(message.order_id)).status == Status.PENDING
+
+
+async def test_a_venue_slower_than_the_quote_timeout_counts_as_failed_and_the_other_still_quotes():
+    sim = SimulationSettings(quote_latency_ms_raydium=0, quote_latency_ms_meteora=300, quote_jitter_ms=0,
+                             quote_timeout_ms=50, drift_interval_ms=0)
+    ctx = fake_context(Settings(sim=sim))
+    sol, usdc = ctx.tokens.resolve("baseAsset", "SOL"), ctx.tokens.resolve("quoteAsset", "USDC")
+    quotes, failures = await ctx.venues.quote_all(sol.mint, usdc.mint, 10**9)
+    assert [q.venue for q in quotes] == ["raydium"]
+    assert [(f.venue, f.error, f.retryable) for f in failures] == [("meteora", "no quote within 50 ms", True)]
