@@ -54,7 +54,7 @@ from local_runtime.services import ensure_database, run_migrations
 from shared.messages import NewOrder
 from shared.settings import load_settings
 from shared.submission import decode_order
-from shared.wiring import connect_world
+from shared.wiring import connect_world, forget_namespace
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDERS = tuple(
@@ -169,6 +169,15 @@ class CpuMeter:
         return {role: after[role] - self._before.get(role, 0.0) for role in after}
 
 
+async def forget_keys(redis_url: str, namespace: str) -> None:
+    """Delete every Redis key of an engine namespace a run used (the server is shared)."""
+    redis = Redis.from_url(redis_url)
+    try:
+        await forget_namespace(redis, namespace)
+    finally:
+        await redis.aclose()
+
+
 class Services:
     def __init__(self) -> None:
         self.settings = load_settings()
@@ -182,13 +191,16 @@ class Services:
         run_migrations(url)
         return url
 
-    async def drop(self, url: str) -> None:
+    async def drop(self, url: str, namespace: str | None = None) -> None:
+        """Remove what a scenario left: its database and (if named) its namespace's Redis keys."""
         name = urlsplit(url).path.lstrip("/")
         admin = await asyncpg.connect(self.database_url("postgres"))
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+        if namespace is not None:
+            await forget_keys(self.settings.redis_url, namespace)
 
     async def redis_calls(self) -> int:
         redis = Redis.from_url(self.settings.redis_url)
@@ -353,7 +365,8 @@ async def engine_scenario(name: str, services: Services, commands: list[list[str
     url = await services.fresh_database()
     port = 18000 + os.getpid() % 1000
     key = f"dex_bench-{uuid.uuid4().hex}"
-    env = {**os.environ, "DATABASE_URL": url, "PORT": str(port), "DEX_NAMESPACE": f"bench{uuid.uuid4().hex[:6]}",
+    namespace = f"bench{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "DATABASE_URL": url, "PORT": str(port), "DEX_NAMESPACE": namespace,
            "DEX_SIM_ZERO_DELAYS": "true", "DEX_DEV_API_KEY": key, "DEX_ORDERS_PER_MINUTE": "100000000",
            "DEX_MAX_IN_FLIGHT": "1000000", "DEX_WS_MAX_SOCKETS_PER_CLIENT": "100000", "DEX_LOG_LEVEL": "WARNING",
            **(env or {})}
@@ -393,7 +406,7 @@ async def engine_scenario(name: str, services: Services, commands: list[list[str
         for proc in processes:
             proc.wait(15)
     await stored_figures(url, result)
-    await services.drop(url)
+    await services.drop(url, namespace)
     result.name = name
     return result
 
@@ -401,7 +414,8 @@ async def engine_scenario(name: str, services: Services, commands: list[list[str
 async def in_process_scenario(services: Services, concurrency: int, seconds: float) -> Result:
     """The four functions chained by direct calls on the real services: no queue, no socket."""
     url = await services.fresh_database()
-    settings = services.settings.with_changes(database_url=url, namespace=f"bench{uuid.uuid4().hex[:6]}",
+    namespace = f"bench{uuid.uuid4().hex[:6]}"
+    settings = services.settings.with_changes(database_url=url, namespace=namespace,
                                               sim=services.settings.sim.__class__(zero_delays=True))
     world = await connect_world(settings)
     requests = [decode_order(json.dumps(order)) for order in ORDERS]
@@ -428,7 +442,7 @@ async def in_process_scenario(services: Services, concurrency: int, seconds: flo
     result.rss_mb = {"engine": proc_cpu_rss(os.getpid())[1]}
     await world.close()
     await stored_figures(url, result)
-    await services.drop(url)
+    await services.drop(url, namespace)
     return result
 
 

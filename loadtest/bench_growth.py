@@ -78,7 +78,8 @@ async def main() -> None:
     args = parser.parse_args()
     services = Services()
     url = await services.fresh_database()
-    settings = services.settings.with_changes(database_url=url, namespace=f"growth{uuid.uuid4().hex[:6]}",
+    namespace = f"growth{uuid.uuid4().hex[:6]}"
+    settings = services.settings.with_changes(database_url=url, namespace=namespace,
                                               sim=SimulationSettings(zero_delays=True))
     world = await connect_world(settings)
     try:
@@ -91,7 +92,7 @@ async def main() -> None:
         size = await world.pool.fetchval("SELECT pg_size_pretty(pg_database_size(current_database()))")
     finally:
         await world.close()
-        await services.drop(url)
+        await services.drop(url, namespace)
     print(f"filled {args.orders:,} orders ({6 * args.orders:,} events) in {fill_s:.0f} s; database {size}")
     print("| database | " + " | ".join(empty) + " |")
     print("| --- |" + " ---: |" * len(empty))

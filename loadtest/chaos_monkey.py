@@ -30,8 +30,7 @@ import asyncpg
 import httpx
 from redis.asyncio import Redis
 
-from loadtest.bench import Services
-from shared.wiring import forget_namespace
+from loadtest.bench import Services, forget_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "loadtest" / "out"
@@ -233,14 +232,6 @@ async def verify(database_url: str, ids: list[str]) -> dict:
             "stuck": stuck, "twice": twice, "missing": missing}
 
 
-async def forget_keys(redis_url: str, namespace: str) -> None:
-    redis = Redis.from_url(redis_url)
-    try:
-        await forget_namespace(redis, namespace)
-    finally:
-        await redis.aclose()
-
-
 async def run_chaos(orders: int = 1000, workers: int = 2, rate: float = 40, kills: int | None = None,
                     flush: bool = True, web_restart: bool = True, redis_db: int = 13, drain_s: float = 180,
                     keep: bool = False, seed: int = 1) -> dict:
@@ -269,7 +260,7 @@ async def run_chaos(orders: int = 1000, workers: int = 2, rate: float = 40, kill
         cluster.stop()
         if not keep:
             await services.drop(database_url)
-            await forget_keys(redis_url, namespace)
+            await forget_keys(redis_url, namespace)  # the run's own Redis database index
     report.update(orders=orders, acknowledged=len(acknowledged), chaos=chaos,
                   elapsed=time.monotonic() - started)
     return report

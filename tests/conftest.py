@@ -60,9 +60,10 @@ def database(template_database: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(database: str) -> Settings:
-    """Real services, an isolated database and Redis namespace, every simulated delay zero."""
-    return Settings(
+def settings(database: str) -> Iterator[Settings]:
+    """Real services, an isolated database and Redis namespace, every simulated delay zero;
+    afterwards nothing of the namespace is left in the shared Redis."""
+    settings = Settings(
         redis_url=REDIS_URL,
         database_url=database,
         namespace=f"t{uuid.uuid4().hex[:10]}",
@@ -70,6 +71,8 @@ def settings(database: str) -> Settings:
         job_retry_delay_ms=10,
         sim=SimulationSettings(zero_delays=True, drift_interval_ms=0),
     )
+    yield settings
+    run_sync(forget_namespace(settings))
 
 
 @pytest_asyncio.fixture

@@ -18,6 +18,8 @@ import httpx
 import websockets
 
 from shared.db.api_keys import PgApiKeys
+from shared.settings import Settings
+from tests.conftest import forget_namespace, run_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
@@ -78,6 +80,11 @@ class Runtime:
         if self.process is not None:
             stop_process(self.process)
         self.log.close()
+
+    def forget_namespace(self) -> None:
+        """Delete this runtime's keys from the shared Redis (SAQ's cron jobs, the trigger index,
+        limits), once no process of it runs: a test leaves nothing behind."""
+        run_sync(forget_namespace(Settings(redis_url=self.env["REDIS_URL"], namespace=self.env["DEX_NAMESPACE"])))
 
     # --- the API, as a client uses it ---
     def post_order(self, body: bytes | dict, headers: dict | None = None) -> httpx.Response:

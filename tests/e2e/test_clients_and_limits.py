@@ -140,6 +140,7 @@ def slow_runtime():
     yield first, second
     second.stop()
     first.stop()
+    first.forget_namespace()
     run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 

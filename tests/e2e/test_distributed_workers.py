@@ -72,6 +72,7 @@ def cluster():
     for worker in workers:
         worker.stop()
     web.stop()
+    web.forget_namespace()
     run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 

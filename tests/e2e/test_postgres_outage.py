@@ -100,6 +100,7 @@ def test_intake_refuses_with_503_while_postgres_is_down_and_recovers():
         assert runtime.wait_for_status(accepted, {"confirmed"}, seconds=20)["status"] == "confirmed"
     finally:
         runtime.stop()
+        runtime.forget_namespace()
         proxy.cut()
         run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

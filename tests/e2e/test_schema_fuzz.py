@@ -234,6 +234,7 @@ def scratch_runtime() -> Iterator[Runtime]:
     }).start()
     yield server
     server.stop()
+    server.forget_namespace()
     run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 

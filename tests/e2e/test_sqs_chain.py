@@ -16,8 +16,9 @@ from moto.server import ThreadedMotoServer
 from cloud import container as container_module
 from cloud import execute_handler, http_handler, quote_handler, route_handler, trigger_handler
 from shared.db.api_keys import PgApiKeys
+from shared.settings import Settings
 from tests.cloud_events import http_event
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, forget_namespace, run_sync
 from tests.e2e.runtime import free_port
 
 HANDLERS = {"trigger": trigger_handler.handler, "quote": quote_handler.handler, "route": route_handler.handler,
@@ -87,6 +88,7 @@ def cloud(database, monkeypatch):
     yield EventSourceMapping(sqs, urls), sqs, dead, key
     container_module.reset()
     server.stop()
+    run_sync(forget_namespace(Settings(redis_url=REDIS_URL, namespace=f"sqs{suffix}")))
 
 
 def test_orders_flow_through_sqs_queues_to_confirmed(cloud):

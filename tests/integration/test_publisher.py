@@ -9,6 +9,7 @@ import uuid
 import pytest_asyncio
 from redis.asyncio import Redis
 
+from shared import wiring
 from shared.adapters.redis_limits import ClientLimits
 from shared.events import Event, decode_event
 from shared.publisher import RedisPublisher, event_channel
@@ -25,7 +26,9 @@ def event(seq: int, status: Status = Status.ROUTING, order_id: str = ORDER) -> E
 @pytest_asyncio.fixture
 async def redis():
     client = Redis.from_url(REDIS_URL)
-    yield client, f"t{uuid.uuid4().hex[:10]}"
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    yield client, namespace
+    await wiring.forget_namespace(client, namespace)
     await client.aclose()
 
 
@@ -129,4 +132,3 @@ async def test_ending_and_resting_events_free_their_orders_in_flight_slots_in_th
     await publisher.flush()
     assert await limits.in_flight("alice") == 1  # only the order still routing holds its slot
     assert await client.zrange(f"{namespace}:inflight:alice", 0, -1) == [ids[1].encode()]
-    await client.delete(f"{namespace}:inflight:alice", *(f"{namespace}:inflight-owner:{i}" for i in ids))
