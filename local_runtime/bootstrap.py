@@ -20,21 +20,37 @@ from shared.context import Context, Queues
 from shared.db.upkeep import vacuum_bloated
 from shared.settings import Settings
 from shared.venues.market import Market
-from shared.wiring import connect_world
+from shared.wiring import World, connect_world
 
 
 @dataclass
 class Engine:
     settings: Settings
-    pool: asyncpg.Pool
-    redis: Redis
-    ctx: Context
+    world: World
     queues: SaqQueues | Queues
-    market: Market
-    triggers: RedisTriggerIndex
     watcher: PriceWatcher
     workers: list[Worker] = field(default_factory=list)
     _tasks: list[asyncio.Task] = field(default_factory=list)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.world.pool
+
+    @property
+    def redis(self) -> Redis:
+        return self.world.redis
+
+    @property
+    def ctx(self) -> Context:
+        return self.world.ctx
+
+    @property
+    def market(self) -> Market:
+        return self.world.market
+
+    @property
+    def triggers(self) -> RedisTriggerIndex:
+        return self.world.triggers
 
     async def run_workers(self, steps: Iterable[str]) -> None:
         """SAQ workers for these steps, and the reconciler with them (none if `steps` is empty)."""
@@ -64,10 +80,8 @@ class Engine:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.ctx.publisher.flush()
         await self.queues.disconnect()
-        await self.redis.aclose()
-        await self.pool.close()
+        await self.world.close()  # sends what the publisher still holds, then closes Redis and PostgreSQL
 
 
 async def start_engine(settings: Settings) -> Engine:
@@ -76,4 +90,4 @@ async def start_engine(settings: Settings) -> Engine:
     await queues.connect()
     ctx = world.ctx
     watcher = PriceWatcher(world.market, ctx.venues, ctx.tokens, world.triggers, queues, ctx.clock)
-    return Engine(settings, world.pool, world.redis, ctx, queues, world.market, world.triggers, watcher)
+    return Engine(settings, world, queues, watcher)
