@@ -155,6 +155,10 @@ NULL). `open_orders` follows: an order leaves it on reaching a terminal status, 
 marked resting while it waits for its trigger."""
 
 
+_OPEN_ORDERS = "SELECT o.* FROM open_orders l JOIN orders o ON o.id = l.order_id"
+"""The orders not yet terminal (`l`: their open_orders row), for the reconciler's look-ups."""
+
+
 @lru_cache(maxsize=256)
 def _sources_text(new: Status, only_from: frozenset[Status] | None) -> str:
     """The statuses `new` may be reached from (limited to `only_from`), as the statement reads them."""
@@ -223,24 +227,24 @@ class PgOrderRepository:
         """Orders in the pipeline (open, not resting: as many as are in flight, whatever the
         table holds) in one of `statuses`, unchanged since before `before`, oldest first."""
         rows = await self._pool.fetch(
-            "SELECT o.* FROM open_orders l JOIN orders o ON o.id = l.order_id WHERE NOT l.resting"
-            " AND o.status = ANY($3::text[]) AND o.updated_at < $1 ORDER BY o.updated_at LIMIT $2",
+            f"{_OPEN_ORDERS} WHERE NOT l.resting AND o.status = ANY($3::text[]) AND o.updated_at < $1"
+            " ORDER BY o.updated_at LIMIT $2",
             before, limit, [s.value for s in statuses],
         )
         return [_record(row) for row in rows]
 
     async def overdue(self, before: datetime, limit: int) -> list[OrderRecord]:
         rows = await self._pool.fetch(
-            "SELECT o.* FROM open_orders l JOIN orders o ON o.id = l.order_id WHERE l.resting AND l.expires_at < $1"
-            " AND o.status = 'waiting' ORDER BY l.expires_at LIMIT $2",
+            f"{_OPEN_ORDERS} WHERE l.resting AND l.expires_at < $1 AND o.status = 'waiting'"
+            " ORDER BY l.expires_at LIMIT $2",
             before, limit,
         )
         return [_record(row) for row in rows]
 
     async def waiting_after(self, after_id: str | None, limit: int) -> list[OrderRecord]:
         rows = await self._pool.fetch(
-            "SELECT o.* FROM open_orders l JOIN orders o ON o.id = l.order_id WHERE l.resting AND l.order_id > $1"
-            " AND o.status = 'waiting' ORDER BY l.order_id LIMIT $2",
+            f"{_OPEN_ORDERS} WHERE l.resting AND l.order_id > $1 AND o.status = 'waiting'"
+            " ORDER BY l.order_id LIMIT $2",
             after_id or "00000000-0000-0000-0000-000000000000", limit,
         )
         return [_record(row) for row in rows]
