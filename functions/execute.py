@@ -1,5 +1,6 @@
 """execute: build, submit and confirm the plan's transactions (one per leg); the order ends
-confirmed when every leg lands, or failed saying which leg did what.
+confirmed when every leg lands, partially filled when only some do, or failed when none does,
+its terminal event saying what was sold, bought, at what price, and what was left unfilled.
 
 Each transaction's signature comes from the order and leg, so a redelivered message (or
 a crash between `submitted` and `confirmed`) resumes the same transactions and can never
@@ -16,9 +17,6 @@ from shared.messages import ExecuteRequest, Plan
 from shared.prices import price_of_base
 from shared.states import Status
 from shared.tokens import format_decimal
-
-PARTIAL_FILL = "partial_fill"
-
 
 def transactions(order_id: str, plan: Plan) -> list[Transaction]:
     return [
@@ -58,36 +56,47 @@ async def handle(message: ExecuteRequest, ctx: Context) -> None:
                          tx_signature=txs[0].signature)
 
     landings: list[Landing] = await asyncio.gather(*(ctx.chain.confirm(tx, built_now) for tx in txs))
-    legs = [
-        {"venue": tx.venue, "txHash": landing.signature, "slot": landing.slot, "amountIn": tx.amount_in,
-         "amountOut": landing.amount_out, "succeeded": landing.succeeded, "error": landing.error}
-        for tx, landing in zip(txs, landings, strict=True)
-    ]
-    amount_out = sum(landing.amount_out for landing in landings)
-    if not all(landing.succeeded for landing in landings):
-        landed_any = any(landing.succeeded for landing in landings)
-        error = PARTIAL_FILL if landed_any else next(landing.error for landing in landings if not landing.succeeded)
-        await ctx.record(
-            order_id, Status.FAILED,
-            {"error": error, "legs": legs, "amountOut": amount_out, "attempts": ctx.attempt()},
-            failure_reason=error, amount_out=amount_out if landed_any else None, attempts=ctx.attempt(),
-        )
-        return None
-    side = message.side or (await ctx.orders.get(order_id)).side
-    sold, bought = ctx.tokens.by_mint(plan.input_mint), ctx.tokens.by_mint(plan.output_mint)
-    base, quote = (sold, bought) if side == "sell" else (bought, sold)
-    price = price_of_base(side, base, quote, plan.amount_in, amount_out)
+    await _settle(order_id, message, txs, landings, ctx)
+    return None
+
+
+async def _settle(order_id: str, message: ExecuteRequest, txs: list[Transaction], landings: list[Landing],
+                  ctx: Context) -> None:
+    """The terminal event, saying on its own what was sold, what was bought, at what price and
+    what was left unfilled: `confirmed` when every leg landed, `partially_filled` when some did,
+    `failed` when none did (with the first failed leg's reason)."""
+    plan = message.plan
+    landed = [(tx, landing) for tx, landing in zip(txs, landings, strict=True) if landing.succeeded]
+    sold = sum(tx.amount_in for tx, _ in landed)
+    bought = sum(landing.amount_out for _, landing in landed)
+    price = None
+    if landed:
+        side = message.side or (await ctx.orders.get(order_id)).side
+        token_in, token_out = ctx.tokens.by_mint(plan.input_mint), ctx.tokens.by_mint(plan.output_mint)
+        base, quote = (token_in, token_out) if side == "sell" else (token_out, token_in)
+        price = price_of_base(side, base, quote, sold, bought)
     data = {
-        "txHash": landings[0].signature,
-        "slot": max(landing.slot for landing in landings),
         "venue": plan.venue,
-        "amountIn": plan.amount_in,
-        "amountOut": amount_out,
-        "executionPrice": format_decimal(price),
+        "amountIn": sold,
+        "amountOut": bought,
+        "executionPrice": None if price is None else format_decimal(price),
+        "unfilledAmountIn": plan.amount_in - sold,
         "attempts": ctx.attempt(),
     }
-    if len(legs) > 1:
-        data["legs"] = legs
-    await ctx.record(order_id, Status.CONFIRMED, data, amount_out=amount_out, executed_price=price,
-                     attempts=ctx.attempt())
-    return None
+    if landed:
+        data["txHash"] = landed[0][1].signature
+        data["slot"] = max(landing.slot for _, landing in landed)
+    if len(txs) > 1:
+        data["legs"] = [
+            {"venue": tx.venue, "txHash": landing.signature, "slot": landing.slot, "amountIn": tx.amount_in,
+             "amountOut": landing.amount_out, "succeeded": landing.succeeded, "error": landing.error}
+            for tx, landing in zip(txs, landings, strict=True)
+        ]
+    error = next((landing.error for landing in landings if not landing.succeeded), None)
+    if error is None:
+        status = Status.CONFIRMED
+    else:
+        status = Status.PARTIALLY_FILLED if landed else Status.FAILED
+        data = {"error": error, "requestedAmountIn": plan.amount_in, **data}
+    await ctx.record(order_id, status, data, amount_out=bought if landed else None, filled_amount_in=sold,
+                     executed_price=price, failure_reason=error, attempts=ctx.attempt())

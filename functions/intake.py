@@ -5,124 +5,194 @@ Market orders go on to `quote`; limit and sniper orders go to `trigger` to rest.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
+
+import msgspec
 
 from shared.chain import SLIPPAGE
 from shared.context import Context
 from shared.errors import FieldError
-from shared.messages import ArmRequest, LimitOrderRequest, MarketOrderRequest, NewOrder, QuoteRequest
+from shared.events import format_ts
+from shared.messages import ArmRequest, LimitOrderRequest, NewOrder, OrderRequest, QuoteRequest, SniperOrderRequest
 from shared.orders import OrderRecord
+from shared.settings import Settings
 from shared.states import Status
-from shared.tokens import Token, check_mint, parse_amount
-from shared.triggers import floor_amount_out, parse_expiry, parse_price
-
+from shared.tokens import Token, TokenRegistry, check_mint, format_decimal, parse_amount, parse_price
+from shared.triggers import Expiry, floor_amount_out, parse_expiry, read_expiry
 
 LIMIT_NOT_MET = "limit_price_not_met"
+_encoder = msgspec.json.Encoder()
 
 
 class OrderRejected(FieldError):
     """The order cannot be accepted as sent; `field` names the culprit."""
 
 
-def _sniper_target(ctx: Context, asset: str) -> tuple[str, Token | None]:
-    """A sniper's base: a mint with no pool yet (it may not be a known token at all)."""
-    listed = ctx.tokens.find(asset)
-    mint = listed.mint if listed else check_mint("baseAsset", asset)
-    return mint, listed
+@dataclass(frozen=True, slots=True)
+class OrderTerms:
+    """An order request read field by field: assets resolved to mints, decimal strings to base
+    units and Decimals, defaults applied. Two requests that read the same are the same order,
+    however they were written ("0.010" or "0.01", "sol" or "SOL" or its mint)."""
+
+    kind: str
+    side: str
+    base_mint: str
+    base: Token | None
+    """The listed base token (None: a sniper's token that no venue lists yet)."""
+    quote: Token
+    amount_in: int
+    slippage_bps: int
+    min_amount_out: int = 0
+    """The explicit least amount out (0: none asked)."""
+    limit_price: Decimal | None = None
+    expiry: Expiry | None = None
+    conditions: dict[str, Any] | None = None
+    """A sniper's safety checks, normalised (decimal strings without trailing zeros)."""
+    client_order_id: str | None = None
+
+    @property
+    def sold_mint(self) -> str:
+        return self.base_mint if self.side == "sell" else self.quote.mint
+
+    @property
+    def bought_mint(self) -> str:
+        return self.quote.mint if self.side == "sell" else self.base_mint
+
+    def fingerprint(self) -> str:
+        """What the idempotency check compares: the parsed order, not the text it came as."""
+        expiry = None if self.expiry is None else (self.expiry.seconds, self.expiry.at and format_ts(self.expiry.at))
+        canonical = (self.kind, self.side, self.base_mint, self.quote.mint, self.amount_in, self.slippage_bps,
+                     self.min_amount_out, None if self.limit_price is None else format_decimal(self.limit_price),
+                     expiry, self.conditions)
+        return hashlib.sha256(_encoder.encode(canonical)).hexdigest()
 
 
-def _check_size(ctx: Context, sold: Token, amount_in: int) -> None:
-    largest = ctx.settings.max_order(sold.symbol)
+def check_size(settings: Settings, sold: Token, amount_in: int) -> None:
+    """The per-asset maximum (DEX_MAX_ORDER_SIZES): an order, or a quote, over it is refused naming `amount`."""
+    largest = settings.max_order(sold.symbol)
     if largest is not None and sold.to_ui(amount_in) > largest:
         raise OrderRejected("amount", f"amount exceeds the largest order this engine takes: {largest} {sold.symbol}")
 
 
-async def handle(message: NewOrder, ctx: Context) -> QuoteRequest | ArmRequest | None:
-    request = message.request
+def read_order(request: OrderRequest, tokens: TokenRegistry, settings: Settings) -> OrderTerms:
+    """Every field of `request` checked and parsed; what needs the clock or the market (the
+    expiry's moment, whether the pair trades) is left to `handle`. FieldError names the field."""
     kind = type(request).__struct_config__.tag
-    now = ctx.clock.now()
-    quote = ctx.tokens.resolve("quoteAsset", request.quote_asset)
-    extra: dict[str, Any] = {}
-    if kind == "sniper":
-        if request.side != "buy":
-            raise OrderRejected("side", "sniper orders buy a newly launched token: side must be \"buy\"")
-        base_mint, base = _sniper_target(ctx, request.base_asset)
-        if base_mint == quote.mint:
-            raise OrderRejected("quoteAsset", "quoteAsset must differ from baseAsset")
-        if base is not None and ctx.venues.supports(base_mint, quote.mint):
-            raise OrderRejected("baseAsset", "this token already trades; use a market or limit order")
-        amount_in = parse_amount("amount", request.amount, quote)
-        _check_size(ctx, quote, amount_in)
-        conditions = {"minLiquidity": request.min_liquidity, "maxPrice": request.max_price,
-                      "maxPriceImpactBps": request.max_price_impact_bps}
-        if request.min_liquidity is not None:
-            parse_amount("minLiquidity", request.min_liquidity, quote)
-        if request.max_price is not None:
-            parse_price("maxPrice", request.max_price)
-        extra = {"expires_at": parse_expiry("expiresAt", request.expires_at, now), "conditions": conditions}
-        sold_mint, bought_mint, base_symbol = quote.mint, base_mint, base.symbol if base else base_mint
-    else:
-        base = ctx.tokens.resolve("baseAsset", request.base_asset)
-        if base == quote:
-            raise OrderRejected("quoteAsset", "quoteAsset must differ from baseAsset")
-        sold, bought = (base, quote) if request.side == "sell" else (quote, base)
-        amount_in = parse_amount("amount", request.amount, sold)
-        _check_size(ctx, sold, amount_in)
-        if not ctx.venues.supports(sold.mint, bought.mint):
-            raise OrderRejected("quoteAsset", f"no venue trades {base.symbol}/{quote.symbol}")
-        floor = 0 if request.min_amount_out is None else parse_amount("minAmountOut", request.min_amount_out, bought)
-        if isinstance(request, LimitOrderRequest):
-            limit = parse_price("limitPrice", request.limit_price)
-            floor = max(floor, floor_amount_out(request.side, amount_in, limit, base, quote))
-            extra = {"limit_price": limit, "expires_at": parse_expiry("expiresAt", request.expires_at, now)}
-        if floor:
-            extra["min_amount_out"] = floor
-        sold_mint, bought_mint, base_symbol = sold.mint, bought.mint, base.symbol
-    slippage_bps = ctx.settings.default_slippage_bps if request.slippage_bps is None else request.slippage_bps
+    quote = tokens.resolve("quoteAsset", request.quote_asset)
+    slippage_bps = settings.default_slippage_bps if request.slippage_bps is None else request.slippage_bps
+    common = {"kind": kind, "side": request.side, "quote": quote, "slippage_bps": slippage_bps,
+              "client_order_id": request.client_order_id}
+    if isinstance(request, SniperOrderRequest):
+        return _read_sniper(request, tokens, settings, common)
+    base = tokens.resolve("baseAsset", request.base_asset)
+    if base == quote:
+        raise OrderRejected("quoteAsset", "quoteAsset must differ from baseAsset")
+    sold, bought = (base, quote) if request.side == "sell" else (quote, base)
+    amount_in = parse_amount("amount", request.amount, sold)
+    check_size(settings, sold, amount_in)
+    floor = 0 if request.min_amount_out is None else parse_amount("minAmountOut", request.min_amount_out, bought)
+    if not isinstance(request, LimitOrderRequest):
+        return OrderTerms(base_mint=base.mint, base=base, amount_in=amount_in, min_amount_out=floor, **common)
+    return OrderTerms(base_mint=base.mint, base=base, amount_in=amount_in, min_amount_out=floor,
+                      limit_price=parse_price("limitPrice", request.limit_price),
+                      expiry=read_expiry("expiresAt", request.expires_at), **common)
 
-    order = OrderRecord(
-        id=ctx.ids.order_id(),
-        client_id=message.client_id,
-        idempotency_key=message.submission_key,
-        request_hash=message.request_hash,
-        kind=kind,
-        side=request.side,
-        status=Status.PENDING,
-        base_mint=bought_mint if request.side == "buy" else sold_mint,
-        quote_mint=quote.mint,
-        input_mint=sold_mint,
-        output_mint=bought_mint,
-        amount_in=amount_in,
-        slippage_bps=slippage_bps,
-        created_at=now,
-        updated_at=now,
-        **extra,
-    )
-    data = {
-        "type": kind,
-        "side": order.side,
-        "baseAsset": base_symbol,
-        "quoteAsset": quote.symbol,
-        "inputMint": order.input_mint,
-        "outputMint": order.output_mint,
-        "amountIn": amount_in,
-        "slippageBps": slippage_bps,
-        "clientOrderId": request.client_order_id,
-    }
-    if not isinstance(request, MarketOrderRequest):
-        data["expiresAt"] = order.expires_at.isoformat().replace("+00:00", "Z")
-    if order.limit_price is not None:
-        data["limitPrice"] = request.limit_price
-    if order.min_amount_out is not None:
-        data["minAmountOut"] = order.min_amount_out
-    if order.conditions is not None:
-        data["conditions"] = order.conditions
-    event = await ctx.orders.create(order, data)
+
+def _read_sniper(request: SniperOrderRequest, tokens: TokenRegistry, settings: Settings,
+                 common: dict[str, Any]) -> OrderTerms:
+    """A sniper's base is a mint no venue may list yet (it need not be a known token at all)."""
+    quote = common["quote"]
+    if request.side != "buy":
+        raise OrderRejected("side", "sniper orders buy a newly launched token: side must be \"buy\"")
+    base = tokens.find(request.base_asset)
+    base_mint = base.mint if base else check_mint("baseAsset", request.base_asset)
+    if base_mint == quote.mint:
+        raise OrderRejected("quoteAsset", "quoteAsset must differ from baseAsset")
+    amount_in = parse_amount("amount", request.amount, quote)
+    check_size(settings, quote, amount_in)
+    min_liquidity = (None if request.min_liquidity is None
+                     else quote.format(parse_amount("minLiquidity", request.min_liquidity, quote)))
+    max_price = None if request.max_price is None else format_decimal(parse_price("maxPrice", request.max_price))
+    conditions = {"minLiquidity": min_liquidity, "maxPrice": max_price,
+                  "maxPriceImpactBps": request.max_price_impact_bps}
+    return OrderTerms(base_mint=base_mint, base=base, amount_in=amount_in, conditions=conditions,
+                      expiry=read_expiry("expiresAt", request.expires_at), **common)
+
+
+async def handle(message: NewOrder, ctx: Context) -> QuoteRequest | ArmRequest | None:
+    terms = read_order(message.request, ctx.tokens, ctx.settings)
+    _check_market(terms, ctx)
+    order = _order(terms, message, ctx.ids.order_id(), ctx.clock.now())
+    event = await ctx.orders.create(order, _pending_data(order, terms))
     if event is None:  # a delivery of this submission (or a racing one) stored the order first: it owns it
         raced = await ctx.orders.find_by_key(message.client_id, message.submission_key)
         return _next(raced) if raced is not None and raced.status == Status.PENDING else None
     await ctx.publisher.publish(event)
     return _next(order)
+
+
+def _check_market(terms: OrderTerms, ctx: Context) -> None:
+    """A market or limit order needs a venue trading its pair; a sniper's token must not trade yet."""
+    trades = ctx.venues.supports(terms.base_mint, terms.quote.mint)
+    if terms.kind == "sniper":
+        if terms.base is not None and trades:
+            raise OrderRejected("baseAsset", "this token already trades; use a market or limit order")
+    elif not trades:
+        raise OrderRejected("quoteAsset", f"no venue trades {terms.base.symbol}/{terms.quote.symbol}")
+
+
+def _order(terms: OrderTerms, message: NewOrder, order_id: str, now) -> OrderRecord:
+    floor = terms.min_amount_out
+    if terms.limit_price is not None:  # never worse than the limit: its floor, rounded in the client's favour
+        floor = max(floor, floor_amount_out(terms.side, terms.amount_in, terms.limit_price, terms.base, terms.quote))
+    return OrderRecord(
+        id=order_id,
+        client_id=message.client_id,
+        idempotency_key=message.submission_key,
+        request_hash=message.request_hash,
+        kind=terms.kind,
+        side=terms.side,
+        status=Status.PENDING,
+        base_mint=terms.base_mint,
+        quote_mint=terms.quote.mint,
+        input_mint=terms.sold_mint,
+        output_mint=terms.bought_mint,
+        amount_in=terms.amount_in,
+        slippage_bps=terms.slippage_bps,
+        created_at=now,
+        updated_at=now,
+        limit_price=terms.limit_price,
+        expires_at=None if terms.expiry is None else parse_expiry("expiresAt", terms.expiry, now),
+        conditions=terms.conditions,
+        min_amount_out=floor or None,
+    )
+
+
+def _pending_data(order: OrderRecord, terms: OrderTerms) -> dict[str, Any]:
+    """The `pending` event: the order as validated."""
+    data = {
+        "type": order.kind,
+        "side": order.side,
+        "baseAsset": terms.base.symbol if terms.base else terms.base_mint,
+        "quoteAsset": terms.quote.symbol,
+        "inputMint": order.input_mint,
+        "outputMint": order.output_mint,
+        "amountIn": order.amount_in,
+        "slippageBps": order.slippage_bps,
+        "clientOrderId": terms.client_order_id,
+    }
+    if order.expires_at is not None:
+        data["expiresAt"] = format_ts(order.expires_at)
+    if order.limit_price is not None:
+        data["limitPrice"] = format_decimal(order.limit_price)
+    if order.min_amount_out is not None:
+        data["minAmountOut"] = order.min_amount_out
+    if order.conditions is not None:
+        data["conditions"] = order.conditions
+    return data
 
 
 def _next(order: OrderRecord) -> QuoteRequest | ArmRequest:

@@ -1,12 +1,11 @@
 """quote: ask every venue at once for this order's size; store all answers in a `routing` event.
 
-When the order is big enough to move prices, it also takes each venue's output curve
-(outputs for every 1 % of the size) so `route` can find a split.
+When the order is big enough to move prices, or a venue cannot take all of it, it also takes
+the venues' split curves (outputs at sizes that pair up into splits of the order) so `route`
+can find a split.
 """
 
 from __future__ import annotations
-
-from decimal import Decimal
 
 import msgspec
 
@@ -16,8 +15,22 @@ from shared.states import Status
 
 NO_ROUTE = "no_route"
 SPLIT_STEPS = 100
-SPLIT_MIN_IMPACT = Decimal("0.0005")
-"""Below 5 bps of price impact on every venue a split cannot beat the cheaper venue alone."""
+SPLIT_MIN_SHARE_BPS = 5
+"""An order under 5 bps of the shallower pool's depth (when both pools can fill it alone) stays
+on one venue: it barely moves either price, so a split cannot pay."""
+
+
+async def price_order(
+    ctx: Context, input_mint: str, output_mint: str, amount_in: int, venues: list[str] | None = None,
+) -> tuple[list[VenueQuote], list[VenueFailure], list[QuoteCurve]]:
+    """Every venue's quote for the whole size and, when a split may pay, the venues' split curves
+    (a venue short of depth for the whole order still offers the part it can take). The quote
+    step and the quote API price an order with this, so both see the same plans."""
+    quotes, failures = await ctx.venues.quote_all(input_mint, output_mint, amount_in, venues)
+    if (venues and len(venues) < 2) or any(failure.retryable for failure in failures):
+        return quotes, failures, []  # one venue named (a sniper's launch), or one did not answer
+    return quotes, failures, ctx.venues.split_curves(input_mint, output_mint, amount_in, SPLIT_STEPS,
+                                                     SPLIT_MIN_SHARE_BPS)
 
 
 class NoQuotes(Exception):
@@ -25,10 +38,10 @@ class NoQuotes(Exception):
 
 
 async def handle(message: QuoteRequest, ctx: Context) -> RouteRequest | None:
-    quotes, failures = await ctx.venues.quote_all(
-        message.input_mint, message.output_mint, message.amount_in, message.venues or None
+    quotes, failures, curves = await price_order(
+        ctx, message.input_mint, message.output_mint, message.amount_in, message.venues or None
     )
-    if not quotes:
+    if not quotes and not curves:
         reason = "no venue returned a quote: " + "; ".join(f"{f.venue}: {f.error}" for f in failures)
         if any(f.retryable for f in failures):
             raise NoQuotes(reason)
@@ -41,12 +54,6 @@ async def handle(message: QuoteRequest, ctx: Context) -> RouteRequest | None:
             attempts=ctx.attempt(),
         )
         return None
-    curves = []
-    if len(quotes) == 2 and max(Decimal(q.price_impact) for q in quotes) >= SPLIT_MIN_IMPACT:
-        curves = [
-            ctx.venues.curve(q.venue, message.input_mint, message.output_mint, message.amount_in, SPLIT_STEPS)
-            for q in quotes
-        ]
     data = {
         "quotes": msgspec.to_builtins(quotes),
         "failures": msgspec.to_builtins(failures),
@@ -64,5 +71,5 @@ async def handle(message: QuoteRequest, ctx: Context) -> RouteRequest | None:
     return RouteRequest(
         message.order_id, message.input_mint, message.output_mint, message.slippage_bps, quotes, failures,
         floor_amount_out=message.floor_amount_out, curves=curves, floor_reason=message.floor_reason,
-        side=message.side,
+        side=message.side, amount_in=message.amount_in,
     )

@@ -3,41 +3,38 @@ store it, and log the decision as one structured line."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import msgspec
 
 from shared.context import Context
 from shared.messages import ExecuteRequest, Plan, RouteRequest
 from shared.prices import output_per_input
-from shared.routing import advantage_bps, plan_route
+from shared.routing import advantage_bps, plan_route, share_percent
 from shared.states import Status
 from shared.tokens import format_decimal
 
 
 
-def _percent(part: int, whole: int) -> str:
-    return format_decimal((Decimal(part) * 100 / whole).quantize(Decimal("0.01")))
-
-
 async def handle(message: RouteRequest, ctx: Context) -> ExecuteRequest | None:
     plan = plan_route(
-        message.quotes, message.curves, message.input_mint, message.output_mint,
+        message.size, message.quotes, message.curves, message.input_mint, message.output_mint,
         message.slippage_bps, message.floor_amount_out,
     )
-    if plan.expected_amount_out < message.floor_amount_out:
-        # No venue gives the floor (the price moved back after a limit fired, or minAmountOut
-        # asks for more than the market pays): filling now would break the client's bound.
+    short = plan.short_leg()
+    if short is not None:
+        # No plan gives every leg its share of the floor (the price moved back after a limit
+        # fired, or minAmountOut asks for more than the market pays): filling now would break
+        # the client's bound.
         await ctx.record(
             message.order_id, Status.FAILED,
             {"error": message.floor_reason, "expectedAmountOut": plan.expected_amount_out,
-             "floorAmountOut": message.floor_amount_out},
+             "floorAmountOut": message.floor_amount_out, "venue": short.venue,
+             "legExpectedAmountOut": short.expected_amount_out, "legMinAmountOut": short.min_amount_out},
             failure_reason=message.floor_reason,
         )
         return None
     token_in, token_out = ctx.tokens.by_mint(message.input_mint), ctx.tokens.by_mint(message.output_mint)
     if len(plan.legs) > 1:
-        runner_up = plan.best_single_amount_out
+        runner_up = plan.best_single_amount_out or None
     else:
         runner_up = max((q.amount_out for q in message.quotes if q.venue != plan.venue), default=None)
     data = {
@@ -52,8 +49,9 @@ async def handle(message: RouteRequest, ctx: Context) -> ExecuteRequest | None:
         "advantageBps": advantage_bps(plan.expected_amount_out, runner_up) if runner_up else None,
     }
     if len(plan.legs) > 1:
-        data["splitGainBps"] = advantage_bps(plan.expected_amount_out, plan.best_single_amount_out)
-        data["legs"] = [{**msgspec.to_builtins(leg), "sharePct": _percent(leg.amount_in, plan.amount_in)}
+        data["splitGainBps"] = (advantage_bps(plan.expected_amount_out, plan.best_single_amount_out)
+                                if plan.best_single_amount_out else None)
+        data["legs"] = [{**msgspec.to_builtins(leg), "sharePct": share_percent(leg.amount_in, plan.amount_in)}
                         for leg in plan.legs]
     event = await ctx.record(
         message.order_id, Status.ROUTED, data,

@@ -55,6 +55,7 @@ from shared.messages import NewOrder
 from shared.settings import load_settings
 from shared.submission import decode_order
 from shared.wiring import connect_world, forget_namespace
+from shared.states import TERMINAL_STATUSES
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDERS = tuple(
@@ -67,7 +68,6 @@ Orders quoted together (one batch) all see the same pool state, and the simulate
 has no arbitrageur: with 0.5 SOL orders on one pair, a batch of ~100 same-side orders moved
 the pool past their 3 % slippage bound (and failed, correctly); these keep each pool within
 ~2 % even for 5,000 orders at once."""
-TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
 STAGES = (("pending", "routing"), ("routing", "routed"), ("routed", "submitted"), ("submitted", "confirmed"))
 
 
@@ -269,7 +269,7 @@ async def round_trip(socket: LeanSocket, order: dict, started: float, result: Re
             return
         event = _seen.decode(text)
         result.delivered += event.seq is not None
-        if event.type == "error" or event.status in TERMINAL:
+        if event.type == "error" or event.status in TERMINAL_STATUSES:
             done.set_result(event)
 
     socket.on_message = on_message

@@ -31,10 +31,10 @@ import httpx
 from redis.asyncio import Redis
 
 from loadtest.bench import Services, forget_keys
+from shared.states import TERMINAL_STATUSES
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "loadtest" / "out"
-TERMINAL = ("confirmed", "failed", "cancelled", "expired")
 FAST_RECOVERY = {
     # Short step timeouts and a frequent reconciler, so recovery shows within seconds.
     "DEX_TRIGGER_JOB_TIMEOUT_S": "3", "DEX_QUOTE_JOB_TIMEOUT_S": "3", "DEX_ROUTE_JOB_TIMEOUT_S": "3",
@@ -204,7 +204,7 @@ async def wait_terminal(database_url: str, ids: list[str], seconds: float) -> No
         while time.monotonic() < deadline:
             open_orders = await connection.fetchval(
                 "SELECT count(*) FROM orders WHERE id = ANY($1::uuid[]) AND status <> ALL($2::text[])",
-                ids, list(TERMINAL))
+                ids, list(TERMINAL_STATUSES))
             if open_orders == 0:
                 return
             await asyncio.sleep(0.5)
@@ -221,13 +221,13 @@ async def verify(database_url: str, ids: list[str]) -> dict:
         await connection.close()
     statuses = collections.Counter(r["status"] for r in rows)
     reasons = collections.Counter((r["failure_reason"] or "?")[:60] for r in rows if r["status"] == "failed")
-    stuck = [r["id"] for r in rows if r["status"] not in TERMINAL]
+    stuck = [r["id"] for r in rows if r["status"] not in TERMINAL_STATUSES]
     twice = [r["id"] for r in rows
              if r["ok_txs"] > max(1, r["legs"]) or r["confirmed_events"] > 1
              or (r["status"] == "confirmed" and r["ok_txs"] != r["legs"])]
     missing = [r["id"] for r in rows
                if not (r["events"] == r["distinct_seqs"] == r["top"] == r["last_seq"])
-               or (r["status"] in TERMINAL and r["last_status"] != r["status"])]
+               or (r["status"] in TERMINAL_STATUSES and r["last_status"] != r["status"])]
     return {"found": len(rows), "stored_total": stored_total, "statuses": statuses, "reasons": reasons,
             "stuck": stuck, "twice": twice, "missing": missing}
 

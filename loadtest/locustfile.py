@@ -22,8 +22,8 @@ import time
 
 import websocket
 from locust import User, between, task
+from shared.states import TERMINAL_STATUSES
 
-TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
 MARKETS = (  # base, quote, (sell sizes in thousandths of base), (buy sizes in thousandths of quote)
     ("SOL", "USDC", (10, 200), (1_500, 30_000)),
     ("SOL", "USDT", (10, 100), (1_500, 15_000)),
@@ -81,7 +81,7 @@ class OrderUser(User):
             event = json.loads(self.socket.recv())
             if event.get("orderId") != order_id:
                 continue
-            if event.get("status") in wanted | TERMINAL:
+            if event.get("status") in wanted | TERMINAL_STATUSES:
                 error = None if event["status"] in wanted else f"{event['status']}: {event['data'].get('error')}"
                 self._fire(name, started, error)
                 return event

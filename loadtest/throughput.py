@@ -18,10 +18,10 @@ import time
 import websockets
 
 from local_runtime.auth import local_api_key
+from shared.states import TERMINAL_STATUSES
 
 ORDER = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "0.5",
          "slippageBps": 300}
-TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
 
 
 async def client(url: str, key: str, stop_at: float, latencies: list[float], outcomes: dict[str, int]) -> None:
@@ -31,7 +31,7 @@ async def client(url: str, key: str, stop_at: float, latencies: list[float], out
             await socket.send(json.dumps(ORDER))
             while True:
                 event = json.loads(await socket.recv())
-                if event.get("status") in TERMINAL or event.get("type") == "error":
+                if event.get("status") in TERMINAL_STATUSES or event.get("type") == "error":
                     break
             latencies.append(time.monotonic() - started)
             status = event.get("status", "error")

@@ -12,7 +12,7 @@ import asyncpg
 from redis.asyncio import Redis
 from saq import Worker
 
-from local_runtime.watchers import PriceWatcher
+from local_runtime.watchers import PriceWatcher, fire_now
 from shared.adapters.redis_triggers import RedisTriggerIndex
 from shared.adapters.queue_port import queue_port
 from shared.adapters.saq_queue import SaqQueues
@@ -89,5 +89,6 @@ async def start_engine(settings: Settings) -> Engine:
     queues = queue_port(settings)
     await queues.connect()
     ctx = world.ctx
-    watcher = PriceWatcher(world.market, ctx.venues, ctx.tokens, world.triggers, queues, ctx.clock)
+    watcher = PriceWatcher(world.market, ctx.venues, ctx.tokens, world.triggers, queues, ctx.clock,
+                           functools.partial(fire_now, ctx, queues))
     return Engine(settings, world, queues, watcher)

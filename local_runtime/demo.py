@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import websockets
+from shared.states import TERMINAL_STATUSES
 
 DEMO_ORDERS = (
     {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "1.5", "slippageBps": 100},
@@ -14,7 +15,6 @@ DEMO_ORDERS = (
     {"type": "market", "side": "buy", "baseAsset": "JUP", "quoteAsset": "USDC", "amount": "1000", "slippageBps": 75},
     {"type": "market", "side": "sell", "baseAsset": "BONK", "quoteAsset": "SOL", "amount": "25000000"},
 )
-TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
 
 
 async def _one(ws_url: str, number: int, order: dict, api_key: str) -> list[dict]:
@@ -29,7 +29,7 @@ async def _one(ws_url: str, number: int, order: dict, api_key: str) -> list[dict
             events.append(message)
             data = json.dumps(message["data"], separators=(",", ":"))
             print(f"[order {number}] {message['orderId'][:8]} seq={message['seq']} {message['status']:<9} {data}")
-            if message["status"] in TERMINAL:
+            if message["status"] in TERMINAL_STATUSES:
                 return events
 
 

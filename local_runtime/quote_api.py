@@ -9,12 +9,13 @@ from litestar import Response, get
 from litestar.datastructures import State
 from litestar.params import Parameter
 
-from functions.quote import SPLIT_MIN_IMPACT, SPLIT_STEPS
-from local_runtime.bootstrap import Engine
+from functions.intake import check_size
+from functions.quote import price_order
 from local_runtime.http_api import error_response
 from shared.errors import FieldError
+from shared.messages import Plan
 from shared.routing import NoRoute, plan_route
-from shared.tokens import parse_amount
+from shared.tokens import Token, parse_amount
 from shared.venues.swap import InsufficientLiquidity
 
 
@@ -27,47 +28,23 @@ async def get_quote(
     slippage_bps: int = Parameter(query="slippageBps", default=50, ge=0, le=10_000),
 ) -> Response:
     """Best plan (one venue or a split), every venue's quote, amount out, minimum amount out
-    (`otherAmountThreshold`), price impact. Nothing is stored."""
-    engine: Engine = state.engine
-    ctx = engine.ctx
+    (`otherAmountThreshold`), price impact: what a market order of this size would be routed to
+    now, by the same quote and route code. Nothing is stored."""
+    ctx = state.engine.ctx
     started = time.perf_counter()
     try:
-        if input_mint is None or output_mint is None:
-            missing = "inputMint" if input_mint is None else "outputMint"
-            raise FieldError(missing, f"{missing} is required")
-        token_in = ctx.tokens.resolve("inputMint", input_mint)
-        token_out = ctx.tokens.resolve("outputMint", output_mint)
-        if token_in == token_out:
-            raise FieldError("outputMint", "outputMint must differ from inputMint")
-        if not ctx.venues.supports(token_in.mint, token_out.mint):
-            raise FieldError("outputMint", f"NO_ROUTES_FOUND: no venue trades {token_in.symbol}/{token_out.symbol}")
-        amount_in = parse_amount("amount", amount, token_in)
+        token_in, token_out, amount_in = _pair_and_amount(ctx, input_mint, output_mint, amount)
     except FieldError as exc:
         return error_response(422, exc.message, exc.field)
-    quotes, failures = await ctx.venues.quote_all(token_in.mint, token_out.mint, amount_in)
-    curves = []
-    if len(quotes) == 2 and max(Decimal(q.price_impact) for q in quotes) >= SPLIT_MIN_IMPACT:
-        curves = [ctx.venues.curve(q.venue, token_in.mint, token_out.mint, amount_in, SPLIT_STEPS) for q in quotes]
+    quotes, failures, curves = await price_order(ctx, token_in.mint, token_out.mint, amount_in)
     try:
-        plan = plan_route(quotes, curves, token_in.mint, token_out.mint, slippage_bps)
+        plan = plan_route(amount_in, quotes, curves, token_in.mint, token_out.mint, slippage_bps)
     except NoRoute:
         return error_response(422, "NO_ROUTES_FOUND: " + "; ".join(f"{f.venue}: {f.error}" for f in failures), "amount")
-    route_plan, impact = [], Decimal(0)
-    for leg in plan.legs:
-        try:
-            outcome = ctx.venues.outcome(leg.venue, token_in.mint, token_out.mint, leg.amount_in)
-        except InsufficientLiquidity:
-            return error_response(422, "NO_ROUTES_FOUND: liquidity moved", "amount")
-        impact += outcome.price_impact * leg.amount_in / plan.amount_in
-        route_plan.append({
-            "swapInfo": {
-                "ammKey": leg.pool, "label": leg.venue, "inputMint": token_in.mint, "outputMint": token_out.mint,
-                "inAmount": str(leg.amount_in), "outAmount": str(leg.expected_amount_out),
-                "feeAmount": str(outcome.fee), "feeMint": token_in.mint,
-            },
-            "percent": (leg.amount_in * 100 + plan.amount_in // 2) // plan.amount_in,
-        })
-    route_plan[-1]["percent"] = 100 - sum(step["percent"] for step in route_plan[:-1])  # shares add up to 100
+    try:
+        route_plan, impact = _route_plan(ctx, plan)
+    except InsufficientLiquidity:
+        return error_response(422, "NO_ROUTES_FOUND: liquidity moved", "amount")
     return Response({
         "inputMint": token_in.mint,
         "outputMint": token_out.mint,
@@ -84,3 +61,39 @@ async def get_quote(
         "failures": [{"venue": f.venue, "error": f.error} for f in failures],
         "timeTaken": round(time.perf_counter() - started, 6),
     })
+
+
+def _pair_and_amount(ctx, input_mint: str | None, output_mint: str | None, amount: str) -> tuple[Token, Token, int]:
+    """The tokens and the amount in base units, checked as a market order's would be (the same
+    per-asset maximum); FieldError names what is wrong."""
+    if input_mint is None or output_mint is None:
+        missing = "inputMint" if input_mint is None else "outputMint"
+        raise FieldError(missing, f"{missing} is required")
+    token_in = ctx.tokens.resolve("inputMint", input_mint)
+    token_out = ctx.tokens.resolve("outputMint", output_mint)
+    if token_in == token_out:
+        raise FieldError("outputMint", "outputMint must differ from inputMint")
+    if not ctx.venues.supports(token_in.mint, token_out.mint):
+        raise FieldError("outputMint", f"NO_ROUTES_FOUND: no venue trades {token_in.symbol}/{token_out.symbol}")
+    amount_in = parse_amount("amount", amount, token_in)
+    check_size(ctx.settings, token_in, amount_in)
+    return token_in, token_out, amount_in
+
+
+def _route_plan(ctx, plan: Plan) -> tuple[list[dict], Decimal]:
+    """Jupiter's routePlan (one entry per leg, percents adding up to 100) and the plan's price
+    impact (the legs' impacts weighted by input)."""
+    route_plan, impact = [], Decimal(0)
+    for leg in plan.legs:
+        outcome = ctx.venues.outcome(leg.venue, plan.input_mint, plan.output_mint, leg.amount_in)
+        impact += outcome.price_impact * leg.amount_in / plan.amount_in
+        route_plan.append({
+            "swapInfo": {
+                "ammKey": leg.pool, "label": leg.venue, "inputMint": plan.input_mint, "outputMint": plan.output_mint,
+                "inAmount": str(leg.amount_in), "outAmount": str(leg.expected_amount_out),
+                "feeAmount": str(outcome.fee), "feeMint": plan.input_mint,
+            },
+            "percent": (leg.amount_in * 100 + plan.amount_in // 2) // plan.amount_in,
+        })
+    route_plan[-1]["percent"] = 100 - sum(step["percent"] for step in route_plan[:-1])  # shares add up to 100
+    return route_plan, impact

@@ -12,8 +12,7 @@ from local_runtime.bootstrap import Engine
 from local_runtime.http_api import error_response
 from shared.submission import InputError, decode_body
 from shared.errors import FieldError
-from shared.tokens import Token, check_mint, format_decimal, parse_amount
-from shared.triggers import parse_price
+from shared.tokens import Token, check_mint, format_decimal, parse_amount, parse_price
 from shared.venues.market import VENUES, LaunchPlan
 
 MAX_MOVE = 100

@@ -1,18 +1,20 @@
 """The simulated world's clockwork: price changes fire limit orders, launches fire sniper
 orders, time expires resting orders. Each firing is claimed in the Redis index (once, however
-many watchers run) and handed to the `trigger` function through its queue."""
+many watchers run) and run through the `trigger` function here, whose conditional change
+(waiting → triggered) decides against a racing cancel; the next step goes to its queue."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from decimal import ROUND_CEILING, Decimal
 
 import msgspec
 
+from functions import trigger
 from shared.adapters.redis_triggers import RedisTriggerIndex, RestingOrder
-from shared.adapters.saq_queue import SaqQueues
-from shared.context import Clock
+from shared.context import Clock, Context, Queues
 from shared.messages import ExpireRequest, LaunchRefused, TriggerFired
 from shared.prices import price_of_base
 from shared.tokens import SOL, Token, TokenRegistry, format_decimal
@@ -24,6 +26,27 @@ from shared.venues.swap import InsufficientLiquidity
 log = logging.getLogger("engine.watchers")
 
 
+Fire = Callable[[TriggerFired], Awaitable[bool]]
+"""Hands a claimed order over to fire: True if it fired."""
+
+
+async def fire_now(ctx: Context, queues: Queues, message: TriggerFired) -> bool:
+    """Run `trigger` on a claimed order here and now, so the caller learns whether it really
+    fired: its conditional change (waiting → triggered) decides against a racing cancel or
+    expiry (False). The next step goes to its queue. Should the step fail here (PostgreSQL
+    away), the message goes to `trigger`'s queue instead, whose retries take over."""
+    try:
+        follow_up = await trigger.handle(message, ctx)
+    except Exception as exc:
+        log.warning("firing %s here failed (%s: %s); queued for trigger", message.order_id, type(exc).__name__, exc)
+        await queues.send(message)
+        return True
+    if follow_up is None:
+        return False
+    await queues.send(follow_up)
+    return True
+
+
 class PriceWatcher:
     def __init__(
         self,
@@ -31,8 +54,9 @@ class PriceWatcher:
         venues: SimulatedVenues,
         tokens: TokenRegistry,
         index: RedisTriggerIndex,
-        queues: SaqQueues,
+        queues: Queues,
         clock: Clock,
+        fire: Fire,
     ) -> None:
         self._market = market
         self._venues = venues
@@ -40,6 +64,7 @@ class PriceWatcher:
         self._index = index
         self._queues = queues
         self._clock = clock
+        self._fire = fire
 
     def _best_fill(self, order: RestingOrder, venues=VENUES) -> tuple[str, Decimal, object] | None:
         """(venue, price quote-per-base, outcome) of the best single-venue fill for this size now."""
@@ -74,15 +99,14 @@ class PriceWatcher:
                     if await self._index.claim_limit(order):
                         reason = {"venue": fill[0], "price": format_decimal(fill[1]),
                                   "limitPrice": format_decimal(order.limit_price)}
-                        await self._queues.send(TriggerFired(order.order_id, reason))
-                        fired += 1
+                        fired += await self._fire(TriggerFired(order.order_id, reason))
         return fired
 
     async def launch(self, plan: LaunchPlan, quote: Token) -> dict[str, int]:
         """Open the planned pool and show it to the sniper orders waiting for its token."""
         self._tokens.add(plan.base)
         self._market.launch(plan.venue, plan.base, quote, plan.base_amount, plan.quote_amount)
-        outcome = await self.launched(plan.venue, plan.base)
+        outcome = await self.launched(plan.venue, plan.base, quote)
         log.info("launched %s", msgspec.json.encode({"venue": plan.venue, "mint": plan.base.mint, **outcome}).decode())
         return outcome
 
@@ -91,18 +115,21 @@ class PriceWatcher:
         if plan is not None:
             await self.launch(plan, SOL)
 
-    async def launched(self, venue: str, base: Token) -> dict[str, int]:
-        """Show a new pool to every sniper order waiting for its token."""
+    async def launched(self, venue: str, base: Token, quote: Token) -> dict[str, int]:
+        """Show a new pool (base/quote) to every sniper order waiting to buy its token with its
+        quote token. An order buying the token with another quote asset is not concerned: a
+        launch on another pair is ignored, not refused."""
         outcome = {"fired": 0, "refused": 0}
         for order in await self._index.snipers(base.mint):
-            quote = self._tokens.by_mint(order.quote_mint)
+            if order.quote_mint != quote.mint:
+                continue
             fill = self._best_fill(order, venues=(venue,))
             if fill is None:
                 refusal, facts = "the new pool cannot fill this size", {}
             else:
                 pool = self._market.pool(venue, order.input_mint, order.output_mint)
                 impact_bps = int((fill[2].price_impact * 10_000).to_integral_value(rounding=ROUND_CEILING))
-                launch = Launch(venue, quote.to_ui(pool.depth_y()), fill[1], impact_bps)
+                launch = Launch(venue, quote.to_ui(pool.reserve_of(quote.mint)), fill[1], impact_bps)
                 refusal = launch_refusal(order.conditions or {}, launch)
                 facts = {"venue": venue, "liquidity": format_decimal(launch.liquidity_quote),
                          "price": format_decimal(launch.price), "priceImpactBps": launch.price_impact_bps}
@@ -110,8 +137,7 @@ class PriceWatcher:
                 await self._queues.send(LaunchRefused(order.order_id, refusal, facts))
                 outcome["refused"] += 1
             elif await self._index.claim_sniper(order):
-                await self._queues.send(TriggerFired(order.order_id, {"launch": facts}))
-                outcome["fired"] += 1
+                outcome["fired"] += await self._fire(TriggerFired(order.order_id, {"launch": facts}))
         return outcome
 
     async def expire_due(self) -> int:

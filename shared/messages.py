@@ -133,18 +133,22 @@ class VenueQuote(msgspec.Struct, frozen=True, rename="camel"):
     fee: int
     price_impact: str
     liquidity: int
-    """Pool depth measured in the output token's base units: the first tie-breaker."""
+    """The pool's depth in the output token: how much of it the pool holds, in base units (the
+    first tie-breaker)."""
     latency_ms: int
 
 
 class QuoteCurve(msgspec.Struct, frozen=True, rename="camel"):
-    """A venue's output for evenly spaced fractions of the order: amounts_out[i] is what
-    i/steps of the input would give (amounts_out[0] == 0). Used to find splits."""
+    """A venue's output at sampled sizes of one order: `amounts_in[i]` of the input gives
+    `amounts_out[i]` (0: the pool cannot fill that size). Two venues' curves are sampled so
+    that their sizes pair up into splits of the whole order (see SimulatedVenues.split_curves)."""
 
     venue: str
     pool: str
-    steps: int
+    amounts_in: list[int]
     amounts_out: list[int]
+    max_amount_in: int | None = None
+    """The most this pool can take in one swap (None: any size)."""
 
 
 class VenueFailure(msgspec.Struct, frozen=True, rename="camel"):
@@ -167,6 +171,12 @@ class RouteRequest(msgspec.Struct, frozen=True):
     curves: list[QuoteCurve] = []
     floor_reason: str = "slippage"
     side: str | None = None
+    amount_in: int = 0
+    """The order's size (0 in a message from before this field: the quotes' size)."""
+
+    @property
+    def size(self) -> int:
+        return self.amount_in or (self.quotes[0].amount_in if self.quotes else 0)
 
 
 class Leg(msgspec.Struct, frozen=True, rename="camel"):
@@ -193,6 +203,11 @@ class Plan(msgspec.Struct, frozen=True, rename="camel"):
     @property
     def venue(self) -> str:
         return self.legs[0].venue if len(self.legs) == 1 else "split"
+
+    def short_leg(self) -> Leg | None:
+        """A leg expected to give less than its minimum (its share of the order's floor): the
+        plan cannot be filled within the order's bounds."""
+        return next((leg for leg in self.legs if leg.expected_amount_out < leg.min_amount_out), None)
 
 
 class ExecuteRequest(msgspec.Struct, frozen=True):

@@ -11,7 +11,8 @@ from shared.events import Event
 from shared.states import Status
 
 UPDATABLE_FIELDS = frozenset(
-    {"min_amount_out", "venue", "plan", "tx_signature", "amount_out", "executed_price", "failure_reason", "attempts"}
+    {"min_amount_out", "venue", "plan", "tx_signature", "amount_out", "filled_amount_in", "executed_price",
+     "failure_reason", "attempts"}
 )
 
 
@@ -41,6 +42,8 @@ class OrderRecord:
     plan: dict[str, Any] | None = None
     tx_signature: str | None = None
     amount_out: int | None = None
+    filled_amount_in: int | None = None
+    """What the order sold: `amount_in`, or less when only some legs of a split landed."""
     executed_price: Decimal | None = None
     failure_reason: str | None = None
     attempts: int = 0

@@ -1,10 +1,14 @@
-"""Choosing where an order goes: most net output for its size, then liquidity, then latency."""
+"""Choosing where an order goes: the plan (one venue, or a split across two) with the most net
+output for its size, every leg within the order's floor; equal outputs go to the deeper pool,
+then the faster venue."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from shared.messages import Leg, Plan, QuoteCurve, VenueQuote
+from shared.tokens import format_decimal
 
 BPS = 10_000
 
@@ -60,32 +64,63 @@ def advantage_bps(best: int, other: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Split:
-    """Fraction `share`/`steps` of the input to `first`, the rest to `second`."""
+    """`first_in` of the order to `first`'s venue, `second_in` to `second`'s."""
 
     first: QuoteCurve
     second: QuoteCurve
-    share: int
-    steps: int
-    amount_out: int
+    first_in: int
+    first_out: int
+    second_in: int
+    second_out: int
+
+    @property
+    def amount_out(self) -> int:
+        return self.first_out + self.second_out
 
 
-def best_split(curves: list[QuoteCurve]) -> Split | None:
-    """The most output from sharing the order between two venues, searched over every
-    1/steps of the input. Both outputs are concave in size, so this is where their
-    marginal prices meet (to within one step). None without two curves to combine."""
-    if len(curves) != 2 or curves[0].steps != curves[1].steps:
-        return None
+def splits(curves: list[QuoteCurve], amount_in: int) -> list[Split]:
+    """Every split two curves offer: their sizes paired up, adding up to the order, both fillable."""
+    if len(curves) != 2:
+        return []
     first, second = curves
-    steps = first.steps
-    share = max(range(1, steps), key=lambda i: first.amounts_out[i] + second.amounts_out[steps - i])
-    return Split(first, second, share, steps, first.amounts_out[share] + second.amounts_out[steps - share])
+    return [
+        Split(first, second, a, out_a, b, out_b)
+        for a, out_a, b, out_b in zip(first.amounts_in, first.amounts_out, second.amounts_in, second.amounts_out,
+                                      strict=False)
+        if a + b == amount_in and out_a > 0 and out_b > 0
+    ]
 
 
-def _ceil_share(total: int, part: int, whole: int) -> int:
-    return -(-total * part // whole) if whole else 0
+def best_split(curves: list[QuoteCurve], amount_in: int) -> Split | None:
+    """The split giving the most output (the first such, in the curves' order), or None."""
+    return max(splits(curves, amount_in), key=lambda split: split.amount_out, default=None)
+
+
+def leg_floor(floor_amount_out: int, leg_in: int, amount_in: int) -> int:
+    """A leg's share of the order's floor, by its share of the input, rounded up: with the floor
+    a limit converted at the limit price (rounded up), each leg gets at least its own input
+    converted at the limit, so no leg can fill worse than the limit."""
+    return -(-floor_amount_out * leg_in // amount_in) if floor_amount_out else 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Option:
+    legs: list[tuple[str, str, int, int]]
+    """(venue, pool, amount in, expected amount out) per leg."""
+    meets_floor: bool
+
+    @property
+    def amount_out(self) -> int:
+        return sum(leg[3] for leg in self.legs)
+
+
+def share_percent(part: int, whole: int) -> str:
+    """`part` of `whole` in percent, to two decimals (\"37.5\")."""
+    return format_decimal((Decimal(part) * 100 / whole).quantize(Decimal("0.01")))
 
 
 def plan_route(
+    amount_in: int,
     quotes: list[VenueQuote],
     curves: list[QuoteCurve],
     input_mint: str,
@@ -93,41 +128,45 @@ def plan_route(
     slippage_bps: int,
     floor_amount_out: int = 0,
 ) -> Plan:
-    """Best single venue, or a split when it gives more. Each leg's minimum is the larger of
-    its slippage bound and its share of the order's floor (a limit order's limit)."""
-    decision = choose_venue(quotes)
-    best = decision.best
-    amount_in = best.amount_in
-    split = best_split(curves)
-    if split is not None and split.amount_out > best.amount_out:
-        first_in = amount_in * split.share // split.steps
-        parts = [
-            (split.first, first_in, split.first.amounts_out[split.share]),
-            (split.second, amount_in - first_in, split.second.amounts_out[split.steps - split.share]),
-        ]
-        gain = advantage_bps(split.amount_out, best.amount_out)
-        reason = f"split {split.share}/{split.steps} beats {best.venue} alone by {gain} bps"
+    """The plan with the most expected output among every venue alone and every split the curves
+    offer, preferring one that gives each leg at least its share of the order's floor (a limit
+    order's limit, a minAmountOut); on equal output one venue beats a split. Each leg's minimum
+    is the larger of its slippage bound and that share. If no plan meets the floor, the best
+    one is returned all the same: the caller sees a leg expected below its minimum."""
+    ranked = sorted(quotes, key=_rank_key)
+    found = splits(curves, amount_in)
+    if not ranked and not found:
+        raise NoRoute("no venue returned a quote")
+
+    def option(legs: list[tuple[str, str, int, int]]) -> _Option:
+        return _Option(legs, all(out >= leg_floor(floor_amount_out, leg_in, amount_in) for _, _, leg_in, out in legs))
+
+    options = [option([(q.venue, q.pool, amount_in, q.amount_out)]) for q in ranked]
+    options += [option([(s.first.venue, s.first.pool, s.first_in, s.first_out),
+                        (s.second.venue, s.second.pool, s.second_in, s.second_out)]) for s in found]
+    best = max(options, key=lambda o: (o.meets_floor, o.amount_out))  # the first of equals: singles come first
+    best_single = ranked[0].amount_out if ranked else 0
+    if len(best.legs) == 1:
+        reason = choose_venue(quotes).reason
     else:
-        parts = [(best, amount_in, best.amount_out)]
-        reason = decision.reason
-    expected = sum(out for _, _, out in parts)
+        shares = "/".join(f"{share_percent(leg[2], amount_in)}%" for leg in best.legs)
+        if ranked:
+            reason = (f"split {shares} beats {ranked[0].venue} alone by "
+                      f"{advantage_bps(best.amount_out, best_single)} bps")
+        else:
+            reason = f"split {shares}: no venue can fill the whole order alone"
     legs = [
-        Leg(
-            venue=source.venue,
-            pool=source.pool,
-            amount_in=leg_in,
-            expected_amount_out=leg_out,
-            min_amount_out=max(min_amount_out(leg_out, slippage_bps), _ceil_share(floor_amount_out, leg_out, expected)),
-        )
-        for source, leg_in, leg_out in parts
+        Leg(venue=venue, pool=pool, amount_in=leg_in, expected_amount_out=leg_out,
+            min_amount_out=max(min_amount_out(leg_out, slippage_bps), leg_floor(floor_amount_out, leg_in, amount_in)))
+        for venue, pool, leg_in, leg_out in best.legs
     ]
     return Plan(
         input_mint=input_mint,
         output_mint=output_mint,
         amount_in=amount_in,
-        expected_amount_out=expected,
+        expected_amount_out=best.amount_out,
         min_amount_out=sum(leg.min_amount_out for leg in legs),
         reason=reason,
         legs=legs,
-        best_single_amount_out=best.amount_out,
+        best_single_amount_out=best_single,
     )

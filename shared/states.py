@@ -15,12 +15,15 @@ class Status(StrEnum):
     BUILDING = "building"
     SUBMITTED = "submitted"
     CONFIRMED = "confirmed"
+    PARTIALLY_FILLED = "partially_filled"
     FAILED = "failed"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
 
 
-TERMINAL_STATUSES = frozenset({Status.CONFIRMED, Status.FAILED, Status.CANCELLED, Status.EXPIRED})
+TERMINAL_STATUSES = frozenset(
+    {Status.CONFIRMED, Status.PARTIALLY_FILLED, Status.FAILED, Status.CANCELLED, Status.EXPIRED}
+)
 RESTING_STATUSES = frozenset({Status.WAITING})
 """Waiting for a trigger (a price, a launch, the expiry): no step is due."""
 PIPELINE_STATUSES = frozenset(Status) - TERMINAL_STATUSES - RESTING_STATUSES
@@ -35,9 +38,11 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.ROUTING: frozenset({Status.ROUTED, Status.FAILED}),
     Status.ROUTED: frozenset({Status.BUILDING, Status.FAILED}),
     Status.BUILDING: frozenset({Status.SUBMITTED, Status.FAILED}),
-    # A submitted transaction may land or not; nothing else can happen to it.
-    Status.SUBMITTED: frozenset({Status.CONFIRMED, Status.FAILED}),
+    # A submitted transaction may land or not; nothing else can happen to it. With a split, some
+    # legs may land and others not: the order ends partially filled.
+    Status.SUBMITTED: frozenset({Status.CONFIRMED, Status.PARTIALLY_FILLED, Status.FAILED}),
     Status.CONFIRMED: frozenset(),
+    Status.PARTIALLY_FILLED: frozenset(),
     Status.FAILED: frozenset(),
     Status.CANCELLED: frozenset(),
     Status.EXPIRED: frozenset(),

@@ -5,7 +5,6 @@ acknowledged order is a stored order), and the hand-off to the next queue."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Literal
 import msgspec
 
 from functions import trigger
+from functions.intake import read_order
 from functions.chain import CHAIN
 from shared.adapters.redis_limits import ClientLimits
 from shared.db.api_keys import ApiClient, PgApiKeys
@@ -25,7 +25,6 @@ AUTO_KEY_PREFIX = "auto:"
 """Marks a submission key the engine made up because the client sent none."""
 _decoder = msgspec.json.Decoder(OrderRequest)
 _KEY_PATTERN = re.compile(PRINTABLE_KEY)
-_encoder = msgspec.json.Encoder()
 _REFUSALS = {
     "rate": "too many orders: over this client's orders per minute",
     "in_flight": "too many orders in flight: wait for one to finish",
@@ -114,10 +113,6 @@ class Submitted:
     """True when the idempotency key named an order this client already placed: nothing new was made."""
 
 
-def fingerprint(request: OrderRequest) -> str:
-    return hashlib.sha256(_encoder.encode(request)).hexdigest()
-
-
 class OrderDesk:
     def __init__(self, ctx: Context, queues: Queues, limits: ClientLimits) -> None:
         self._ctx = ctx
@@ -136,7 +131,10 @@ class OrderDesk:
             raise InputError(422, "Idempotency-Key must be 1 to 128 printable characters", "Idempotency-Key")
         explicit = idempotency_key or request.client_order_id
         key = explicit or f"{AUTO_KEY_PREFIX}{uuid.uuid4().hex}"
-        digest = fingerprint(request)
+        try:  # the parsed order's fingerprint: equivalent requests are the same order
+            digest = read_order(request, self._ctx.tokens, self._ctx.settings).fingerprint()
+        except FieldError as exc:
+            raise InputError(422, exc.message, exc.field) from None
         if explicit is not None:
             repeat = await self._repeat(client.client_id, key, digest, idempotency_key is not None)
             if repeat is not None:

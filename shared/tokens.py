@@ -13,7 +13,10 @@ from shared.errors import FieldError
 U64_MAX = 2**64 - 1
 """SPL token amounts are u64: nothing larger can exist on chain."""
 
-_DECIMAL_RE = re.compile(r"^(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?$")
+_DECIMAL_RE = re.compile(r"(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?")
+"""Every decimal field of the API: ASCII digits with an optional fraction; no sign, exponent,
+space or other character around it (matched whole)."""
+MAX_PRICE_DIGITS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +93,20 @@ def check_mint(field: str, mint: str) -> str:
     return mint
 
 
+def _decimal(field: str, text: str, example: str) -> re.Match:
+    match = _DECIMAL_RE.fullmatch(text) if len(text) <= 64 else None
+    if match is None:
+        raise TokenError(field, f"{field} must be a positive decimal string such as \"{example}\"")
+    return match
+
+
 def parse_amount(field: str, text: str, token: Token) -> int:
     """An exact decimal string ("1.5") as base units of `token` (1_500_000_000 lamports).
 
-    Refuses signs, exponents, zero, more decimals than the token has, and values
-    beyond u64: none of these can be a real SPL amount.
+    Refuses signs, exponents, surrounding spaces, zero, more decimals than the token has, and
+    values beyond u64: none of these can be a real SPL amount.
     """
-    match = _DECIMAL_RE.match(text.strip()) if len(text) <= 64 else None
-    if match is None:
-        raise TokenError(field, f"{field} must be a positive decimal string such as \"1.5\"")
+    match = _decimal(field, text, "1.5")
     frac = match["frac"] or ""
     if len(frac) > token.decimals:
         raise TokenError(field, f"{field} has {len(frac)} decimals; {token.symbol} allows at most {token.decimals}")
@@ -108,3 +116,14 @@ def parse_amount(field: str, text: str, token: Token) -> int:
     if base_units > U64_MAX:
         raise TokenError(field, f"{field} exceeds the largest possible {token.symbol} amount")
     return base_units
+
+
+def parse_price(field: str, text: str) -> Decimal:
+    """A positive decimal string such as "180.5" (same rule as amounts; at most 30 significant digits)."""
+    _decimal(field, text, "180.5")
+    if len(text.replace(".", "").lstrip("0")) > MAX_PRICE_DIGITS:
+        raise TokenError(field, f"{field} has more than {MAX_PRICE_DIGITS} significant digits")
+    price = Decimal(text)
+    if price <= 0:
+        raise TokenError(field, f"{field} must be greater than zero")
+    return price

@@ -5,7 +5,6 @@ Prices are Decimals in UI terms: quote tokens per base token.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal, InvalidOperation, localcontext
@@ -14,37 +13,40 @@ from shared.errors import FieldError
 from shared.tokens import Token
 
 MAX_LIFETIME = timedelta(days=30)
-_PRICE_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
-
-
-def parse_price(field: str, text: str) -> Decimal:
-    """A positive decimal string such as "180.5" (no signs, no exponents)."""
-    if not _PRICE_RE.fullmatch(text) or len(text.replace(".", "").lstrip("0")) > 30:
-        raise FieldError(field, f"{field} must be a positive decimal string such as \"180.5\"")
-    price = Decimal(text)
-    if price <= 0:
-        raise FieldError(field, f"{field} must be greater than zero")
-    return price
 
 
 RELATIVE_SECONDS_BELOW = 1_000_000_000
 """An integer expiry below this (2001 as Unix time) is a number of seconds from now."""
 
 
-def parse_expiry(field: str, value: str | int, now: datetime) -> datetime:
-    """An ISO 8601 time (UTC if it has no offset), Unix seconds, or — below 10^9 — seconds
-    from now; in the future and within 30 days."""
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """An expiry as the client gave it, read but not yet placed in time: `seconds` after the
+    order is taken, or `at` a moment. Two orders with equal expiries are equal orders."""
+
+    seconds: int | None = None
+    at: datetime | None = None
+
+    def moment(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.seconds) if self.seconds is not None else self.at
+
+
+def read_expiry(field: str, value: str | int) -> Expiry:
+    """An ISO 8601 time (UTC if it has no offset), Unix seconds, or — below 10^9 — seconds from now."""
     try:
         if isinstance(value, int) and 0 < value < RELATIVE_SECONDS_BELOW:
-            moment = now + timedelta(seconds=value)
-        elif isinstance(value, int):
-            moment = datetime.fromtimestamp(value, UTC)
-        else:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
+            return Expiry(seconds=value)
+        if isinstance(value, int):
+            return Expiry(at=datetime.fromtimestamp(value, UTC))
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except (ValueError, OverflowError, OSError):
         raise FieldError(field, f"{field} must be an ISO 8601 time or Unix seconds") from None
+    return Expiry(at=moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
+
+
+def parse_expiry(field: str, value: str | int | Expiry, now: datetime) -> datetime:
+    """The expiry as a moment, which must be in the future and within 30 days of `now`."""
+    moment = (value if isinstance(value, Expiry) else read_expiry(field, value)).moment(now)
     if moment <= now:
         raise FieldError(field, f"{field} is in the past")
     if moment - now > MAX_LIFETIME:

@@ -32,6 +32,7 @@ def order_view(order: OrderRecord, tokens: TokenRegistry) -> dict[str, Any]:
         "plan": order.plan,
         "txSignature": order.tx_signature,
         "amountOut": order.amount_out,
+        "filledAmountIn": order.filled_amount_in,
         "executionPrice": None if order.executed_price is None else format_decimal(order.executed_price),
         "failureReason": order.failure_reason,
         "attempts": order.attempts,

@@ -62,6 +62,7 @@ def _record(row: asyncpg.Record) -> OrderRecord:
         plan=None if row["plan"] is None else msgspec.json.decode(row["plan"]),
         tx_signature=row["tx_signature"],
         amount_out=_int_or_none(row["amount_out"]),
+        filled_amount_in=_int_or_none(row["filled_amount_in"]),
         executed_price=row["executed_price"],
         failure_reason=row["failure_reason"],
         attempts=row["attempts"],
@@ -116,7 +117,7 @@ SELECT id::text FROM o
 
 _FIELD_TYPES = {
     "min_amount_out": "numeric", "venue": "text", "plan": "jsonb", "tx_signature": "text", "amount_out": "numeric",
-    "executed_price": "numeric", "failure_reason": "text", "attempts": "int",
+    "filled_amount_in": "numeric", "executed_price": "numeric", "failure_reason": "text", "attempts": "int",
 }
 _FIELDS = tuple(sorted(_FIELD_TYPES))
 assert set(_FIELDS) == UPDATABLE_FIELDS, "every updatable field needs its column type here"

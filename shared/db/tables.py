@@ -40,6 +40,8 @@ class Order(Table, tablename="orders"):
     plan = JSONB(null=True, default=None)
     tx_signature = Varchar(length=88, null=True, default=None)
     amount_out = Numeric(digits=U64, null=True, default=None)
+    filled_amount_in = Numeric(digits=U64, null=True, default=None)
+    """What the order sold (of `amount_in`): less when only some legs of a split landed."""
     executed_price = Numeric(null=True, default=None)
     failure_reason = Text(null=True, default=None)
     attempts = Integer(default=0)

@@ -70,8 +70,8 @@ class DlmmPool:
     last_swap_at_s: float = float("-inf")
     y_per_bin: int = 0
     bins_each_side: int = 0
-    _depth_y: int | None = field(default=None, repr=False, compare=False)
-    """depth_y() as of the last change of the bins (every quote reports it)."""
+    _reserves: tuple[int, int] | None = field(default=None, repr=False, compare=False)
+    """(x, y) held in all bins, as of the last change of the bins (every quote reports it)."""
 
     @classmethod
     def with_uniform_liquidity(
@@ -91,7 +91,7 @@ class DlmmPool:
     def fill_around(self, active_id: int, y_per_bin: int, bins_each_side: int) -> None:
         """Lay liquidity out evenly: y below the active bin, x above, half of each in it."""
         self.active_id, self.y_per_bin, self.bins_each_side = active_id, y_per_bin, bins_each_side
-        self._depth_y = None
+        self._reserves = None
         self.bins = {active_id: Bin(_floor(_MATH.divide(y_per_bin // 2, self.bin_price(active_id))), y_per_bin // 2)}
         for offset in range(1, bins_each_side + 1):
             self.bins[active_id - offset] = Bin(0, y_per_bin)
@@ -101,12 +101,59 @@ class DlmmPool:
     def price(self) -> Decimal:
         return self.bin_price(self.active_id)
 
-    def depth_y(self) -> int:
-        """Liquidity measured in y, x valued at each bin's price."""
-        if self._depth_y is None:
-            self._depth_y = sum(b.amount_y + _floor(_MATH.multiply(b.amount_x, self.bin_price(i)))
-                                for i, b in self.bins.items())
-        return self._depth_y
+    def reserve_of(self, mint: str) -> int:
+        """How much of `mint` the pool holds across its bins (its depth in that token)."""
+        if mint not in (self.mint_x, self.mint_y):
+            raise KeyError(mint)
+        if self._reserves is None:
+            self._reserves = (sum(b.amount_x for b in self.bins.values()), sum(b.amount_y for b in self.bins.values()))
+        return self._reserves[0] if mint == self.mint_x else self._reserves[1]
+
+    def max_amount_in(self, mint_in: str, now_s: float) -> int | None:
+        """The most input one swap at `now_s` can take: the cost of emptying every bin on its way
+        (selling x walks down from the active bin, buying x walks up), fees included, plus what
+        the last bin still absorbs through rounding. One base unit more finds no bin to fill."""
+        if mint_in not in (self.mint_x, self.mint_y):
+            raise KeyError(mint_in)
+        selling_x = mint_in == self.mint_x
+        reference, index_reference = self._volatility_start(now_s)
+        total, bin_id = 0, self.active_id
+        while (current := self.bins.get(bin_id)) is not None:
+            _, rate = self._bin_rate(bin_id, reference, index_reference)
+            net, fee = self._drain(current.amount_y if selling_x else current.amount_x, bin_id, rate, selling_x)
+            total += net + fee
+            bin_id += -1 if selling_x else 1
+        if total == 0:
+            return 0
+        # Rounding lets the last bin take a few units more: find the exact edge (fills are monotone).
+        step = 1
+        while self._fills(mint_in, total + step, now_s):
+            step *= 2
+        low, high = total + step // 2, total + step  # low fills (or is `total`), high does not
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if self._fills(mint_in, middle, now_s) else (low, middle)
+        return low
+
+    def _fills(self, mint_in: str, amount_in: int, now_s: float) -> bool:
+        try:
+            self._walk(mint_in, amount_in, now_s, apply=False)
+        except InsufficientLiquidity:
+            return False
+        return True
+
+    def _bin_rate(self, bin_id: int, reference: int, index_reference: int) -> tuple[int, int]:
+        """(volatility accumulator, fee rate) for a swap crossing into `bin_id`."""
+        accumulator = min(
+            reference + abs(index_reference - bin_id) * BASIS_POINT_MAX, self.fees.max_volatility_accumulator
+        )
+        return accumulator, min(self.base_fee_rate() + self.variable_fee_rate(accumulator), MAX_FEE_RATE)
+
+    def _drain(self, reserve_out: int, bin_id: int, rate: int, selling_x: bool) -> tuple[int, int]:
+        """(net input, fee) that takes all `reserve_out` of a bin."""
+        price = self.bin_price(bin_id)
+        net = _ceil(_MATH.divide(reserve_out, price) if selling_x else _MATH.multiply(reserve_out, price))
+        return net, _ceil_div(net * rate, FEE_PRECISION - rate)
 
     def base_fee_rate(self) -> int:
         return self.fees.base_factor * self.bin_step * 10
@@ -145,10 +192,7 @@ class DlmmPool:
             current = self.bins.get(bin_id)
             if current is None:
                 raise InsufficientLiquidity("the pool has no more bins to fill this size")
-            accumulator = min(
-                reference + abs(index_reference - bin_id) * BASIS_POINT_MAX, self.fees.max_volatility_accumulator
-            )
-            rate = min(self.base_fee_rate() + self.variable_fee_rate(accumulator), MAX_FEE_RATE)
+            accumulator, rate = self._bin_rate(bin_id, reference, index_reference)
             price = self.bin_price(bin_id)
             reserve_out = current.amount_y if selling_x else current.amount_x
             fee = _ceil_div(remaining * rate, FEE_PRECISION)
@@ -157,8 +201,7 @@ class DlmmPool:
             if out <= reserve_out:
                 used, got = remaining, out
             else:
-                net = _ceil(_MATH.divide(reserve_out, price) if selling_x else _MATH.multiply(reserve_out, price))
-                fee = _ceil_div(net * rate, FEE_PRECISION - rate)
+                net, fee = self._drain(reserve_out, bin_id, rate, selling_x)
                 used, got = min(net + fee, remaining), reserve_out
             fills.append((current, used, got))
             remaining -= used
@@ -178,7 +221,7 @@ class DlmmPool:
                     filled.amount_x, filled.amount_y = filled.amount_x + used, filled.amount_y - got
                 else:
                     filled.amount_y, filled.amount_x = filled.amount_y + used, filled.amount_x - got
-            self.active_id, self._depth_y = bin_id, None
+            self.active_id, self._reserves = bin_id, None
             self.volatility_reference, self.index_reference = reference, index_reference
             self.volatility_accumulator, self.last_swap_at_s = accumulator, now_s
         return SwapOutcome(amount_in, amount_out, fee_total, impact)

@@ -32,7 +32,8 @@ class ConstantProductPool:
             return self.reserve_y, self.reserve_x
         raise KeyError(mint_in)
 
-    def quote(self, mint_in: str, amount_in: int) -> SwapOutcome:
+    def quote(self, mint_in: str, amount_in: int, now_s: float = 0.0) -> SwapOutcome:
+        """The swap's outcome without applying it (`now_s` is unused: a constant-product fee never varies)."""
         reserve_in, reserve_out = self._reserves(mint_in)
         fee = -(-amount_in * self.fee_bps // FEE_DENOMINATOR)
         in_net = amount_in - fee
@@ -43,7 +44,7 @@ class ConstantProductPool:
         impact = abs(Decimal(amount_out * reserve_in) / Decimal(in_net * reserve_out) - 1)
         return SwapOutcome(amount_in, amount_out, fee, impact)
 
-    def swap(self, mint_in: str, amount_in: int) -> SwapOutcome:
+    def swap(self, mint_in: str, amount_in: int, now_s: float = 0.0) -> SwapOutcome:
         outcome = self.quote(mint_in, amount_in)
         if mint_in == self.mint_x:
             self.reserve_x += amount_in
@@ -57,9 +58,14 @@ class ConstantProductPool:
         """Spot price: base units of y per base unit of x."""
         return Decimal(self.reserve_y) / Decimal(self.reserve_x)
 
-    def depth_y(self) -> int:
-        """Liquidity measured in y: both reserves valued at spot."""
-        return 2 * self.reserve_y
+    def reserve_of(self, mint: str) -> int:
+        """How much of `mint` the pool holds (its depth in that token)."""
+        return self._reserves(mint)[0]
+
+    def max_amount_in(self, mint_in: str, now_s: float = 0.0) -> int | None:
+        """The most input a swap can take: None, any size (the output only nears the reserve)."""
+        self._reserves(mint_in)
+        return None
 
     def set_price(self, price: Decimal) -> None:
         """Move the spot price to `price` keeping k, as arbitrage would."""

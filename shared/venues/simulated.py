@@ -13,8 +13,7 @@ import base58
 
 from shared.messages import QuoteCurve, VenueFailure, VenueQuote
 from shared.settings import SimulationSettings
-from shared.venues.market import METEORA, RAYDIUM, VENUES, Market
-from shared.venues.meteora import DlmmPool
+from shared.venues.market import METEORA, RAYDIUM, VENUES, Market, Pool
 from shared.venues.swap import InsufficientLiquidity, SwapOutcome
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -53,10 +52,8 @@ class SimulatedVenues:
         pool = self.market.pool(venue, mint_in, mint_out)
         if pool is None:
             raise InsufficientLiquidity(f"{venue} has no pool for this pair")
-        if isinstance(pool, DlmmPool):
-            now = self._now_s()
-            return pool.swap(mint_in, amount_in, now) if apply else pool.quote(mint_in, amount_in, now)
-        return pool.swap(mint_in, amount_in) if apply else pool.quote(mint_in, amount_in)
+        now = self._now_s()
+        return pool.swap(mint_in, amount_in, now) if apply else pool.quote(mint_in, amount_in, now)
 
     async def quote(self, venue: str, mint_in: str, mint_out: str, amount_in: int) -> VenueQuote:
         latency = self._sim.delay_ms(self._latency_ms[venue] + self._rng.randint(0, self._sim.quote_jitter_ms))
@@ -69,8 +66,6 @@ class SimulatedVenues:
             raise VenueUnavailable(f"{venue} quote service unavailable")
         outcome = self.outcome(venue, mint_in, mint_out, amount_in)
         pool = self.market.pool(venue, mint_in, mint_out)
-        depth_y = pool.depth_y()
-        liquidity = depth_y if mint_out == pool.mint_y else int(depth_y / pool.price())
         return VenueQuote(
             venue=venue,
             pool=pool_address(venue, mint_in, mint_out),
@@ -78,21 +73,49 @@ class SimulatedVenues:
             amount_out=outcome.amount_out,
             fee=outcome.fee,
             price_impact=format(outcome.price_impact.quantize(_IMPACT_QUANTUM), "f"),
-            liquidity=liquidity,
+            liquidity=pool.reserve_of(mint_out),
             latency_ms=self._latency_ms[venue],
         )
 
-    def curve(self, venue: str, mint_in: str, mint_out: str, amount_in: int, steps: int) -> QuoteCurve:
-        """Outputs for every 1/steps of `amount_in`, computed on the venue's current pool state
-        (as an aggregator simulates a pool locally from its accounts). A size the pool cannot
-        fill counts as 0, so it is never chosen."""
-        outputs = [0]
-        for i in range(1, steps + 1):
+    def split_curves(self, mint_in: str, mint_out: str, amount_in: int, steps: int, min_share_bps: int
+                     ) -> list[QuoteCurve]:
+        """The two venues' outputs at sizes that pair up into splits of the order, computed on the
+        pools' current state (as an aggregator simulates pools locally from their accounts): the
+        first venue at every i/steps of the order, the second at the rest; and for a pool that
+        cannot take the whole order, its largest fill with the rest on the other venue, so a venue
+        short of depth still takes the part it can. Empty when fewer than two venues trade the
+        pair, or when both could fill the order alone and it is under `min_share_bps` of the
+        shallower pool's depth (too small for a split to pay). The sizes depend only on the
+        order's size and the pools, so a larger order never has fewer or worse choices."""
+        pools = [(venue, pool) for venue in VENUES if (pool := self.market.pool(venue, mint_in, mint_out))]
+        if len(pools) != 2:
+            return []
+        now = self._now_s()
+        caps = [pool.max_amount_in(mint_in, now) for _, pool in pools]
+        short = [cap is not None and cap < amount_in for cap in caps]
+        if not any(short):
+            depth_in = min(_depth_in(pool, mint_in) for _, pool in pools)
+            if amount_in * 10_000 < min_share_bps * depth_in:
+                return []
+        firsts = {amount_in * i // steps for i in range(1, steps)}
+        if short[0]:
+            firsts.add(caps[0])
+        if short[1]:
+            firsts.add(amount_in - caps[1])
+        sizes = sorted(a for a in firsts if 0 < a < amount_in)
+        return [
+            self._curve(pools[0][0], mint_in, mint_out, sizes, caps[0]),
+            self._curve(pools[1][0], mint_in, mint_out, [amount_in - a for a in sizes], caps[1]),
+        ]
+
+    def _curve(self, venue: str, mint_in: str, mint_out: str, sizes: list[int], cap: int | None) -> QuoteCurve:
+        outputs = []
+        for size in sizes:
             try:
-                outputs.append(self.outcome(venue, mint_in, mint_out, amount_in * i // steps).amount_out)
+                outputs.append(self.outcome(venue, mint_in, mint_out, size).amount_out)
             except InsufficientLiquidity:
                 outputs.append(0)
-        return QuoteCurve(venue, pool_address(venue, mint_in, mint_out), steps, outputs)
+        return QuoteCurve(venue, pool_address(venue, mint_in, mint_out), sizes, outputs, cap)
 
     async def quote_all(
         self, mint_in: str, mint_out: str, amount_in: int, venues: list[str] | None = None
@@ -122,6 +145,14 @@ class SimulatedVenues:
         quotes = [a for a in answers if isinstance(a, VenueQuote)]
         failures = [a for a in answers if isinstance(a, VenueFailure)]
         return quotes, failures
+
+
+def _depth_in(pool: Pool, mint_in: str) -> Decimal:
+    """The pool's depth in the output token, valued in the input token at spot."""
+    price = pool.price()  # y per x
+    if mint_in == pool.mint_x:
+        return pool.reserve_of(pool.mint_y) / price
+    return pool.reserve_of(pool.mint_x) * price
 
 
 def _failure(venue: str, exc: VenueUnavailable | InsufficientLiquidity) -> VenueFailure:

@@ -20,9 +20,9 @@ import websockets
 from shared.db.api_keys import PgApiKeys
 from shared.settings import Settings
 from tests.conftest import forget_namespace, run_sync
+from shared.states import TERMINAL_STATUSES
 
 ROOT = Path(__file__).resolve().parents[2]
-TERMINAL = {"confirmed", "failed", "cancelled", "expired"}
 E2E_API_KEY = "dex_e2e-development-key"
 """The runtime's development key in e2e tests (DEX_DEV_API_KEY)."""
 
@@ -138,7 +138,7 @@ async def receive_until_terminal(socket, timeout: float = 20) -> list[dict]:
     while True:
         message = await receive_json(socket, timeout)
         events.append(message)
-        if message.get("status") in TERMINAL:
+        if message.get("status") in TERMINAL_STATUSES:
             return events
 
 

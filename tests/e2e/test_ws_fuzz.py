@@ -18,7 +18,8 @@ import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.e2e.runtime import TERMINAL, connect, receive_json, receive_until_terminal
+from shared.states import TERMINAL_STATUSES
+from tests.e2e.runtime import connect, receive_json, receive_until_terminal
 
 pytestmark = pytest.mark.e2e
 
@@ -139,7 +140,7 @@ async def trade(runtime, count: int, tag: str) -> list[list[dict]]:
         for i in range(count):
             await socket.send(dumps({**GOOD, "amount": f"0.02{i:02d}", "clientOrderId": f"{tag}-{i}"}))
         by_order: dict[str, list[dict]] = {}
-        while sum(1 for events in by_order.values() if events[-1]["status"] in TERMINAL) < count:
+        while sum(1 for events in by_order.values() if events[-1]["status"] in TERMINAL_STATUSES) < count:
             event = await receive_json(socket, 30)
             assert "orderId" in event, event
             by_order.setdefault(event["orderId"], []).append(event)
@@ -277,7 +278,7 @@ def test_hypothesis_json_gets_an_error_for_each_message(runtime) -> None:
         one_message()
         socket.send(dumps(GOOD))
         events = []
-        while not events or events[-1]["status"] not in TERMINAL:
+        while not events or events[-1]["status"] not in TERMINAL_STATUSES:
             events.append(json.loads(socket.recv()))
         assert [e["status"] for e in events] == FLOW
     finally:
@@ -320,7 +321,7 @@ async def test_a_thousand_messages_on_one_socket_while_another_socket_trades(run
             sender = asyncio.create_task(send_all())
             errors: list[dict] = []
             orders: dict[str, list[dict]] = {}
-            while len(errors) < bad_count or sum(1 for e in orders.values() if e[-1]["status"] in TERMINAL) < 15:
+            while len(errors) < bad_count or sum(1 for e in orders.values() if e[-1]["status"] in TERMINAL_STATUSES) < 15:
                 reply = await receive_json(socket, 30)
                 if reply.get("type") == "error":
                     errors.append(reply)

@@ -3,28 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from functions import intake, trigger
-from local_runtime.watchers import PriceWatcher
+from local_runtime.watchers import PriceWatcher, fire_now
 from shared.adapters.redis_triggers import RedisTriggerIndex
-from shared.messages import ArmRequest, LimitOrderRequest, NewOrder, TriggerFired
+from shared.messages import ArmRequest, LimitOrderRequest, NewOrder, SniperOrderRequest, TriggerFired
 from shared.orders import OrderRecord
 from shared.states import Status
-from shared.tokens import SOL, USDC, TokenRegistry
+from shared.tokens import SOL, USDC, Token, TokenRegistry
+from shared.venues.market import LaunchPlan
 from shared.wiring import forget_namespace
 from tests.fakes import FixedClock
 
 
 class CapturingQueues:
-    """Stands in for the SAQ queues: keeps what the watcher would enqueue."""
+    """Stands in for the SAQ queues and the firing: keeps what the watcher would enqueue or fire."""
 
     def __init__(self) -> None:
         self.sent: list = []
 
     async def send(self, message) -> None:
         self.sent.append(message)
+
+    async def fire(self, message: TriggerFired) -> bool:
+        self.sent.append(message)
+        return True
+
+
+def watcher_on(engine, index, queues, tokens=None) -> PriceWatcher:
+    return PriceWatcher(engine.market, engine.ctx.venues, tokens or TokenRegistry(), index, queues, FixedClock(),
+                        queues.fire)
 
 
 def resting_sell(n: int, limit: Decimal) -> OrderRecord:
@@ -40,7 +51,7 @@ def resting_sell(n: int, limit: Decimal) -> OrderRecord:
 async def test_a_price_move_fires_only_the_ten_limit_orders_it_crosses_among_ten_thousand(engine):
     index = RedisTriggerIndex(engine.redis, engine.settings.namespace)
     queues = CapturingQueues()
-    watcher = PriceWatcher(engine.market, engine.ctx.venues, TokenRegistry(), index, queues, FixedClock())
+    watcher = watcher_on(engine, index, queues)
     engine.market.set_price(SOL.mint, USDC.mint, Decimal(150))
     far = [resting_sell(n, Decimal(160) + Decimal(n) / 100) for n in range(9_990)]   # 160.00 … 259.89
     near = [resting_sell(10_000 + n, Decimal("155.0") + Decimal(n) / 10) for n in range(10)]  # 155.0 … 155.9
@@ -63,8 +74,7 @@ async def test_a_price_move_fires_only_the_ten_limit_orders_it_crosses_among_ten
 async def test_two_watchers_hand_a_crossed_order_over_once(engine):
     index = RedisTriggerIndex(engine.redis, engine.settings.namespace)
     queues = CapturingQueues()
-    watchers = [PriceWatcher(engine.market, engine.ctx.venues, TokenRegistry(), index, queues, FixedClock())
-                for _ in range(2)]
+    watchers = [watcher_on(engine, index, queues) for _ in range(2)]
     engine.market.set_price(SOL.mint, USDC.mint, Decimal(150))
     await asyncio.gather(*(index.arm(resting_sell(n, Decimal(140))) for n in range(50)))
     fired = await asyncio.gather(*(w.prices_changed() for w in watchers))
@@ -112,7 +122,7 @@ async def test_random_launches_eventually_list_the_token_a_sniper_waits_for(engi
     index = RedisTriggerIndex(engine.redis, engine.settings.namespace)
     queues = CapturingQueues()
     tokens = TokenRegistry()
-    watcher = PriceWatcher(engine.market, engine.ctx.venues, tokens, index, queues, FixedClock())
+    watcher = watcher_on(engine, index, queues, tokens)
     awaited = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
     now = datetime(2026, 11, 25, tzinfo=UTC)
     sniper = OrderRecord(
@@ -137,10 +147,44 @@ async def test_after_redis_loses_everything_waiting_orders_are_re_armed_and_stil
     assert await reconcile.rearm_if_lost(engine.ctx) == 1  # first round: the index was never marked built
     await forget_namespace(engine.redis, engine.settings.namespace)  # FLUSHALL, for this engine's keys
     queues = CapturingQueues()
-    watcher = PriceWatcher(engine.market, engine.ctx.venues, TokenRegistry(), engine.triggers, queues, FixedClock())
+    watcher = watcher_on(engine, engine.triggers, queues)
     engine.market.set_price(SOL.mint, USDC.mint, Decimal(150))
     assert await watcher.prices_changed() == 0  # the limit is gone from Redis: nothing can fire it
     assert await reconcile.rearm_if_lost(engine.ctx) == 1
     assert await reconcile.rearm_if_lost(engine.ctx) == 0  # once
     assert await watcher.prices_changed() == 1  # 150 ≥ the 100 limit
     assert [m.order_id for m in queues.sent] == [order_id]
+
+
+async def test_a_price_move_counts_only_the_orders_that_fired_not_those_a_cancel_won(engine):
+    """The count is what really fired: each claimed order goes through `trigger`, whose conditional
+    waiting → triggered change loses to a cancel that came first."""
+    queues = CapturingQueues()
+    watcher = PriceWatcher(engine.market, engine.ctx.venues, engine.ctx.tokens, engine.triggers, queues,
+                           FixedClock(), functools.partial(fire_now, engine.ctx, queues))
+    engine.market.set_price(SOL.mint, USDC.mint, Decimal(90))
+    order_ids = [await waiting_limit_order(engine, f"count-{n}") for n in range(12)]
+    for order_id in order_ids[::2]:  # the cancel's change lands; the index entry is still there
+        assert await engine.ctx.record(order_id, Status.CANCELLED, {"reason": "cancelled by client"}) is not None
+    engine.market.set_price(SOL.mint, USDC.mint, Decimal(150))
+    fired = await watcher.prices_changed()
+    statuses = [(await engine.ctx.orders.get(order_id)).status for order_id in order_ids]
+    assert fired == statuses.count(Status.TRIGGERED) == 6
+    assert {m.order_id for m in queues.sent} == set(order_ids[1::2])  # their quote requests, nothing else
+
+
+async def test_a_launch_against_another_quote_asset_is_ignored_by_a_sniper_not_refused(engine):
+    mint = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
+    request = SniperOrderRequest(side="buy", base_asset=mint, quote_asset="USDC", amount="10", expires_at=600)
+    arm = await intake.handle(NewOrder(request, "client", "sniper-usdc"), engine.ctx)
+    await trigger.handle(arm, engine.ctx)
+    queues = CapturingQueues()
+    watcher = PriceWatcher(engine.market, engine.ctx.venues, engine.ctx.tokens, engine.triggers, queues,
+                           FixedClock(), functools.partial(fire_now, engine.ctx, queues))
+    token = Token("NEW", mint, 6)
+    on_sol = await watcher.launch(LaunchPlan("raydium", token, 10**12, 100 * 10**9), SOL)
+    assert on_sol == {"fired": 0, "refused": 0} and queues.sent == []
+    assert [e.status for e in await engine.ctx.orders.events(arm.order_id)] == ["pending", "waiting"]
+    on_usdc = await watcher.launch(LaunchPlan("meteora", token, 10**12, 100_000 * 10**6), USDC)
+    assert on_usdc == {"fired": 1, "refused": 0}
+    assert (await engine.ctx.orders.get(arm.order_id)).status == Status.TRIGGERED

@@ -6,14 +6,20 @@ from decimal import Decimal
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from functions import execute, intake, quote, route
 from functions.chain import CHAIN, give_up, step_for
 from functions.intake import OrderRejected
-from shared.messages import ExecuteRequest, MarketOrderRequest, NewOrder
+from shared.messages import (
+    ExecuteRequest, LimitOrderRequest, MarketOrderRequest, NewOrder, OrderRequest, SniperOrderRequest,
+)
 from shared.settings import Settings, SimulationSettings
 from shared.states import Status
 from shared.errors import FieldError
+from shared.prices import price_of_base
+from shared.tokens import SOL, USDC, format_decimal
 from tests.fakes import fake_context
 
 
@@ -250,3 +256,98 @@ async def test_a_venue_slower_than_the_quote_timeout_counts_as_failed_and_the_ot
     quotes, failures = await ctx.venues.quote_all(sol.mint, usdc.mint, 10**9)
     assert [q.venue for q in quotes] == ["raydium"]
     assert [(f.venue, f.error, f.retryable) for f in failures] == [("meteora", "no quote within 50 ms", True)]
+
+
+@pytest.mark.parametrize(("short_legs", "status"), [
+    ((), Status.CONFIRMED), ((1,), Status.PARTIALLY_FILLED), ((0,), Status.PARTIALLY_FILLED),
+    ((0, 1), Status.FAILED),
+])
+async def test_the_terminal_event_alone_says_what_was_sold_bought_at_what_price_and_what_is_left(short_legs, status):
+    """Whatever lands, the terminal event states the fill: amountIn sold (the landed legs' input),
+    amountOut bought, executionPrice of that fill, unfilledAmountIn; the order record agrees."""
+    ctx = fake_context()
+    request: ExecuteRequest = await route.handle(await quote.handle(await intake.handle(sell_sol("2000"), ctx), ctx),
+                                                 ctx)
+    legs = [msgspec.structs.replace(leg, min_amount_out=leg.expected_amount_out + 1) if n in short_legs else leg
+            for n, leg in enumerate(request.plan.legs)]
+    assert len(legs) == 2
+    plan = msgspec.structs.replace(request.plan, legs=legs)
+    await execute.handle(ExecuteRequest(request.order_id, plan, "sell"), ctx)
+    terminal = (await ctx.orders.events(request.order_id))[-1]
+    order = await ctx.orders.get(request.order_id)
+    landed = [leg for n, leg in enumerate(legs) if n not in short_legs]
+    sold, bought = sum(leg.amount_in for leg in landed), sum(leg.expected_amount_out for leg in landed)
+    assert terminal.status == order.status == status
+    assert terminal.data["amountIn"] == order.filled_amount_in == sold
+    assert terminal.data["amountOut"] == bought and order.amount_out == (bought or None)
+    assert terminal.data["unfilledAmountIn"] == plan.amount_in - sold
+    price = price_of_base("sell", SOL, USDC, sold, bought) if landed else None
+    assert order.executed_price == price
+    assert terminal.data["executionPrice"] == (None if price is None else format_decimal(price))
+    assert [leg["succeeded"] for leg in terminal.data["legs"]] == [n not in short_legs for n in range(2)]
+    if status != Status.CONFIRMED:
+        assert terminal.data["error"] == order.failure_reason == "slippage"
+        assert terminal.data["requestedAmountIn"] == plan.amount_in
+
+
+# --- one rule for every decimal field; equivalent orders are the same order ------------------
+
+DECIMAL_FIELDS = {  # field -> (the order it sits in, a valid value)
+    "amount": (MarketOrderRequest, "1.5"),
+    "minAmountOut": (MarketOrderRequest, "100"),
+    "limitPrice": (LimitOrderRequest, "180.5"),
+    "minLiquidity": (SniperOrderRequest, "50"),
+    "maxPrice": (SniperOrderRequest, "0.001"),
+}
+ORDER_BASE = {
+    MarketOrderRequest: {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "1"},
+    LimitOrderRequest: {"type": "limit", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "1",
+                        "limitPrice": "180", "expiresAt": 600},
+    SniperOrderRequest: {"type": "sniper", "side": "buy", "baseAsset": "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin",
+                         "quoteAsset": "SOL", "amount": "1", "expiresAt": 600},
+}
+
+
+def decode(body: dict) -> OrderRequest:
+    return msgspec.json.decode(msgspec.json.encode(body), type=OrderRequest)
+
+
+@given(field=st.sampled_from(sorted(DECIMAL_FIELDS)), pad=st.sampled_from([" ", "\t", "\n", "\u00a0", "  "]),
+       where=st.sampled_from(["before", "after", "both"]))
+def test_every_decimal_field_refuses_surrounding_whitespace_naming_itself(field: str, pad: str, where: str) -> None:
+    kind, valid = DECIMAL_FIELDS[field]
+    ctx = fake_context()
+    assert intake.read_order(decode({**ORDER_BASE[kind], field: valid}), ctx.tokens, ctx.settings)
+    padded = {"before": pad + valid, "after": valid + pad, "both": pad + valid + pad}[where]
+    with pytest.raises(FieldError) as caught:
+        intake.read_order(decode({**ORDER_BASE[kind], field: padded}), ctx.tokens, ctx.settings)
+    assert caught.value.field == field
+
+
+def _spellings(draw, body: dict) -> dict:
+    """The same order written another way: zeros, symbol case, a mint for a symbol, defaults spelled out."""
+    mints = {"SOL": SOL.mint, "USDC": USDC.mint}
+    spelled = dict(body)
+    for key in ("baseAsset", "quoteAsset"):
+        if body[key] in mints:
+            spelled[key] = draw(st.sampled_from([body[key], body[key].lower(), mints[body[key]]]))
+    for key in ("amount", "limitPrice", "minAmountOut"):
+        if key in body:
+            zeros = "0" * draw(st.integers(0, 2))
+            spelled[key] = body[key] + ("." + zeros if zeros and "." not in body[key] else zeros if "." in body[key]
+                                        else "")
+    if "slippageBps" not in body and draw(st.booleans()):
+        spelled["slippageBps"] = Settings().default_slippage_bps
+    return spelled
+
+
+@given(data=st.data(), kind=st.sampled_from([MarketOrderRequest, LimitOrderRequest]),
+       amount=st.sampled_from(["1", "0.01", "2.5", "1000"]))
+def test_equivalent_orders_have_one_fingerprint_and_different_orders_another(data, kind, amount: str) -> None:
+    ctx = fake_context()
+    body = {**ORDER_BASE[kind], "amount": amount}
+    original = intake.read_order(decode(body), ctx.tokens, ctx.settings).fingerprint()
+    respelled = intake.read_order(decode(_spellings(data.draw, body)), ctx.tokens, ctx.settings).fingerprint()
+    assert respelled == original
+    other = intake.read_order(decode({**body, "amount": amount + "1"}), ctx.tokens, ctx.settings).fingerprint()
+    assert other != original

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from decimal import ROUND_FLOOR, Decimal, localcontext
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.venues.meteora import DlmmPool
 from shared.venues.swap import InsufficientLiquidity
@@ -302,3 +305,45 @@ def test_set_price_keeps_the_liquidity_shape() -> None:
     pool.set_price(Decimal("0.16"))
     fresh = DlmmPool.with_uniform_liquidity("X", "Y", 10, Decimal("0.16"), Y_PER_BIN, 50)
     assert pool.bins == fresh.bins
+
+
+# --- depth and the largest fill ------------------------------------------------------------
+
+
+def test_depth_in_a_token_is_what_the_bins_hold_of_it() -> None:
+    pool = make_pool()
+    assert (pool.reserve_of("X"), pool.reserve_of("Y")) == total(pool)
+    pool.swap("X", BIG_SELL, now_s=0)
+    assert (pool.reserve_of("X"), pool.reserve_of("Y")) == total(pool)  # kept current after a swap
+
+
+@settings(max_examples=30, deadline=None)
+@given(mint_in=st.sampled_from(["X", "Y"]), swaps=st.lists(st.integers(1, 5 * 10**11), max_size=3),
+       now_s=st.sampled_from([0.0, 10.0, 100.0, 1_000.0]))
+def test_the_largest_fill_fills_and_one_unit_more_does_not(mint_in: str, swaps: list[int], now_s: float) -> None:
+    """max_amount_in is the exact edge of what one swap can take, whatever the bins and fees."""
+    pool = make_pool()
+    for n, amount in enumerate(swaps):
+        with contextlib.suppress(InsufficientLiquidity):
+            pool.swap("X" if n % 2 else "Y", amount, now_s=n)
+    largest = pool.max_amount_in(mint_in, now_s)
+    assert pool.quote(mint_in, largest, now_s).amount_out > 0
+    with pytest.raises(InsufficientLiquidity):
+        pool.quote(mint_in, largest + 1, now_s)
+
+
+@settings(max_examples=60, deadline=None)
+@given(mint_in=st.sampled_from(["X", "Y"]), fractions=st.tuples(st.integers(1, 10**6), st.integers(1, 10**6)))
+def test_more_input_never_gives_less_output(mint_in: str, fractions: tuple[int, int]) -> None:
+    """Per pool, output is non-decreasing in input (what the router's 'a larger order never gets
+    less' rests on), across bins and their rounding."""
+    pool = make_pool()
+    largest = pool.max_amount_in(mint_in, 0.0)
+    small, large = sorted(largest * f // 10**6 for f in fractions)
+    outs = []
+    for amount in (small, large):
+        try:
+            outs.append(pool.quote(mint_in, amount, 0.0).amount_out)
+        except InsufficientLiquidity:  # too small to give anything
+            outs.append(0)
+    assert outs[0] <= outs[1]

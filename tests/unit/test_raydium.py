@@ -6,6 +6,8 @@ import copy
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.venues.raydium import ConstantProductPool
 from shared.venues.swap import InsufficientLiquidity
@@ -106,8 +108,8 @@ def test_price_is_y_per_x() -> None:
     assert make_pool().price() == Decimal("0.15")
 
 
-def test_depth_is_twice_the_y_reserve() -> None:
-    assert make_pool().depth_y() == 2 * R_USDC
+def test_depth_in_a_token_is_the_pool_reserve_of_that_token() -> None:
+    assert (make_pool().reserve_of(USDC_MINT), make_pool().reserve_of(SOL_MINT)) == (R_USDC, R_SOL)
 
 
 def test_set_price_moves_spot_to_the_target() -> None:
@@ -158,3 +160,16 @@ def test_failed_swap_leaves_pool_unchanged() -> None:
 def test_unknown_mint_raises_key_error() -> None:
     with pytest.raises(KeyError):
         make_pool().quote("BONK", 10**9)
+
+
+@given(mint_in=st.sampled_from([SOL_MINT, USDC_MINT]), amounts=st.tuples(st.integers(1, 10**16), st.integers(1, 10**16)))
+def test_more_input_never_gives_less_output(mint_in: str, amounts: tuple[int, int]) -> None:
+    small, large = sorted(amounts)
+    outs = []
+    for amount in (small, large):
+        try:
+            outs.append(make_pool().quote(mint_in, amount).amount_out)
+        except InsufficientLiquidity:
+            outs.append(0)
+    assert outs[0] <= outs[1]
+    assert make_pool().max_amount_in(mint_in) is None  # a constant-product pool takes any size

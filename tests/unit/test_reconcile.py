@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import msgspec
+
 from functions import execute, intake, quote, reconcile, route, trigger
 from shared.messages import (
     ArmRequest, ExecuteRequest, ExpireRequest, LimitOrderRequest, MarketOrderRequest, NewOrder, QuoteRequest,
@@ -127,3 +129,26 @@ async def test_orders_waiting_for_a_slow_step_cannot_hide_one_stuck_in_front_of_
     assert now - timedelta(seconds=ctx.settings.step_deadline_s("execute")) < (
         await ctx.orders.get(to_execute.order_id)).updated_at
     assert [m.order_id for m in await reconcile.stalled(ctx, now)] == [stuck.order_id]
+
+
+async def test_a_split_left_submitted_with_one_leg_landed_ends_partially_filled_once():
+    """The worker died after the chain landed one leg and refused the other: the re-driven
+    execute finds both landings in the ledger and ends the order partially filled, once."""
+    ctx = fake_context()
+    big = MarketOrderRequest(side="sell", base_asset="SOL", quote_asset="USDC", amount="2000")
+    to_execute = await route.handle(await quote.handle(await intake.handle(NewOrder(big, "c", "k"), ctx), ctx), ctx)
+    first, second = to_execute.plan.legs
+    short = msgspec.structs.replace(second, min_amount_out=second.expected_amount_out + 1)
+    plan = msgspec.structs.replace(to_execute.plan, legs=[first, short])
+    await ctx.record(to_execute.order_id, Status.BUILDING, {})
+    await ctx.record(to_execute.order_id, Status.SUBMITTED, {})
+    for tx in execute.transactions(to_execute.order_id, plan):
+        await ctx.chain.confirm(tx)  # landed (or refused) on chain; then the worker died
+    now = await advance_past_deadlines(ctx)
+    [message] = await reconcile.stalled(ctx, now)
+    await execute.handle(msgspec.structs.replace(message, plan=plan), ctx)
+    await execute.handle(msgspec.structs.replace(message, plan=plan), ctx)  # a late redelivery changes nothing
+    events = await ctx.orders.events(to_execute.order_id)
+    assert [e.status for e in events].count(Status.PARTIALLY_FILLED) == 1
+    assert events[-1].data["amountIn"] == first.amount_in and events[-1].data["unfilledAmountIn"] == second.amount_in
+    assert await reconcile.stalled(ctx, await advance_past_deadlines(ctx)) == []  # terminal: left alone

@@ -5,8 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from shared.tokens import SOL, U64_MAX, USDC, TokenError, TokenRegistry, format_decimal, parse_amount
+from shared.tokens import SOL, U64_MAX, USDC, TokenError, TokenRegistry, format_decimal, parse_amount, parse_price
 
 # --- parse_amount: accepted --------------------------------------------------------------
 
@@ -26,8 +28,18 @@ def test_one_lamport_is_the_smallest_sol_amount() -> None:
     assert parse_amount("amount", "0.000000001", SOL) == 1
 
 
-def test_surrounding_whitespace_is_ignored() -> None:
-    assert parse_amount("amount", "  1.5\t\n", SOL) == 1_500_000_000
+@given(number=st.from_regex(r"[1-9][0-9]{0,5}(\.[0-9]{1,6})?", fullmatch=True),
+       before=st.text(st.sampled_from(" \t\n\r\x0b\x0c\u00a0\u2003\u3000"), max_size=3),
+       after=st.text(st.sampled_from(" \t\n\r\x0b\x0c\u00a0\u2003\u3000"), max_size=3))
+def test_amounts_and_prices_refuse_surrounding_whitespace_alike(number: str, before: str, after: str) -> None:
+    """One rule for every decimal field: the digits and nothing around them (not even a newline)."""
+    assert parse_amount("amount", number, SOL) > 0 and parse_price("limitPrice", number) > 0
+    if before or after:
+        with pytest.raises(TokenError) as amount_error:
+            parse_amount("amount", before + number + after, SOL)
+        with pytest.raises(TokenError) as price_error:
+            parse_price("limitPrice", before + number + after)
+        assert (amount_error.value.field, price_error.value.field) == ("amount", "limitPrice")
 
 
 def test_leading_zeros_in_the_integer_part_are_accepted() -> None:

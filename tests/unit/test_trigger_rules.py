@@ -9,7 +9,8 @@ import pytest
 
 from shared.errors import FieldError
 from shared.tokens import SOL, USDC
-from shared.triggers import Launch, crossed, expired, floor_amount_out, launch_refusal, parse_expiry, parse_price
+from shared.tokens import parse_price
+from shared.triggers import Launch, crossed, expired, floor_amount_out, launch_refusal, parse_expiry
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

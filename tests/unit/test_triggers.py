@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from shared.errors import FieldError
 from shared.prices import price_of_base
-from shared.tokens import BONK, SOL, USDC
+from shared.tokens import BONK, SOL, USDC, parse_price
 from shared.triggers import (
     MAX_LIFETIME,
     Launch,
@@ -23,7 +23,6 @@ from shared.triggers import (
     floor_amount_out,
     launch_refusal,
     parse_expiry,
-    parse_price,
 )
 from shared.venues.raydium import ConstantProductPool
 
