@@ -4,6 +4,9 @@ reads, with the same validation, authentication and error bodies as the local ru
 Routes: POST /api/orders/execute, GET /api/orders/{orderId}, GET /api/orders/{orderId}/events,
 DELETE /api/orders/{orderId}. The WebSocket stream maps to API Gateway WebSocket routes
 (see README); it is not built here.
+
+A function cannot hold a Redis subscription, so it hears of no revocation: it reads the key in
+PostgreSQL on every request (no cache), and a revoked key is refused by the next request.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import msgspec
 from cloud.container import Container, container
 from shared.adapters.redis_limits import ClientLimits
 from shared.db.api_keys import PgApiKeys
-from shared.events import MAX_SEQ
+from shared.events import parse_after
 from shared.outages import SERVICE_ERRORS, unavailable_message
 from shared.submission import InputError, OrderDesk, authenticate
 from shared.views import order_view
@@ -38,7 +41,7 @@ async def route_request(event: dict[str, Any], box: Container) -> dict[str, Any]
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     method = event.get("requestContext", {}).get("http", {}).get("method", "GET")
     parts = [p for p in event.get("rawPath", "/").split("/") if p]
-    keys = PgApiKeys(box.world.pool)
+    keys = PgApiKeys(box.world.pool, cache_ttl_s=0)  # every request reads PostgreSQL: see the module docstring
     desk = OrderDesk(box.ctx, box.queues, ClientLimits(box.world.redis, box.settings.namespace, box.settings.batch_max))
     try:
         client = await authenticate(keys, headers.get("x-api-key"))
@@ -57,10 +60,8 @@ async def route_request(event: dict[str, Any], box: Container) -> dict[str, Any]
             if method == "GET" and len(parts) == 3:
                 return _response(200, order_view(order, box.ctx.tokens))
             if method == "GET" and parts[3] == "events":
-                after = (event.get("queryStringParameters") or {}).get("after", "0")
-                if not after.isdigit() or int(after) > MAX_SEQ:
-                    raise InputError(400, "after must be a non-negative integer (a seq)", "after")
-                return _response(200, await box.ctx.orders.events(order.id, int(after)))
+                after = parse_after((event.get("queryStringParameters") or {}).get("after"))
+                return _response(200, await box.ctx.orders.events(order.id, after))
         return _response(404, {"error": "no such route", "field": None})
     except InputError as exc:
         return _response(exc.status, exc.body(), exc.headers())

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from logging import Logger
+from urllib.parse import parse_qsl, urlencode
 
 from litestar import Litestar, Request, Response, Router
-from litestar.exceptions import ValidationException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from functions.chain import CHAIN
-from local_runtime.auth import DEV_CLIENT, api_key_guard, register_dev_key
+from local_runtime.auth import API_KEY_QUERY, DEV_CLIENT, KeySessions, Revocations, api_key_guard, register_dev_key
 from local_runtime.bootstrap import start_engine
 from local_runtime.gc_tuning import freeze_startup_heap
 from local_runtime.http_api import ORDER_ROUTES, healthz, refusal
@@ -23,7 +26,7 @@ from local_runtime.quote_api import get_quote
 from local_runtime.sim_api import SIM_ROUTES
 from local_runtime.ws_api import SOCKETS, SocketSlots
 from shared.adapters.redis_limits import ClientLimits
-from shared.db.api_keys import PgApiKeys
+from shared.db.api_keys import PgApiKeys, revoked_keys_channel
 from shared.outages import SERVICE_ERRORS
 from shared.settings import Settings
 from shared.submission import InputError, OrderDesk
@@ -41,18 +44,61 @@ The local runtime prints a development key at start-up.
   (pending, routing, routed, building, submitted, confirmed | failed). Several orders
   may share one socket. A bad message gets `{"type":"error","error","field"}` and the
   socket stays open.
-* `ws://HOST/api/orders/{orderId}/stream?after=N`: stored events after seq N, then live
+* `ws://HOST/api/orders/{orderId}/stream?after=N`: stored events after seq N (ASCII digits,
+  0..2147483647; anything else: a 422 error message naming `after`, close 1008), then live
   ones until the terminal event; the server then closes the socket.
+
+A revoked key is refused within a second in every web process: HTTP answers 401, and each open
+socket of the key gets `{"type":"error","field":"X-API-Key","status":401}` and closes with 1008.
+A bad query parameter (wrong type, out of range, missing) is a 422 `{"error","field"}` naming it.
 """
+_MISSING = re.compile(r"Missing required \w+ parameter '([^']+)'")
+LOG_QUERY_CHARS = 200
+
+
+def parameter_error(exc: ValidationException) -> tuple[str, str | None]:
+    """The message and the field (camelCase, as the client sent it) of Litestar's parameter check."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    first = extra[0] if extra and isinstance(extra[0], dict) else {}
+    key = first.get("key")
+    if key is None and (missing := _MISSING.search(str(exc.detail))):
+        key = missing.group(1)
+    field = None if key is None else re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key)  # the API's camelCase
+    message = first.get("message") or (f"{field} is required" if field else "invalid parameter")
+    return (f"{field}: {message}" if field else message), field
 
 
 def invalid_parameter(_: Request, exc: ValidationException) -> Response:
-    """Litestar's own parameter checks (query and path types, ranges) in the engine's error shape."""
-    extra = exc.extra if isinstance(exc.extra, list) else []
-    key = extra[0].get("key") if extra and isinstance(extra[0], dict) else None
-    field = None if key is None else re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key)  # the API's camelCase
-    message = extra[0].get("message", exc.detail) if extra and isinstance(extra[0], dict) else exc.detail
-    return Response({"error": f"{field}: {message}" if field else message, "field": field}, status_code=400)
+    """Litestar's own parameter checks (query and path types, ranges, a missing one) as the API's
+    other field errors: 422 `{"error","field"}`."""
+    message, field = parameter_error(exc)
+    return Response({"error": message, "field": field}, status_code=422)
+
+
+def log_exception(logger: Logger, scope, traceback: list[str]) -> None:
+    """What Litestar logs for an exception a handler or guard raised: a client's error (any 4xx: a
+    bad parameter, a missing key) is one line; anything else gets its traceback."""
+    exc = sys.exc_info()[1]
+    status = exc.status if isinstance(exc, InputError) else getattr(exc, "status_code", None)
+    if isinstance(exc, (InputError, HTTPException)) and isinstance(status, int) and 400 <= status < 500:
+        if isinstance(exc, ValidationException):
+            status, detail = 422, parameter_error(exc)[0]  # as invalid_parameter answers it
+        else:
+            detail = exc.message if isinstance(exc, InputError) else exc.detail
+        logger.info("%s %r%s -> %d %s: %r", scope.get("method", scope["type"]), scope["path"], _query(scope), status,
+                    type(exc).__name__, str(detail)[:LOG_QUERY_CHARS])
+        return
+    logger.error("Uncaught exception (connection_type=%s, path=%r%s):\n%s", scope["type"], scope["path"],
+                 _query(scope), "".join(traceback).rstrip())
+
+
+def _query(scope) -> str:
+    """The query string for a log line, the API key's value masked."""
+    raw = scope.get("query_string", b"").decode("latin-1")
+    if not raw:
+        return ""
+    pairs = [(k, "***" if k == API_KEY_QUERY else v) for k, v in parse_qsl(raw, keep_blank_values=True)]
+    return "?" + urlencode(pairs)[:LOG_QUERY_CHARS]
 
 
 def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(CHAIN)) -> Litestar:
@@ -62,10 +108,16 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(CHAIN)) -
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         engine = await start_engine(settings)
-        hub = EventHub(engine.redis, settings.namespace)
+        keys = PgApiKeys(engine.pool, engine.redis, settings.namespace)
+        sessions = KeySessions()
+        revocations = Revocations(keys, sessions)
+        hub = EventHub(engine.redis, settings.namespace,
+                       channels={revoked_keys_channel(settings.namespace): revocations.heard},
+                       on_resubscribed=revocations.resubscribed)
         await hub.start()
+        revocations.start()
         app.state.engine, app.state.hub = engine, hub
-        app.state.api_keys = PgApiKeys(engine.pool)
+        app.state.api_keys, app.state.key_sessions = keys, sessions
         limits = ClientLimits(engine.redis, settings.namespace, settings.batch_max)
         app.state.desk = OrderDesk(engine.ctx, engine.queues, limits)
         app.state.socket_slots = SocketSlots(settings.ws_max_sockets_per_client)
@@ -78,6 +130,7 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(CHAIN)) -
             yield
         finally:
             await hub.stop()
+            await revocations.stop()
             await engine.close()
 
     api = Router(path="/", route_handlers=[*ORDER_ROUTES, get_quote, *SIM_ROUTES], guards=[api_key_guard],
@@ -97,6 +150,7 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(CHAIN)) -
             }),
         ),
         logging_config=LoggingConfig(root={"handlers": ["queue_listener"], "level": settings.log_level.upper()},
-                                     log_exceptions="always", disable_stack_trace={404, 405}),
+                                     log_exceptions="always", disable_stack_trace={404, 405},
+                                     exception_logging_handler=log_exception),
         debug=False,
     )

@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 import asyncpg
 import uvicorn
 import uvloop
+from redis.asyncio import Redis
 
 from local_runtime.app import create_app
 from local_runtime.auth import local_api_key
 from local_runtime.services import ServiceUnavailable, check_services, prepare
 from local_runtime.worker import parse_functions, run_processes, serve
-from shared.db.api_keys import PgApiKeys
+from shared.db.api_keys import CACHE_TTL_S, PgApiKeys
 from shared.settings import Settings, load_settings
 
 
@@ -86,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--label", default="")
     create.add_argument("--per-minute", type=int, default=None, help="orders per minute (default: the engine's)")
     create.add_argument("--in-flight", type=int, default=None, help="orders in flight (default: the engine's)")
-    revoke = key_actions.add_parser("revoke", help="revoke a key")
+    revoke = key_actions.add_parser("revoke", help="revoke a key: every web process refuses it within a second "
+                                    "(its open WebSockets too)")
     revoke.add_argument("key")
     args = parser.parse_args(argv)
     settings = load_settings()
@@ -108,16 +110,28 @@ def main(argv: list[str] | None = None) -> int:
 
 async def manage_keys(settings: Settings, args: argparse.Namespace) -> int:
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
+    # Revocations are announced to the web processes on Redis; short timeouts, as PostgreSQL is
+    # what makes a revocation stand.
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
     try:
-        keys, now = PgApiKeys(pool), datetime.now(UTC)
+        keys, now = PgApiKeys(pool, redis, settings.namespace), datetime.now(UTC)
         if args.action == "create":
             print(await keys.create(args.client, now, label=args.label, orders_per_minute=args.per_minute,
                                     max_in_flight=args.in_flight))
             return 0
-        if await keys.revoke(args.key, now):
+        revocation = await keys.revoke(args.key, now)
+        if revocation.error is not None:
+            print(f"warning: the key is revoked in PostgreSQL, but the web processes could not be told over Redis "
+                  f"({revocation.error}): it takes effect within the key cache's TTL ({CACHE_TTL_S:g} s), "
+                  "open WebSockets included", file=sys.stderr)
+        if revocation.revoked:
             print("revoked")
             return 0
-        print("error: no such active key", file=sys.stderr)
+        if revocation.known:
+            print("error: this key was already revoked (announced again)", file=sys.stderr)
+            return 1
+        print("error: no such key", file=sys.stderr)
         return 1
     finally:
         await pool.close()
+        await redis.aclose()

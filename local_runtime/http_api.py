@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from local_runtime.bootstrap import Engine
 from shared.submission import InputError, OrderDesk
 from shared.views import order_view
-from shared.events import MAX_SEQ, Event
+from shared.events import MAX_SEQ, Event, parse_after
 
 def error_response(status: int, message: str, field: str | None = None) -> Response:
     return Response({"error": message, "field": field}, status_code=status)
@@ -64,14 +64,19 @@ async def get_order(order_id: str, request: Request, state: State) -> Response:
 @get("/api/orders/{order_id:str}/events", summary="An order's events, oldest first")
 async def get_events(
     order_id: str, request: Request, state: State,
-    after: int = Parameter(default=0, ge=0, le=MAX_SEQ, description="only events after this seq"),
+    after: Annotated[str | None, QueryParameter(
+        description=f"only events after this seq: ASCII digits, 0 to {MAX_SEQ} (default 0); anything else is a 422"
+                    " naming `after`",
+    )] = None,
 ) -> Response:
+    """422 (`field`: `after`) when `after` is not a seq; 404 if the order is unknown or another client's."""
+    start = parse_after(after)  # the one reading of ?after= (the /stream socket and the cloud function share it)
     desk: OrderDesk = state.desk
     try:
         order = await desk.owned(order_id, request.state.client.client_id)
     except InputError as exc:
         return refusal(exc)
-    events: list[Event] = await state.engine.ctx.orders.events(order.id, after)
+    events: list[Event] = await state.engine.ctx.orders.events(order.id, start)
     return Response(events)
 
 

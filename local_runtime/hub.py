@@ -6,6 +6,11 @@ nothing; one reader task delivers each message to bounded per-watcher queues and
 events of orders nobody here watches. (Each web process receives every event: fine for a
 handful of web processes; past that, shard the channels.) A watcher whose queue overflows
 is marked lagged and catches up from PostgreSQL instead of losing events.
+
+The same connection carries the process's other subscriptions (SUBSCRIBE, e.g. revoked API keys):
+one handler per channel, called in the reader task. Messages published while the subscription
+is down are lost, so once it is back (every channel and pattern confirmed again) the hub calls
+`on_resubscribed`, whose owner re-reads what it may have missed from PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from redis.asyncio import Redis
 
@@ -51,19 +56,47 @@ class Watcher:
 
 
 class EventHub:
-    def __init__(self, redis: Redis, namespace: str) -> None:
+    def __init__(self, redis: Redis, namespace: str, channels: Mapping[str, Callable[[bytes], None]] | None = None,
+                 on_resubscribed: Callable[[], None] | None = None) -> None:
+        """`channels`: more channels to SUBSCRIBE to on the same connection, each with the handler of
+        its messages' payloads (called in the reader task: it must not block). `on_resubscribed`:
+        called once a lost subscription is back."""
         self._redis = redis
         self._namespace = namespace
         self._prefix = event_channel(namespace, "")
         self._prefix_length = len(self._prefix.encode())
+        self._channels = {name.encode(): handler for name, handler in (channels or {}).items()}
+        self._on_resubscribed = on_resubscribed
+        self._unconfirmed = 0
+        """Subscriptions sent again after a reconnection and not yet confirmed by Redis."""
         self._watchers: dict[str, set[Watcher]] = {}
         self._pubsub = None
         self._reader: asyncio.Task | None = None
 
     async def start(self) -> None:
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = self._redis.pubsub()
         await self._pubsub.psubscribe(self._prefix + "*")
+        if self._channels:
+            await self._pubsub.subscribe(*self._channels)
+        # Called after redis-py's own callback has sent the subscriptions again on a new connection.
+        self._pubsub.connection.register_connect_callback(self._reconnected)
         self._reader = asyncio.create_task(self._read(), name="event-hub-reader")
+
+    def _reconnected(self, _connection) -> None:
+        self._unconfirmed = len(self._channels) + 1
+        log.warning("event hub reconnected to Redis; subscribing again")
+
+    def _confirmed(self) -> None:
+        """A (P)SUBSCRIBE confirmation: after a reconnection, the last one means every message
+        published from now on arrives; what was published before may be lost."""
+        if not self._unconfirmed:
+            return  # the confirmations of start()
+        self._unconfirmed -= 1
+        if self._unconfirmed == 0 and self._on_resubscribed is not None:
+            try:
+                self._on_resubscribed()
+            except Exception:
+                log.exception("on_resubscribed failed")
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -71,6 +104,8 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
         if self._pubsub is not None:
+            if self._pubsub.connection is not None:  # it goes back to the pool: without this hub's callback
+                self._pubsub.connection.deregister_connect_callback(self._reconnected)
             await self._pubsub.aclose()
 
     async def _read(self) -> None:
@@ -83,7 +118,14 @@ class EventHub:
                 log.exception("event hub lost its subscription; retrying")
                 await asyncio.sleep(0.5)
                 continue
-            if message is None or message["type"] != "pmessage":
+            if message is None:
+                continue
+            kind = message["type"]
+            if kind != "pmessage":
+                if kind == "message":
+                    self._dispatch(message["channel"], message["data"])
+                elif kind in ("subscribe", "psubscribe"):
+                    self._confirmed()
                 continue
             watchers = self._watchers.get(message["channel"][self._prefix_length:].decode())
             if not watchers:
@@ -95,6 +137,15 @@ class EventHub:
                 continue
             for watcher in watchers:
                 watcher.offer(event)
+
+    def _dispatch(self, channel: bytes, data: bytes) -> None:
+        handler = self._channels.get(channel)
+        if handler is None:
+            return
+        try:
+            handler(data)
+        except Exception:
+            log.exception("handling a message on %r failed", channel)
 
     async def watch(self, order_id: str) -> Watcher:
         watcher = Watcher(order_id)

@@ -2,6 +2,11 @@
 
 One writer task owns `send`, fed by a bounded queue; the reader loop runs in the
 handler. Bad messages get an `error` message and the socket stays usable.
+
+Each socket holds a `KeySession` for its key: when the key is revoked (heard on Redis, see
+local_runtime/auth.py), a guard task sends the 401 error, closes the socket with 1008 and ends
+it; the reader also checks the session right before each submit or cancel, so a message racing
+the revocation is not taken.
 """
 
 from __future__ import annotations
@@ -16,15 +21,18 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from local_runtime.bootstrap import Engine
-from local_runtime.auth import presented_key
+from local_runtime.auth import KeySession, KeySessions, presented_key
 from local_runtime.hub import EventHub, Watcher
 from local_runtime.streaming import follow_order
 from shared.submission import CancelAction, InputError, OrderDesk, Submitted, authenticate, decode_body
 from shared.db.api_keys import ApiClient
-from shared.events import MAX_SEQ, Event, RelayedEvent, encode_event
+from shared.events import Event, RelayedEvent, encode_event, parse_after
 from shared.outages import SERVICE_ERRORS, unavailable_message
 
 OUTBOX_SIZE = 1024
+REVOKED_DRAIN_S = 1.0
+"""How long a revoked socket's last message may take to go out before the socket is closed anyway."""
+REVOKED_MESSAGE = "API key revoked"
 _encoder = msgspec.json.Encoder()
 _cancel_decoder = msgspec.json.Decoder(CancelAction)
 
@@ -39,19 +47,33 @@ class Outbox:
     def __init__(self, socket: WebSocket) -> None:
         self._socket = socket
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(OUTBOX_SIZE)
+        self._sealed = False
 
     async def put(self, frame: bytes) -> None:
-        await self._queue.put(frame)
+        if not self._sealed:
+            await self._queue.put(frame)
 
     async def deliver(self, event: Event | RelayedEvent) -> None:
-        await self._queue.put(encode_event(event))
+        if not self._sealed:
+            await self._queue.put(encode_event(event))
 
     def deliver_now(self, event: Event | RelayedEvent) -> bool:
         """Queue the event without waiting; False if the outbox is full."""
+        if self._sealed:
+            return True  # dropped: the socket is closing
         if self._queue.full():
             return False
         self._queue.put_nowait(encode_event(event))
         return True
+
+    def seal(self, frame: bytes) -> None:
+        """`frame` is the last thing this socket sends: what is still queued, and anything offered
+        later, is dropped."""
+        self._sealed = True
+        while not self._queue.empty():
+            self._queue.get_nowait()
+            self._queue.task_done()
+        self._queue.put_nowait(frame)
 
     async def run(self) -> None:
         while True:
@@ -72,10 +94,12 @@ async def _read_text(socket: WebSocket) -> str | None:
     return message.get("text")
 
 
-async def _authenticated(socket: WebSocket) -> ApiClient | None:
+async def _authenticated(socket: WebSocket, session: KeySession) -> ApiClient | None:
     """The socket's client; on a bad key an error message, close 1008, and None."""
     try:
         client = await authenticate(socket.app.state.api_keys, presented_key(socket))
+        if session.revoked:  # revoked while it was being looked up
+            raise InputError(401, REVOKED_MESSAGE, "X-API-Key")
     except InputError as exc:
         await socket.send_text(_error(exc.message, exc.field, status=exc.status).decode())
         await socket.close(code=1008)
@@ -85,6 +109,33 @@ async def _authenticated(socket: WebSocket) -> ApiClient | None:
         await socket.close(code=1011)
         return None
     return client
+
+
+class _Revoked(Exception):
+    """Ends a socket whose key was revoked (it has been told, and closed)."""
+
+
+async def _refuse_when_revoked(socket: WebSocket, session: KeySession, outbox: Outbox) -> None:
+    """The socket's guard: once its key is revoked, the 401 error is the last message, then close
+    1008, and the socket's tasks end (raises _Revoked into its task group)."""
+    await session.wait_revoked()
+    outbox.seal(_error(REVOKED_MESSAGE, "X-API-Key", status=401))
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(REVOKED_DRAIN_S):  # a client that does not read cannot hold it open
+            await outbox.drain()
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(REVOKED_DRAIN_S):
+            await socket.close(code=1008)
+    raise _Revoked
+
+
+async def _still_valid(socket: WebSocket, session: KeySession) -> bool:
+    """Right before a submit or a cancel: False once the key is revoked (the guard then closes the
+    socket). The key is looked up again through the cache as well, so a revocation whose message was
+    lost still stops orders within the cache's TTL."""
+    if not session.revoked and await socket.app.state.api_keys.client_by_hash(session.digest) is None:
+        session.revoke()
+    return not session.revoked
 
 
 class SocketSlots:
@@ -112,19 +163,21 @@ class SocketSlots:
 async def execute_socket(socket: WebSocket) -> None:
     """Send an order as JSON (same body as POST /api/orders/execute); receive its events until terminal."""
     await socket.accept()
-    client = await _authenticated(socket)
-    if client is None:
-        return
-    slots: SocketSlots = socket.app.state.socket_slots
-    with slots.hold(client.client_id) as admitted:
-        if not admitted:
-            await socket.send_text(_error("too many open sockets for this client", None, status=429).decode())
-            await socket.close(code=1008)
+    sessions: KeySessions = socket.app.state.key_sessions
+    with sessions.hold(presented_key(socket)) as session:
+        client = await _authenticated(socket, session)
+        if client is None:
             return
-        await _serve_orders(socket, client)
+        slots: SocketSlots = socket.app.state.socket_slots
+        with slots.hold(client.client_id) as admitted:
+            if not admitted:
+                await socket.send_text(_error("too many open sockets for this client", None, status=429).decode())
+                await socket.close(code=1008)
+                return
+            await _serve_orders(socket, client, session)
 
 
-async def _serve_orders(socket: WebSocket, client: ApiClient) -> None:
+async def _serve_orders(socket: WebSocket, client: ApiClient, session: KeySession) -> None:
     engine: Engine = socket.app.state.engine
     desk: OrderDesk = socket.app.state.desk
     settings = engine.settings
@@ -134,7 +187,8 @@ async def _serve_orders(socket: WebSocket, client: ApiClient) -> None:
     try:
         async with asyncio.TaskGroup() as tasks:
             writer = tasks.create_task(outbox.run())
-            while True:
+            guard = tasks.create_task(_refuse_when_revoked(socket, session, outbox))
+            while not session.revoked:
                 try:
                     async with asyncio.timeout(settings.ws_idle_timeout_s):
                         text = await _read_text(socket)
@@ -144,6 +198,7 @@ async def _serve_orders(socket: WebSocket, client: ApiClient) -> None:
                     await outbox.put(_error("idle timeout: closing", None, status=408))
                     await outbox.drain()
                     writer.cancel()  # or the task group would wait for the writer for ever
+                    guard.cancel()
                     await socket.close(code=1000)
                     return
                 if text is None:
@@ -157,9 +212,13 @@ async def _serve_orders(socket: WebSocket, client: ApiClient) -> None:
                 try:
                     if '"action"' in text and _is_action(text):
                         action = decode_body(text, CancelAction, _cancel_decoder)
+                        if not await _still_valid(socket, session):
+                            break  # the guard tells the client and closes the socket
                         cancelled = await desk.cancel(action.order_id, client.client_id)
                         await outbox.put(_encoder.encode({"type": "cancelled", "orderId": cancelled}))
                         continue
+                    if not await _still_valid(socket, session):
+                        break
                     done, watcher = await _submit_watched(text, client, desk, hub, engine)
                 except InputError as exc:
                     await outbox.put(_error(exc.message, exc.field, status=exc.status, **_retry(exc)))
@@ -170,6 +229,8 @@ async def _serve_orders(socket: WebSocket, client: ApiClient) -> None:
                 task = tasks.create_task(_follow(socket, done.order_id, outbox, watcher=watcher))
                 following.add(task)
                 task.add_done_callback(following.discard)
+    except* _Revoked:
+        pass
     except* (WebSocketDisconnect, OSError):
         pass
 
@@ -226,17 +287,20 @@ def _retry(exc: InputError) -> dict[str, int]:
 @websocket("/api/orders/{order_id:str}/stream")
 async def stream_socket(socket: WebSocket, order_id: str) -> None:
     """Replays stored events after `?after=N` (default 0), then live ones until the terminal event."""
-    desk: OrderDesk = socket.app.state.desk
     await socket.accept()
-    client = await _authenticated(socket)
-    if client is None:
-        return
-    after_text = socket.query_params.get("after", "0")
-    after = int(after_text) if after_text.isdigit() and int(after_text) <= MAX_SEQ else -1
+    sessions: KeySessions = socket.app.state.key_sessions
+    with sessions.hold(presented_key(socket)) as session:
+        client = await _authenticated(socket, session)
+        if client is None:
+            return
+        await _stream_order(socket, order_id, client, session)
+
+
+async def _stream_order(socket: WebSocket, order_id: str, client: ApiClient, session: KeySession) -> None:
+    desk: OrderDesk = socket.app.state.desk
     try:
+        after = parse_after(socket.query_params.get("after"))  # the one reading of ?after= (HTTP /events too)
         order = await desk.owned(order_id, client.client_id)
-        if after < 0:
-            raise InputError(422, "after must be a non-negative integer (a seq)", "after")
     except InputError as exc:
         await socket.send_text(_error(exc.message, exc.field, status=exc.status).decode())
         await socket.close(code=1008)
@@ -249,10 +313,14 @@ async def stream_socket(socket: WebSocket, order_id: str) -> None:
     try:
         async with asyncio.TaskGroup() as tasks:
             writer = tasks.create_task(outbox.run())
+            guard = tasks.create_task(_refuse_when_revoked(socket, session, outbox))
             await _follow(socket, order.id, outbox, after)
             await outbox.drain()
             writer.cancel()
+            guard.cancel()
         await socket.close()
+    except* _Revoked:
+        pass
     except* (WebSocketDisconnect, OSError):
         pass
 

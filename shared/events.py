@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,24 @@ import msgspec
 
 MAX_SEQ = 2**31 - 1
 """Sequence numbers are PostgreSQL integers."""
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+_MAX_SEQ_DIGITS = len(str(MAX_SEQ))
+
+
+def parse_after(text: str | None) -> int:
+    """`?after=N`, the seq a client starts after, as every transport reads it (HTTP /events, the
+    /stream socket, the cloud HTTP function): ASCII digits only, 0..MAX_SEQ; absent means 0.
+    Anything else (other Unicode digits such as `²` or `٣`, a sign, a space, a decimal point, an
+    empty value, a number past MAX_SEQ) is `InputError(422, …, "after")`."""
+    from shared.submission import InputError  # here: shared.submission imports this module
+
+    if text is None:
+        return 0
+    if _ASCII_DIGITS.fullmatch(text):
+        significant = text.lstrip("0") or "0"
+        if len(significant) <= _MAX_SEQ_DIGITS and int(significant) <= MAX_SEQ:  # no int() of a huge string
+            return int(significant)
+    raise InputError(422, f"after must be a seq: a whole number from 0 to {MAX_SEQ} in ASCII digits", "after")
 
 
 class Event(msgspec.Struct, frozen=True, rename="camel"):

@@ -1,4 +1,11 @@
-"""API keys in PostgreSQL, stored as SHA-256 hashes: a key is shown once, when it is made."""
+"""API keys in PostgreSQL, stored as SHA-256 hashes: a key is shown once, when it is made.
+
+Revoking a key updates PostgreSQL, then publishes the key's hash (never the key) on the Redis
+channel `{namespace}:revoked-keys`; every web process listens on it (local_runtime/hub.py), drops
+the key from its cache and refuses the key's open WebSockets. If that message cannot be sent
+(Redis down), the revocation still stands: a process that has the key cached stops accepting it
+within CACHE_TTL_S.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,28 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+from redis.asyncio import Redis
 
 KEY_PREFIX = "dex_"
 CACHE_TTL_S = 30.0
-"""A revoked key keeps working for at most this long in a process that has seen it."""
+"""How long a process trusts a key it has looked up. A revocation evicts it at once in every web
+process that hears it over Redis; this bound applies only when that message is lost (Redis was
+unreachable when the key was revoked)."""
+
+
+def hash_key(key: str) -> str:
+    """The one hash of a key: what PostgreSQL stores, what caches are keyed by, what a revocation
+    announces."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def revoked_keys_channel(namespace: str) -> str:
+    """The Redis channel revocations are announced on (payload: the key's hash)."""
+    return f"{namespace}:revoked-keys"
+
+
+def is_key_hash(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,8 +48,17 @@ class ApiClient:
     max_in_flight: int | None = None
 
 
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    revoked: bool
+    """The key was active and is now revoked (False: unknown, or revoked before)."""
+    known: bool
+    """The key exists (active or revoked before)."""
+    announced: bool
+    """Every web process was told over Redis (False: no Redis given, or it was unreachable; the key
+    is then refused within CACHE_TTL_S)."""
+    error: str | None = None
+    """Why it could not be announced."""
 
 
 def new_key() -> str:
@@ -32,9 +66,17 @@ def new_key() -> str:
 
 
 class PgApiKeys:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, redis: Redis | None = None, namespace: str | None = None,
+                 cache_ttl_s: float = CACHE_TTL_S) -> None:
+        """`redis` and `namespace`: where `revoke` announces revocations. `cache_ttl_s` 0 reads
+        PostgreSQL for every look-up."""
         self._pool = pool
+        self._redis = redis
+        self._namespace = namespace
+        self._cache_ttl_s = cache_ttl_s
         self._cache: dict[str, tuple[float, ApiClient]] = {}
+        self._evictions = 0
+        """Bumped by every eviction: a look-up that started before one does not cache its answer."""
 
     async def register(
         self, key: str, client_id: str, now: datetime, label: str = "",
@@ -47,26 +89,51 @@ class PgApiKeys:
             " orders_per_minute = $4, max_in_flight = $5, revoked_at = NULL",
             hash_key(key), client_id, label, orders_per_minute, max_in_flight, now,
         )
-        self._cache.pop(hash_key(key), None)
+        self.forget(hash_key(key))
 
     async def create(self, client_id: str, now: datetime, **options) -> str:
         key = new_key()
         await self.register(key, client_id, now, **options)
         return key
 
-    async def revoke(self, key: str, now: datetime) -> bool:
-        done = await self._pool.execute(
-            "UPDATE api_keys SET revoked_at = $2 WHERE key_hash = $1 AND revoked_at IS NULL", hash_key(key), now
+    async def revoke(self, key: str, now: datetime) -> Revocation:
+        """Revoke in PostgreSQL, then announce it on Redis. A key revoked before is announced again
+        (so running the revocation again repairs one whose announcement was lost)."""
+        digest = hash_key(key)
+        row = await self._pool.fetchrow(
+            "UPDATE api_keys k SET revoked_at = COALESCE(k.revoked_at, $2)"
+            " FROM (SELECT key_hash, revoked_at FROM api_keys WHERE key_hash = $1 FOR UPDATE) before"
+            " WHERE k.key_hash = before.key_hash RETURNING before.revoked_at IS NULL AS now_revoked", digest, now,
         )
-        self._cache.pop(hash_key(key), None)
-        return done.endswith(" 1")
+        self.forget(digest)
+        if row is None:
+            return Revocation(revoked=False, known=False, announced=False)
+        if self._redis is None or self._namespace is None:
+            return Revocation(row["now_revoked"], True, announced=False, error="no Redis to announce it on")
+        try:
+            await self._redis.publish(revoked_keys_channel(self._namespace), digest)
+        except Exception as exc:  # PostgreSQL has it: the caches' TTL is the fallback
+            return Revocation(row["now_revoked"], True, announced=False, error=f"{type(exc).__name__}: {exc}")
+        return Revocation(row["now_revoked"], True, announced=True)
+
+    def forget(self, digest: str) -> None:
+        """Drop one key (by hash) from this process's cache."""
+        self._evictions += 1
+        self._cache.pop(digest, None)
+
+    def forget_all(self) -> None:
+        self._evictions += 1
+        self._cache.clear()
 
     async def client(self, key: str) -> ApiClient | None:
         """The client this key belongs to, or None (unknown or revoked). Cached briefly."""
-        digest = hash_key(key)
+        return await self.client_by_hash(hash_key(key))
+
+    async def client_by_hash(self, digest: str) -> ApiClient | None:
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        evictions = self._evictions
         row = await self._pool.fetchrow(
             "SELECT client_id, orders_per_minute, max_in_flight FROM api_keys"
             " WHERE key_hash = $1 AND revoked_at IS NULL", digest,
@@ -74,7 +141,17 @@ class PgApiKeys:
         if row is None:
             return None  # not cached: a key made a moment ago in another process works at once
         found = ApiClient(row["client_id"], row["orders_per_minute"], row["max_in_flight"])
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[digest] = (time.monotonic() + CACHE_TTL_S, found)
+        if self._cache_ttl_s > 0 and evictions == self._evictions:  # no revocation came in meanwhile
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (time.monotonic() + self._cache_ttl_s, found)
         return found
+
+    async def revoked_among(self, digests: list[str]) -> set[str]:
+        """Which of these key hashes are no longer active (revoked or gone), read from PostgreSQL."""
+        if not digests:
+            return set()
+        active = await self._pool.fetch(
+            "SELECT key_hash FROM api_keys WHERE key_hash = ANY($1::varchar[]) AND revoked_at IS NULL", digests,
+        )
+        return set(digests) - {row["key_hash"] for row in active}

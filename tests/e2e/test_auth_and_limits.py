@@ -1,5 +1,6 @@
-"""Keys, isolation between clients, admission limits, idempotency, WebSocket limits and
-reconnecting — against the real runtime process (tests/e2e/runtime.py), as a client sees them.
+"""Keys (and revoking them), isolation between clients, admission limits, idempotency, WebSocket
+limits and reconnecting — against the real runtime process (tests/e2e/runtime.py), as a client
+sees them.
 
 Three runtimes at most: the module's zero-delay `runtime` (tests/e2e/conftest.py), a second
 web process on the same database and Redis namespace (`second_web`, for limits shared across
@@ -9,7 +10,9 @@ processes), and `slow` (orders take ~2 s, small WebSocket limits) where timing m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import subprocess
 import time
 import uuid
 from datetime import UTC, datetime
@@ -20,7 +23,9 @@ import pytest
 import websockets
 from redis.asyncio import Redis
 
-from shared.db.api_keys import PgApiKeys
+from local_runtime.auth import KeySessions, Revocations
+from local_runtime.hub import EventHub
+from shared.db.api_keys import PgApiKeys, hash_key, revoked_keys_channel
 from shared.settings import Settings
 from tests.conftest import REDIS_URL, _admin, database_url, forget_namespace, run_sync
 from tests.e2e.runtime import Runtime, connect, receive_json, receive_until_terminal
@@ -37,11 +42,15 @@ def unique(prefix: str) -> str:
 
 
 async def revoke(runtime: Runtime, key: str) -> None:
-    pool = await asyncpg.create_pool(runtime.env["DATABASE_URL"], min_size=1, max_size=1)
-    try:
-        assert await PgApiKeys(pool).revoke(key, datetime.now(UTC))
-    finally:
-        await pool.close()
+    """Revoke `key` as an operator does: `python -m local_runtime apikey revoke KEY`, in the runtime's
+    environment (its database and Redis namespace)."""
+    process = await asyncio.create_subprocess_exec(
+        runtime.python, "-m", "local_runtime", "apikey", "revoke", key, cwd=runtime.root, env=runtime.env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0 and out.decode().strip() == "revoked", (out, err)
+    assert not err.strip(), err  # no warning: the web processes were told over Redis
 
 
 async def stored_orders(runtime: Runtime, client_id: str) -> int:
@@ -123,18 +132,173 @@ async def test_every_api_route_refuses_a_missing_or_unknown_key(runtime, headers
     assert httpx.get(f"{runtime.base}/healthz", timeout=10).status_code == 200  # health needs no key
 
 
-async def test_a_revoked_key_is_refused_and_a_process_that_never_saw_it_refuses_it_at_once(runtime, second_web):
+async def _refused_within_a_second(web: Runtime, path: str, key: str, since: float) -> None:
+    """Poll until `web` answers 401 to the key: at most 1 s after `since`."""
+    while web.get(path, key=key).status_code != 401:
+        assert time.monotonic() - since < 1.0, f"{web.base} still accepts the key 1 s after its revocation"
+        await asyncio.sleep(0.02)
+
+
+async def _refused_on_socket(url: str, key: str) -> None:
+    async with connect(url, api_key=key) as socket:
+        refusal = await receive_json(socket)
+        assert refusal["type"] == "error" and refusal["status"] == 401 and refusal["field"] == "X-API-Key", refusal
+        assert await close_code(socket) == 1008
+
+
+async def test_every_way_in_refuses_a_revoked_key_at_once_in_every_web_process(runtime, second_web):
+    """The contract: once revoked, a key gets 401 from every HTTP route and both sockets, in a process
+    that has it cached (it served the key a moment before) as in one that never saw it."""
     client = unique("revoked")
     unused, used = await runtime.create_key(client), await runtime.create_key(client)
-    assert runtime.post_order(SELL, {"X-API-Key": used}).status_code == 201
+    order_id = runtime.post_order(RESTING, {"X-API-Key": used}).json()["orderId"]
+    for web in (runtime, second_web):  # `used` is now in both processes' key caches
+        assert web.get(f"/api/orders/{order_id}", key=used).status_code == 200
     await revoke(runtime, unused)
     await revoke(runtime, used)
-    for method, path, body in _calls():
-        _assert_401(httpx.request(method, f"{runtime.base}{path}", content=body, headers={"X-API-Key": unused},
-                                  timeout=10))
-    # The web process that served `used` may cache it (≤ 30 s); another process never saw it.
-    _assert_401(second_web.post_order(SELL, {"X-API-Key": used}))
+    revoked = time.monotonic()
+    for web in (runtime, second_web):
+        await _refused_within_a_second(web, f"/api/orders/{order_id}", used, revoked)
+        for key in (unused, used):
+            for method, path, body in [*_calls(), ("GET", f"/api/orders/{order_id}/events?after=0", None),
+                                       ("DELETE", f"/api/orders/{order_id}", None)]:
+                _assert_401(httpx.request(method, f"{web.base}{path}", content=body, headers={"X-API-Key": key},
+                                          timeout=10))
+            for path in ("/api/orders/execute", f"/api/orders/{order_id}/stream"):
+                await _refused_on_socket(f"{web.ws_base}{path}", key)
     assert await stored_orders(runtime, client) == 1
+    assert runtime.get(f"/api/orders/{order_id}").status_code == 404  # still another client's (and resting)
+
+
+async def test_revoking_a_key_closes_its_open_sockets_in_every_web_process_within_a_second(runtime, second_web):
+    """Two web processes, an order socket and a stream socket on each, a key revoked with the real
+    CLI: within 1 s every socket gets the 401 error and close 1008, and HTTP answers 401 in both.
+    Meanwhile one socket keeps sending orders: none is taken later than 1 s after the revocation."""
+    client = unique("revoke-live")
+    key = await runtime.create_key(client, orders_per_minute=100_000, max_in_flight=10_000)
+    resting = runtime.post_order(RESTING, {"X-API-Key": key}).json()["orderId"]
+    assert runtime.wait_for_status(resting, {"waiting"}, key=key)["status"] == "waiting"
+    async with contextlib.AsyncExitStack() as opened:
+        await _revoke_under_open_sockets(runtime, second_web, opened, client, key, resting)
+
+
+async def _revoke_under_open_sockets(runtime, second_web, opened, client, key, resting) -> None:
+    sockets = []
+    for web in (runtime, second_web):
+        order_socket = await opened.enter_async_context(connect(f"{web.ws_base}/api/orders/execute", api_key=key))
+        await order_socket.send(json.dumps(SELL))
+        assert statuses(await receive_until_terminal(order_socket)) == FLOW  # it works, and is open
+        stream_socket = await opened.enter_async_context(connect(f"{web.ws_base}/api/orders/{resting}/stream",
+                                                                 api_key=key))
+        assert statuses([await receive_json(stream_socket) for _ in range(2)]) == ["pending", "waiting"]
+        sockets += [order_socket, stream_socket]
+    pumping = sockets[2]  # the second process's order socket
+
+    async def pump() -> None:
+        """Send orders until the socket is closed (events and the refusal are read by `ending`)."""
+        try:
+            while True:
+                await pumping.send(json.dumps(SELL))
+                await asyncio.sleep(0.02)
+        except websockets.ConnectionClosed:
+            pass
+
+    async def ending(socket) -> tuple[dict | None, int | None, float]:
+        """The last message before the close, the close code, and when the close came."""
+        last = None
+        try:
+            while True:
+                last = json.loads(await asyncio.wait_for(socket.recv(), 10))
+        except websockets.ConnectionClosed as closed:
+            return last, (None if closed.rcvd is None else closed.rcvd.code), time.monotonic()
+
+    endings = [asyncio.create_task(ending(socket)) for socket in sockets]
+    pumper = asyncio.create_task(pump())
+    await asyncio.sleep(0.2)  # orders are flowing on the pumping socket
+    await revoke(runtime, key)
+    revoked = time.monotonic()  # the CLI has returned: PostgreSQL has it, and it was published
+    for web in (runtime, second_web):
+        await _refused_within_a_second(web, f"/api/orders/{resting}", key, revoked)
+    results = await asyncio.wait_for(asyncio.gather(*endings), 5)
+    await asyncio.wait_for(pumper, 5)
+    for last, code, closed_at in results:
+        assert last is not None and last["type"] == "error", last
+        assert last["status"] == 401 and last["field"] == "X-API-Key" and last["error"], last
+        assert code == 1008
+        assert closed_at - revoked < 1.0, f"closed {closed_at - revoked:.2f} s after the revocation"
+    for web in (runtime, second_web):
+        _assert_401(web.post_order(SELL, {"X-API-Key": key}))
+    connection = await asyncpg.connect(runtime.env["DATABASE_URL"])
+    try:
+        revoked_at = await connection.fetchval("SELECT revoked_at FROM api_keys WHERE key_hash = $1", hash_key(key))
+        latest = await connection.fetchval("SELECT max(created_at) FROM orders WHERE client_id = $1", client)
+        taken = await connection.fetchval("SELECT count(*) FROM orders WHERE client_id = $1", client)
+    finally:
+        await connection.close()
+    assert taken > 3, "the pumping socket placed no order before the revocation: the race was not run"
+    assert (latest - revoked_at).total_seconds() < 1.0, (latest, revoked_at)
+
+
+async def test_revocations_lost_while_the_subscription_was_down_are_caught_up_from_postgresql(engine):
+    """Pub/sub drops what is published while a subscriber reconnects: after the hub's connection is
+    back, the key cache is emptied and every open socket's key is read again from PostgreSQL."""
+    settings = engine.settings
+    keys = PgApiKeys(engine.pool, engine.redis, settings.namespace)
+    sessions = KeySessions()
+    revocations = Revocations(keys, sessions)
+    hub = EventHub(engine.redis, settings.namespace,
+                   channels={revoked_keys_channel(settings.namespace): revocations.heard},
+                   on_resubscribed=revocations.resubscribed)
+    await hub.start()
+    silent = PgApiKeys(engine.pool)  # revokes without telling anyone: the lost message
+    try:
+        lost, kept, later = [await keys.create(name, datetime.now(UTC)) for name in ("lost", "kept", "later")]
+        with sessions.hold(lost) as lost_session, sessions.hold(kept) as kept_session, \
+                sessions.hold(later) as later_session:
+            assert await keys.client(lost) is not None  # cached
+            assert (await silent.revoke(lost, datetime.now(UTC))).revoked
+            assert await keys.client(lost) is not None  # nobody told this process
+            address = "%s:%s" % hub._pubsub.connection._writer.get_extra_info("sockname")[:2]
+            assert await engine.redis.execute_command("CLIENT", "KILL", "ADDR", address)
+            deadline = time.monotonic() + 5
+            while not lost_session.revoked:
+                assert time.monotonic() < deadline, "the open socket of the key revoked meanwhile was not refused"
+                await asyncio.sleep(0.02)
+            assert await keys.client(lost) is None and not kept_session.revoked
+            # The subscription works again: a revocation announced now arrives at once.
+            announced = await keys.revoke(later, datetime.now(UTC))
+            assert announced.revoked and announced.announced
+            deadline = time.monotonic() + 1
+            while not later_session.revoked:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            assert not kept_session.revoked and await keys.client(kept) is not None
+    finally:
+        await hub.stop()
+        await revocations.stop()
+
+
+async def test_a_revocation_never_announced_still_refuses_open_sockets_within_the_sweep(engine):
+    """Redis unreachable from where the key was revoked: no message at all. Each process re-reads its
+    open sockets' keys from PostgreSQL every CACHE_TTL_S (here 0.2 s), one query for all of them."""
+    keys = PgApiKeys(engine.pool)
+    sessions = KeySessions()
+    revocations = Revocations(keys, sessions, sweep_interval_s=0.2)
+    revocations.start()
+    try:
+        gone, kept = [await keys.create(name, datetime.now(UTC)) for name in ("gone", "kept")]
+        with sessions.hold(gone) as gone_session, sessions.hold(gone) as again, sessions.hold(kept) as kept_session:
+            revocation = await PgApiKeys(engine.pool).revoke(gone, datetime.now(UTC))
+            assert revocation.revoked and not revocation.announced
+            deadline = time.monotonic() + 2
+            while not (gone_session.revoked and again.revoked):
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # another sweep or two
+            assert not kept_session.revoked
+        assert sessions.digests() == []  # closed sockets leave the registry
+    finally:
+        await revocations.stop()
 
 
 @pytest.mark.parametrize("path", ["/api/orders/execute", "/api/orders/{order}/stream"])

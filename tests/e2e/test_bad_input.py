@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+import uuid
+from urllib.parse import quote
 
+import httpx
 import pytest
+import websockets
 
-from tests.e2e.runtime import connect, receive_json, receive_until_terminal
+from shared.events import MAX_SEQ
+from tests.e2e.runtime import ROOT, connect, receive_json, receive_until_terminal
+from tests.unit.test_events import BAD_AFTER
+
+RUNTIME_LOG = ROOT / ".pytest-runtime.log"
+"""Where tests/e2e/runtime.py sends every runtime's output."""
 
 GOOD = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "1.5", "slippageBps": 100}
 # (description, body, expected HTTP status, field named in the error)
@@ -30,6 +41,15 @@ BAD_INPUTS = [
     ("unknown type", {**GOOD, "type": "stop"}, 422, "type"),
     ("unknown side", {**GOOD, "side": "hold"}, 422, "side"),
 ]
+
+
+async def close_code(socket) -> int | None:
+    """Read until the server closes the socket; the close code it sent (None: no close frame)."""
+    try:
+        while True:
+            await asyncio.wait_for(socket.recv(), 10)
+    except websockets.ConnectionClosed as closed:
+        return None if closed.rcvd is None else closed.rcvd.code
 
 
 def _bytes(body) -> bytes:
@@ -64,3 +84,117 @@ async def test_bad_input_stores_no_order(runtime):
     for _case, body, _status, _field in BAD_INPUTS:
         runtime.post_order(_bytes(body))
     assert await runtime.count_orders() == before
+
+
+# --- query parameters ------------------------------------------------------------------------------
+# One reading of `?after=` for HTTP and the stream socket (shared.events.parse_after), and every
+# query parameter of every route: a wrongly typed, out-of-range or missing value is a 422 naming
+# it (camelCase, as sent), logged as one line without a traceback.
+
+def _order_id(runtime) -> str:
+    answer = runtime.post_order(GOOD)
+    assert answer.status_code == 201, answer.text
+    return answer.json()["orderId"]
+
+
+@pytest.mark.parametrize("after", BAD_AFTER, ids=[repr(a) for a in BAD_AFTER])
+async def test_a_bad_after_is_a_422_naming_after_over_http_and_on_the_stream_socket(runtime, after):
+    order_id = _order_id(runtime)
+    answer = runtime.get(f"/api/orders/{order_id}/events?after={quote(after)}")
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == "after" and answer.json()["error"]
+    async with connect(f"{runtime.ws_base}/api/orders/{order_id}/stream?after={quote(after)}") as socket:
+        refusal = await receive_json(socket)
+        assert refusal["type"] == "error" and refusal["status"] == 422 and refusal["field"] == "after", refusal
+        assert await close_code(socket) == 1008
+
+
+async def test_after_in_ascii_digits_up_to_max_seq_is_read_the_same_by_http_and_the_socket(runtime):
+    order_id = _order_id(runtime)
+    stored = runtime.get(f"/api/orders/{order_id}/events").json()
+    assert stored and runtime.get(f"/api/orders/{order_id}/events?after=0").json() == stored
+    for after in ("2", "002", str(MAX_SEQ)):
+        over_http = runtime.get(f"/api/orders/{order_id}/events?after={after}")
+        assert over_http.status_code == 200, over_http.text
+        assert over_http.json() == [e for e in stored if e["seq"] > int(after)]
+    async with connect(f"{runtime.ws_base}/api/orders/{order_id}/stream?after=002") as socket:
+        assert [e["seq"] for e in await receive_until_terminal(socket)] == [e["seq"] for e in stored if e["seq"] > 2]
+
+
+VALID_QUERIES = {
+    "/api/quote": {"inputMint": "SOL", "outputMint": "USDC", "amount": "1", "slippageBps": "50"},
+    "/api/orders/{order_id}/events": {"after": "0"},
+}
+"""A valid query for every route that takes query parameters (each one named)."""
+BAD_STRINGS = {
+    "after": BAD_AFTER,
+    "amount": ["abc", "-1", "0", "1e3", ""],
+    "inputMint": ["NOPE", ""],
+    "outputMint": ["NOPE", ""],
+}
+"""Bad values of the string parameters (any text has the right type: these are out of their range)."""
+
+
+def _bad_values(parameter: dict) -> list[str | None]:
+    """Wrongly typed and out-of-range values for a parameter of the served schema; None: leave it out
+    (for a required one)."""
+    name, schema = parameter["name"], parameter["schema"]
+    values: list[str | None] = [None] if parameter.get("required") else []
+    if schema.get("type") == "integer":
+        values += ["abc", "1.5", "²", ""]
+        values += [str(int(schema[b]) + d) for b, d in (("minimum", -1), ("maximum", 1)) if b in schema]
+        values += ["99999999999999999999999"]
+    else:
+        values += BAD_STRINGS[name]
+    return values
+
+
+def _log_lines(offset: int) -> list[str]:
+    return RUNTIME_LOG.read_bytes()[offset:].decode(errors="replace").splitlines()
+
+
+async def test_every_bad_query_parameter_is_a_422_naming_it_and_logs_no_traceback(runtime):
+    schema = httpx.get(f"{runtime.base}/schema/openapi.json", timeout=10).json()
+    routes = {path: [p for p in op.get("parameters", []) if p["in"] == "query"]
+              for path, ops in schema["paths"].items() for op in ops.values()}
+    routes = {path: params for path, params in routes.items() if params}
+    assert set(routes) == set(VALID_QUERIES), "a route takes query parameters this test does not know"
+    order_id = _order_id(runtime)
+    offset = RUNTIME_LOG.stat().st_size
+    probes: dict[str, tuple[str, str]] = {}  # marker → (request, field)
+    for path, parameters in routes.items():
+        assert {p["name"] for p in parameters} == set(VALID_QUERIES[path])
+        url = runtime.base + path.format(order_id=order_id)
+        assert httpx.get(url, params=VALID_QUERIES[path], headers=runtime.headers, timeout=10).status_code == 200
+        for parameter in parameters:
+            name = parameter["name"]
+            for value in _bad_values(parameter):
+                marker = uuid.uuid4().hex
+                query = {k: v for k, v in VALID_QUERIES[path].items() if k != name}
+                if value is not None:
+                    query[name] = value
+                query["probe"] = marker  # an unknown parameter is ignored; it finds this request in the log
+                answer = httpx.get(url, params=query, headers=runtime.headers, timeout=10)
+                case = f"{path} {name}={value!r}"
+                assert answer.status_code == 422, (case, answer.text)
+                assert answer.json()["field"] == name and answer.json()["error"], (case, answer.text)
+                probes[marker] = (case, name)
+    # The log (every e2e runtime appends to it, so lines are found by each request's marker): at most
+    # one line per request, never a traceback; Litestar's own checks (an integer's type and range, a
+    # missing required parameter) and `after` each log exactly one line naming the field.
+    expected = {m for m, (case, name) in probes.items() if name in ("slippageBps", "after")}
+    deadline = time.monotonic() + 5
+    while True:
+        lines = _log_lines(offset)
+        found = {m: [i for i, line in enumerate(lines) if m in line] for m in probes}
+        if all(found[m] for m in expected) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    for marker, (case, name) in probes.items():
+        at = found[marker]
+        assert len(at) <= 1, (case, [lines[i] for i in at])
+        if marker in expected:
+            assert at, f"{case}: nothing logged"
+        for i in at:
+            assert "Uncaught exception" not in lines[i] and " 422 " in lines[i] and name in lines[i], (case, lines[i])
+            assert i + 1 == len(lines) or not lines[i + 1].startswith("Traceback"), (case, lines[i:i + 3])

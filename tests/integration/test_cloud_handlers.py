@@ -14,8 +14,10 @@ from cloud import execute_handler, http_handler, quote_handler, route_handler
 from cloud.container import Container
 from functions import intake
 from shared.db.api_keys import PgApiKeys
+from shared.events import MAX_SEQ
 from shared.messages import ExecuteRequest, MarketOrderRequest, NewOrder, QuoteRequest, RouteRequest
 from tests.cloud_events import http_event, sqs_event, sqs_record
+from tests.unit.test_events import BAD_AFTER
 
 ORDER = MarketOrderRequest(side="sell", base_asset="SOL", quote_asset="USDC", amount="1.5", slippage_bps=100)
 
@@ -143,3 +145,39 @@ def test_a_failed_hand_off_is_redelivered_and_never_fails_the_order(box):
     answer = quote_handler.handler(sqs_event(sqs_record(body(request), receive_count=3, message_id="m1")), None)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
     assert statuses(box, request.order_id) == ["pending", "routing"]  # the step ran; the order is not failed
+
+
+def test_the_http_entry_point_refuses_a_revoked_key_on_the_very_next_request(box):
+    """A function hears no revocation (it holds no subscription): it must read the key in PostgreSQL
+    on every request, so a key revoked between two requests is refused by the second, on every route."""
+    keys = PgApiKeys(box.world.pool)
+    key = box.run(keys.create("carol", datetime.now(UTC)))
+    order = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "1"}
+    created = http_handler.handler(http_event("POST", "/api/orders/execute", order, {"x-api-key": key}), None)
+    assert created["statusCode"] == 201
+    order_id = json.loads(created["body"])["orderId"]
+    read = http_handler.handler(http_event("GET", f"/api/orders/{order_id}", headers={"x-api-key": key}), None)
+    assert read["statusCode"] == 200
+    assert box.run(keys.revoke(key, datetime.now(UTC))).revoked  # no Redis: nobody is told
+    for method, path, body in (("POST", "/api/orders/execute", order), ("GET", f"/api/orders/{order_id}", None),
+                               ("GET", f"/api/orders/{order_id}/events", None),
+                               ("DELETE", f"/api/orders/{order_id}", None)):
+        refused = http_handler.handler(http_event(method, path, body, {"x-api-key": key}), None)
+        assert refused["statusCode"] == 401, (method, path, refused)
+        assert json.loads(refused["body"])["field"] == "X-API-Key"
+
+
+@pytest.mark.parametrize("after", BAD_AFTER, ids=[repr(a) for a in BAD_AFTER])
+def test_the_http_entry_point_reads_after_like_the_local_runtime(box, after):
+    key = box.run(PgApiKeys(box.world.pool).create("dave", datetime.now(UTC)))
+    order = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "1"}
+    created = http_handler.handler(http_event("POST", "/api/orders/execute", order, {"x-api-key": key}), None)
+    order_id = json.loads(created["body"])["orderId"]
+    path = f"/api/orders/{order_id}/events"
+    refused = http_handler.handler(http_event("GET", path, headers={"x-api-key": key}, query={"after": after}), None)
+    assert refused["statusCode"] == 422, refused
+    assert json.loads(refused["body"])["field"] == "after"
+    for good, seqs in (({}, [1]), ({"after": "0"}, [1]), ({"after": "001"}, []), ({"after": str(MAX_SEQ)}, [])):
+        answer = http_handler.handler(http_event("GET", path, headers={"x-api-key": key}, query=good), None)
+        assert answer["statusCode"] == 200, answer
+        assert [e["seq"] for e in json.loads(answer["body"])] == seqs
