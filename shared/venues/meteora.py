@@ -8,9 +8,11 @@ Prices are y base units per x base unit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
+from functools import lru_cache
+
+import msgspec
 
 from shared.venues.swap import InsufficientLiquidity, SwapOutcome
 
@@ -26,8 +28,7 @@ def _bin_price(bin_step: int, bin_id: int) -> Decimal:
     return _MATH.power(Decimal(BASIS_POINT_MAX + bin_step) / BASIS_POINT_MAX, bin_id)
 
 
-@dataclass(frozen=True, slots=True)
-class FeeParameters:
+class FeeParameters(msgspec.Struct, frozen=True, array_like=True):
     """Defaults are the ones the DLMM SDK's own tests use."""
 
     base_factor: int = 10_000
@@ -38,7 +39,7 @@ class FeeParameters:
     max_volatility_accumulator: int = 350_000
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Bin:
     amount_x: int
     amount_y: int
@@ -56,30 +57,42 @@ def _ceil_div(numerator: int, denominator: int) -> int:
     return -(-numerator // denominator)
 
 
-@dataclass(slots=True)
-class DlmmPool:
+class DlmmPool(msgspec.Struct, tag="dlmm", array_like=True):
+    """The pool's whole state, as stored: bins `lowest_id` … `lowest_id + len − 1`, their x and y
+    amounts in two lists (compact to store and quick to load)."""
+
     mint_x: str
     mint_y: str
     bin_step: int
     active_id: int
-    bins: dict[int, Bin]
-    fees: FeeParameters = field(default_factory=FeeParameters)
+    lowest_id: int
+    amounts_x: list[int]
+    amounts_y: list[int]
+    fees: FeeParameters = FeeParameters()
     volatility_accumulator: int = 0
     volatility_reference: int = 0
     index_reference: int = 0
-    last_swap_at_s: float = float("-inf")
+    last_swap_at_s: float | None = None
+    """When the last swap happened (None: never)."""
     y_per_bin: int = 0
     bins_each_side: int = 0
-    _reserves: tuple[int, int] | None = field(default=None, repr=False, compare=False)
-    """(x, y) held in all bins, as of the last change of the bins (every quote reports it)."""
 
     @classmethod
     def with_uniform_liquidity(
         cls, mint_x: str, mint_y: str, bin_step: int, price: Decimal, y_per_bin: int, bins_each_side: int
     ) -> DlmmPool:
-        pool = cls(mint_x, mint_y, bin_step, 0, {})
+        pool = cls(mint_x, mint_y, bin_step, 0, 0, [], [])
         pool.fill_around(pool.bin_id_for(price), y_per_bin, bins_each_side)
         return pool
+
+    @property
+    def bins(self) -> dict[int, Bin]:
+        """Every bin by id (a copy, for reading)."""
+        return {self.lowest_id + i: Bin(x, y) for i, (x, y) in enumerate(zip(self.amounts_x, self.amounts_y))}
+
+    def _index(self, bin_id: int) -> int | None:
+        index = bin_id - self.lowest_id
+        return index if 0 <= index < len(self.amounts_x) else None
 
     def bin_price(self, bin_id: int) -> Decimal:
         return _bin_price(self.bin_step, bin_id)
@@ -91,12 +104,11 @@ class DlmmPool:
     def fill_around(self, active_id: int, y_per_bin: int, bins_each_side: int) -> None:
         """Lay liquidity out evenly: y below the active bin, x above, half of each in it."""
         self.active_id, self.y_per_bin, self.bins_each_side = active_id, y_per_bin, bins_each_side
-        self._reserves = None
-        self.bins = {active_id: Bin(_floor(_MATH.divide(y_per_bin // 2, self.bin_price(active_id))), y_per_bin // 2)}
-        for offset in range(1, bins_each_side + 1):
-            self.bins[active_id - offset] = Bin(0, y_per_bin)
-            above = active_id + offset
-            self.bins[above] = Bin(_floor(_MATH.divide(y_per_bin, self.bin_price(above))), 0)
+        self.lowest_id = active_id - bins_each_side
+        self.amounts_x = [0] * bins_each_side + [_floor(_MATH.divide(y_per_bin // 2, self.bin_price(active_id)))] + [
+            _floor(_MATH.divide(y_per_bin, self.bin_price(active_id + offset))) for offset in range(1, bins_each_side + 1)
+        ]
+        self.amounts_y = [y_per_bin] * bins_each_side + [y_per_bin // 2] + [0] * bins_each_side
 
     def price(self) -> Decimal:
         return self.bin_price(self.active_id)
@@ -105,9 +117,7 @@ class DlmmPool:
         """How much of `mint` the pool holds across its bins (its depth in that token)."""
         if mint not in (self.mint_x, self.mint_y):
             raise KeyError(mint)
-        if self._reserves is None:
-            self._reserves = (sum(b.amount_x for b in self.bins.values()), sum(b.amount_y for b in self.bins.values()))
-        return self._reserves[0] if mint == self.mint_x else self._reserves[1]
+        return sum(self.amounts_x if mint == self.mint_x else self.amounts_y)
 
     def max_amount_in(self, mint_in: str, now_s: float) -> int | None:
         """The most input one swap at `now_s` can take: the cost of emptying every bin on its way
@@ -118,9 +128,10 @@ class DlmmPool:
         selling_x = mint_in == self.mint_x
         reference, index_reference = self._volatility_start(now_s)
         total, bin_id = 0, self.active_id
-        while (current := self.bins.get(bin_id)) is not None:
+        while (index := self._index(bin_id)) is not None:
             _, rate = self._bin_rate(bin_id, reference, index_reference)
-            net, fee = self._drain(current.amount_y if selling_x else current.amount_x, bin_id, rate, selling_x)
+            reserve_out = self.amounts_y[index] if selling_x else self.amounts_x[index]
+            net, fee = self._drain(reserve_out, bin_id, rate, selling_x)
             total += net + fee
             bin_id += -1 if selling_x else 1
         if total == 0:
@@ -164,7 +175,7 @@ class DlmmPool:
 
     def _volatility_start(self, now_s: float) -> tuple[int, int]:
         """(reference, index reference) for a swap at `now_s`, decayed as the program does."""
-        elapsed = now_s - self.last_swap_at_s
+        elapsed = float("inf") if self.last_swap_at_s is None else now_s - self.last_swap_at_s
         reference, index_reference = self.volatility_reference, self.index_reference
         if elapsed >= self.fees.filter_period_s:
             index_reference = self.active_id
@@ -187,14 +198,14 @@ class DlmmPool:
         reference, index_reference = self._volatility_start(now_s)
         remaining, amount_out, fee_total = amount_in, 0, 0
         bin_id, accumulator = self.active_id, self.volatility_accumulator
-        fills: list[tuple[Bin, int, int]] = []  # (bin, used in, paid out): applied only if the walk succeeds
+        fills: list[tuple[int, int, int]] = []  # (bin index, used in, paid out): applied only if the walk succeeds
         while remaining > 0:
-            current = self.bins.get(bin_id)
-            if current is None:
+            index = self._index(bin_id)
+            if index is None:
                 raise InsufficientLiquidity("the pool has no more bins to fill this size")
             accumulator, rate = self._bin_rate(bin_id, reference, index_reference)
             price = self.bin_price(bin_id)
-            reserve_out = current.amount_y if selling_x else current.amount_x
+            reserve_out = self.amounts_y[index] if selling_x else self.amounts_x[index]
             fee = _ceil_div(remaining * rate, FEE_PRECISION)
             net = remaining - fee
             out = _floor(_MATH.multiply(net, price) if selling_x else _MATH.divide(net, price))
@@ -203,7 +214,7 @@ class DlmmPool:
             else:
                 net, fee = self._drain(reserve_out, bin_id, rate, selling_x)
                 used, got = min(net + fee, remaining), reserve_out
-            fills.append((current, used, got))
+            fills.append((index, used, got))
             remaining -= used
             amount_out += got
             fee_total += fee
@@ -216,12 +227,11 @@ class DlmmPool:
         at_spot = _MATH.multiply(net_in, spot) if selling_x else _MATH.divide(net_in, spot)
         impact = max(Decimal(0), 1 - _MATH.divide(amount_out, at_spot))
         if apply:
-            for filled, used, got in fills:
-                if selling_x:
-                    filled.amount_x, filled.amount_y = filled.amount_x + used, filled.amount_y - got
-                else:
-                    filled.amount_y, filled.amount_x = filled.amount_y + used, filled.amount_x - got
-            self.active_id, self._reserves = bin_id, None
+            into, out_of = (self.amounts_x, self.amounts_y) if selling_x else (self.amounts_y, self.amounts_x)
+            for index, used, got in fills:
+                into[index] += used
+                out_of[index] -= got
+            self.active_id = bin_id
             self.volatility_reference, self.index_reference = reference, index_reference
             self.volatility_accumulator, self.last_swap_at_s = accumulator, now_s
         return SwapOutcome(amount_in, amount_out, fee_total, impact)

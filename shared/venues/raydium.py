@@ -6,9 +6,10 @@ out = floor(R_out·in_net / (R_in + in_net)).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from math import isqrt
+
+import msgspec
 
 from shared.venues.swap import InsufficientLiquidity, SwapOutcome
 
@@ -17,8 +18,9 @@ MIN_RESERVE = 1_000
 """No price move may leave a side of the pool with fewer base units than this."""
 
 
-@dataclass(slots=True)
-class ConstantProductPool:
+class ConstantProductPool(msgspec.Struct, tag="constant_product", array_like=True):
+    """The pool's whole state, as stored."""
+
     mint_x: str
     mint_y: str
     reserve_x: int
