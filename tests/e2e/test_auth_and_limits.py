@@ -490,6 +490,11 @@ async def test_a_client_order_id_over_http_and_websocket_names_one_order(runtime
     assert repeat.status_code == 200 and repeat.json()["orderId"] == order_id and repeat.json()["repeat"] is True
     conflict = runtime.post_order({**order, "amount": "0.3"})
     assert conflict.status_code == 409 and conflict.json()["field"] == "clientOrderId"
+    # The same order written another way is the same order, not a conflict: the parsed order is compared.
+    for same in ({**order, "amount": order["amount"] + "0"}, {**order, "baseAsset": "sol"},
+                 {**order, "baseAsset": "So11111111111111111111111111111111111111112", "slippageBps": 50}):
+        again = runtime.post_order(same)
+        assert again.status_code == 200 and again.json()["orderId"] == order_id, (same, again.text)
 
     async with connect(f"{runtime.ws_base}/api/orders/execute") as socket:
         await socket.send(json.dumps(order))  # the same clientOrderId, now on a socket: a replay from seq 1
