@@ -16,17 +16,15 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from functions.chain import CHAIN
-from local_runtime.auth import API_KEY_QUERY, DEV_CLIENT, KeySessions, Revocations, api_key_guard, register_dev_key
+from local_runtime.auth import API_KEY_QUERY, DEV_CLIENT, KeyWatch, api_key_guard, register_dev_key
 from local_runtime.bootstrap import start_engine
 from local_runtime.gc_tuning import freeze_startup_heap
 from local_runtime.http_api import ORDER_ROUTES, healthz, refusal
-from local_runtime.hub import EventHub
 from local_runtime.outages import service_unavailable
 from local_runtime.quote_api import get_quote
 from local_runtime.sim_api import SIM_ROUTES
 from local_runtime.ws_api import SOCKETS, SocketSlots
 from shared.adapters.redis_limits import ClientLimits
-from shared.db.api_keys import PgApiKeys, revoked_keys_channel
 from shared.outages import SERVICE_ERRORS
 from shared.settings import Settings
 from shared.submission import InputError, OrderDesk
@@ -108,16 +106,9 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(CHAIN)) -
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         engine = await start_engine(settings)
-        keys = PgApiKeys(engine.pool, engine.redis, settings.namespace)
-        sessions = KeySessions()
-        revocations = Revocations(keys, sessions)
-        hub = EventHub(engine.redis, settings.namespace,
-                       channels={revoked_keys_channel(settings.namespace): revocations.heard},
-                       on_resubscribed=revocations.resubscribed)
-        await hub.start()
-        revocations.start()
-        app.state.engine, app.state.hub = engine, hub
-        app.state.api_keys, app.state.key_sessions = keys, sessions
+        watch = await KeyWatch.start(engine.pool, engine.redis, settings.namespace)
+        app.state.engine, app.state.hub = engine, watch.hub
+        app.state.api_keys, app.state.key_sessions = watch.keys, watch.sessions
         limits = ClientLimits(engine.redis, settings.namespace, settings.batch_max)
         app.state.desk = OrderDesk(engine.ctx, engine.queues, limits)
         app.state.socket_slots = SocketSlots(settings.ws_max_sockets_per_client)
@@ -129,8 +120,7 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(CHAIN)) -
         try:
             yield
         finally:
-            await hub.stop()
-            await revocations.stop()
+            await watch.stop()
             await engine.close()
 
     api = Router(path="/", route_handlers=[*ORDER_ROUTES, get_quote, *SIM_ROUTES], guards=[api_key_guard],

@@ -19,13 +19,17 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from redis.asyncio import Redis
 
-from shared.db.api_keys import CACHE_TTL_S, PgApiKeys, hash_key, is_key_hash, new_key
+from local_runtime.hub import EventHub
+from shared.db.api_keys import CACHE_TTL_S, PgApiKeys, hash_key, is_key_hash, new_key, revoked_keys_channel
 from shared.submission import authenticate
 from shared.settings import Settings
 
@@ -178,3 +182,29 @@ class Revocations:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+@dataclass
+class KeyWatch:
+    """This process's view of API keys: the key cache, the open sockets by key, and the one Redis
+    subscription (the event hub's) that brings revocations to both."""
+
+    keys: PgApiKeys
+    sessions: KeySessions
+    revocations: Revocations
+    hub: EventHub
+
+    @classmethod
+    async def start(cls, pool: asyncpg.Pool, redis: Redis, namespace: str) -> KeyWatch:
+        keys = PgApiKeys(pool, redis, namespace)
+        sessions = KeySessions()
+        revocations = Revocations(keys, sessions)
+        hub = EventHub(redis, namespace, channels={revoked_keys_channel(namespace): revocations.heard},
+                       on_resubscribed=revocations.resubscribed)
+        await hub.start()
+        revocations.start()
+        return cls(keys, sessions, revocations, hub)
+
+    async def stop(self) -> None:
+        await self.hub.stop()
+        await self.revocations.stop()

@@ -145,3 +145,12 @@ async def receive_until_terminal(socket, timeout: float = 20) -> list[dict]:
 def connect(url: str, api_key: str | None = E2E_API_KEY):
     headers = {} if api_key is None else {"X-API-Key": api_key}
     return websockets.connect(url, max_size=2**20, additional_headers=headers)
+
+
+async def close_code(socket) -> int | None:
+    """Read until the server closes the socket; the close code it sent (None: no close frame)."""
+    try:
+        while True:
+            await asyncio.wait_for(socket.recv(), 10)
+    except websockets.ConnectionClosed as closed:
+        return None if closed.rcvd is None else closed.rcvd.code

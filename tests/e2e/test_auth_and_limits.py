@@ -23,12 +23,11 @@ import pytest
 import websockets
 from redis.asyncio import Redis
 
-from local_runtime.auth import KeySessions, Revocations
-from local_runtime.hub import EventHub
-from shared.db.api_keys import PgApiKeys, hash_key, revoked_keys_channel
+from local_runtime.auth import KeySessions, KeyWatch, Revocations
+from shared.db.api_keys import PgApiKeys, hash_key
 from shared.settings import Settings
 from tests.conftest import REDIS_URL, _admin, database_url, forget_namespace, run_sync
-from tests.e2e.runtime import Runtime, connect, receive_json, receive_until_terminal
+from tests.e2e.runtime import Runtime, close_code, connect, receive_json, receive_until_terminal
 
 SELL = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "0.25"}
 RESTING = {"type": "limit", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "0.5",
@@ -59,15 +58,6 @@ async def stored_orders(runtime: Runtime, client_id: str) -> int:
         return await connection.fetchval("SELECT count(*) FROM orders WHERE client_id = $1", client_id)
     finally:
         await connection.close()
-
-
-async def close_code(socket) -> int | None:
-    """Read until the server closes the socket; the close code it sent (None: no close frame)."""
-    try:
-        while True:
-            await asyncio.wait_for(socket.recv(), 10)
-    except websockets.ConnectionClosed as closed:
-        return None if closed.rcvd is None else closed.rcvd.code
 
 
 def statuses(events: list[dict]) -> list[str]:
@@ -242,14 +232,8 @@ async def _revoke_under_open_sockets(runtime, second_web, opened, client, key, r
 async def test_revocations_lost_while_the_subscription_was_down_are_caught_up_from_postgresql(engine):
     """Pub/sub drops what is published while a subscriber reconnects: after the hub's connection is
     back, the key cache is emptied and every open socket's key is read again from PostgreSQL."""
-    settings = engine.settings
-    keys = PgApiKeys(engine.pool, engine.redis, settings.namespace)
-    sessions = KeySessions()
-    revocations = Revocations(keys, sessions)
-    hub = EventHub(engine.redis, settings.namespace,
-                   channels={revoked_keys_channel(settings.namespace): revocations.heard},
-                   on_resubscribed=revocations.resubscribed)
-    await hub.start()
+    watch = await KeyWatch.start(engine.pool, engine.redis, engine.settings.namespace)
+    keys, sessions, hub = watch.keys, watch.sessions, watch.hub
     silent = PgApiKeys(engine.pool)  # revokes without telling anyone: the lost message
     try:
         lost, kept, later = [await keys.create(name, datetime.now(UTC)) for name in ("lost", "kept", "later")]
@@ -274,8 +258,7 @@ async def test_revocations_lost_while_the_subscription_was_down_are_caught_up_fr
                 await asyncio.sleep(0.01)
             assert not kept_session.revoked and await keys.client(kept) is not None
     finally:
-        await hub.stop()
-        await revocations.stop()
+        await watch.stop()
 
 
 async def test_a_revocation_never_announced_still_refuses_open_sockets_within_the_sweep(engine):

@@ -10,10 +10,9 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-import websockets
 
 from shared.events import MAX_SEQ
-from tests.e2e.runtime import ROOT, connect, receive_json, receive_until_terminal
+from tests.e2e.runtime import ROOT, close_code, connect, receive_json, receive_until_terminal
 from tests.unit.test_events import BAD_AFTER
 
 RUNTIME_LOG = ROOT / ".pytest-runtime.log"
@@ -41,15 +40,6 @@ BAD_INPUTS = [
     ("unknown type", {**GOOD, "type": "stop"}, 422, "type"),
     ("unknown side", {**GOOD, "side": "hold"}, 422, "side"),
 ]
-
-
-async def close_code(socket) -> int | None:
-    """Read until the server closes the socket; the close code it sent (None: no close frame)."""
-    try:
-        while True:
-            await asyncio.wait_for(socket.recv(), 10)
-    except websockets.ConnectionClosed as closed:
-        return None if closed.rcvd is None else closed.rcvd.code
 
 
 def _bytes(body) -> bytes:

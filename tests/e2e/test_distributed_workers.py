@@ -3,8 +3,6 @@ workers, one worker process per function; and the only `execute` worker killed m
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
 import subprocess
 import sys

@@ -14,7 +14,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-import websockets
 
 from shared.settings import Settings
 from tests.conftest import DATABASE_URL, REDIS_URL, _admin, forget_namespace, run_sync

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
-import pytest
 import pytest_asyncio
 
 from shared.db.repository import PgOrderRepository
