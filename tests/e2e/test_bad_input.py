@@ -189,3 +189,14 @@ async def test_every_bad_query_parameter_is_a_422_naming_it_and_logs_no_tracebac
         for i in at:
             assert "Uncaught exception" not in lines[i] and " 422 " in lines[i] and name in lines[i], (case, lines[i])
             assert i + 1 == len(lines) or not lines[i + 1].startswith("Traceback"), (case, lines[i:i + 3])
+
+
+@pytest.mark.parametrize(("amount", "status"), [("20000", 200), ("20000.000000001", 422), ("25000", 422)])
+def test_the_quote_api_refuses_what_a_market_order_would_refuse(runtime, amount: str, status: int) -> None:
+    """The same per-asset maximum as an order (DEX_MAX_ORDER_SIZES, 20,000 SOL), naming `amount`."""
+    quote = runtime.get(f"/api/quote?inputMint=SOL&outputMint=USDC&amount={amount}")
+    assert quote.status_code == status, quote.text
+    if status == 422:  # (an order at the maximum would move this runtime's prices for the other tests)
+        order = runtime.post_order({"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC",
+                                    "amount": amount})
+        assert order.status_code == 422 and order.json()["field"] == quote.json()["field"] == "amount"
