@@ -72,6 +72,7 @@ async def _settle(order_id: str, message: ExecuteRequest, txs: list[Transaction]
     price = None
     if landed:
         side = message.side or (await ctx.orders.get(order_id)).side
+        await ctx.tokens.ensure(plan.input_mint, plan.output_mint)
         token_in, token_out = ctx.tokens.by_mint(plan.input_mint), ctx.tokens.by_mint(plan.output_mint)
         base, quote = (token_in, token_out) if side == "sell" else (token_out, token_in)
         price = price_of_base(side, base, quote, sold, bought)

@@ -123,8 +123,9 @@ def _read_sniper(request: SniperOrderRequest, tokens: TokenRegistry, settings: S
 
 
 async def handle(message: NewOrder, ctx: Context) -> QuoteRequest | ArmRequest | None:
+    await ctx.tokens.ensure(message.request.base_asset, message.request.quote_asset)
     terms = read_order(message.request, ctx.tokens, ctx.settings)
-    _check_market(terms, ctx)
+    await _check_market(terms, ctx)
     order = _order(terms, message, ctx.ids.order_id(), ctx.clock.now())
     event = await ctx.orders.create(order, _pending_data(order, terms))
     if event is None:  # a delivery of this submission (or a racing one) stored the order first: it owns it
@@ -134,9 +135,9 @@ async def handle(message: NewOrder, ctx: Context) -> QuoteRequest | ArmRequest |
     return _next(order)
 
 
-def _check_market(terms: OrderTerms, ctx: Context) -> None:
+async def _check_market(terms: OrderTerms, ctx: Context) -> None:
     """A market or limit order needs a venue trading its pair; a sniper's token must not trade yet."""
-    trades = ctx.venues.supports(terms.base_mint, terms.quote.mint)
+    trades = await ctx.venues.supports(terms.base_mint, terms.quote.mint)
     if terms.kind == "sniper":
         if terms.base is not None and trades:
             raise OrderRejected("baseAsset", "this token already trades; use a market or limit order")

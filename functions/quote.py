@@ -26,11 +26,9 @@ async def price_order(
     """Every venue's quote for the whole size and, when a split may pay, the venues' split curves
     (a venue short of depth for the whole order still offers the part it can take). The quote
     step and the quote API price an order with this, so both see the same plans."""
-    quotes, failures = await ctx.venues.quote_all(input_mint, output_mint, amount_in, venues)
-    if (venues and len(venues) < 2) or any(failure.retryable for failure in failures):
-        return quotes, failures, []  # one venue named (a sniper's launch), or one did not answer
-    return quotes, failures, ctx.venues.split_curves(input_mint, output_mint, amount_in, SPLIT_STEPS,
-                                                     SPLIT_MIN_SHARE_BPS)
+    quotes, failures, curves = await ctx.venues.price(input_mint, output_mint, amount_in, venues, SPLIT_STEPS,
+                                                      SPLIT_MIN_SHARE_BPS)
+    return quotes, failures, curves
 
 
 class NoQuotes(Exception):

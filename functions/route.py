@@ -32,6 +32,7 @@ async def handle(message: RouteRequest, ctx: Context) -> ExecuteRequest | None:
             failure_reason=message.floor_reason,
         )
         return None
+    await ctx.tokens.ensure(message.input_mint, message.output_mint)
     token_in, token_out = ctx.tokens.by_mint(message.input_mint), ctx.tokens.by_mint(message.output_mint)
     if len(plan.legs) > 1:
         runner_up = plan.best_single_amount_out or None

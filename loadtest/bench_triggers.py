@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
 import time
 import uuid
@@ -22,11 +23,10 @@ from redis.asyncio import Redis
 from local_runtime.watchers import PriceWatcher
 from shared.adapters.redis_triggers import RedisTriggerIndex
 from shared.orders import OrderRecord
-from shared.settings import SimulationSettings, load_settings
+from shared.settings import load_settings
 from shared.states import Status
 from shared.tokens import SOL, USDC, TokenRegistry
-from shared.venues.market import Market
-from shared.venues.simulated import SimulatedVenues
+from shared.venues.memory_store import MemoryMarketStore
 from shared.wiring import forget_namespace
 
 ROUNDS = 20
@@ -59,10 +59,10 @@ def order(n: int, limit: Decimal) -> OrderRecord:
 async def bench(redis: Redis, count: int) -> dict[str, float]:
     namespace = f"bench{uuid.uuid4().hex[:8]}"
     index = RedisTriggerIndex(redis, namespace)
-    market = Market()
-    venues = SimulatedVenues(market, SimulationSettings(zero_delays=True), now_s=time.time, sleep=asyncio.sleep)
+    store = MemoryMarketStore()  # this measures the index and the price checks, not the shared store
+    market = store.market
     discard = Discard()
-    watcher = PriceWatcher(market, venues, TokenRegistry(), index, discard, Clock(), discard.fire)
+    watcher = PriceWatcher(store, TokenRegistry(), index, discard, Clock(), discard.fire, random.Random(1), time.time)
     market.set_price(SOL.mint, USDC.mint, Decimal(150))
     started = time.perf_counter()
     far = (order(n, Decimal(160) + Decimal(n % 100_000) / 1000) for n in range(count - 10))

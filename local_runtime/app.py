@@ -19,12 +19,13 @@ from functions.chain import CHAIN
 from local_runtime.auth import API_KEY_QUERY, DEV_CLIENT, KeyWatch, api_key_guard, register_dev_key
 from local_runtime.bootstrap import start_engine
 from local_runtime.gc_tuning import freeze_startup_heap
-from local_runtime.http_api import ORDER_ROUTES, healthz, refusal
+from local_runtime.http_api import ORDER_ROUTES, error_response, healthz, refusal
 from local_runtime.outages import service_unavailable
 from local_runtime.quote_api import get_quote
 from local_runtime.sim_api import SIM_ROUTES
 from local_runtime.ws_api import SOCKETS, SocketSlots
 from shared.adapters.redis_limits import ClientLimits
+from shared.errors import FieldError
 from shared.outages import SERVICE_ERRORS
 from shared.settings import Settings
 from shared.submission import InputError, OrderDesk
@@ -115,7 +116,7 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(CHAIN)) -
         dev_key = await register_dev_key(app.state.api_keys, settings)
         print(f"development API key (client {DEV_CLIENT!r}): {dev_key}", flush=True)
         await engine.run_workers(steps)
-        engine.run_watchers()
+        engine.run_driver()
         freeze_startup_heap()
         try:
             yield
@@ -130,6 +131,7 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(CHAIN)) -
         lifespan=[lifespan],
         exception_handlers={
             InputError: lambda _, exc: refusal(exc),
+            FieldError: lambda _, exc: error_response(422, exc.message, exc.field),
             ValidationException: invalid_parameter,
             **{error: service_unavailable for error in SERVICE_ERRORS},
         },

@@ -1,10 +1,15 @@
-"""The local runtime's composition root: the world (shared/wiring.py), SAQ queues, workers and watchers."""
+"""The local runtime's composition root: the world (shared/wiring.py), SAQ queues, workers, the
+watchers and the market driver (which drives the shared market while this process holds its lease)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
+import os
+import random
+import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -12,14 +17,15 @@ import asyncpg
 from redis.asyncio import Redis
 from saq import Worker
 
-from local_runtime.watchers import PriceWatcher, fire_now
+from local_runtime.watchers import LEASE_TTL_MS, MarketDriver, PriceWatcher, fire_now
+from shared.adapters.redis_lease import RedisLease
 from shared.adapters.redis_triggers import RedisTriggerIndex
 from shared.adapters.queue_port import queue_port
 from shared.adapters.saq_queue import SaqQueues
 from shared.context import Context, Queues
 from shared.db.upkeep import vacuum_bloated
 from shared.settings import Settings
-from shared.venues.market import Market
+from shared.db.market_store import PgMarketStore
 from shared.wiring import World, connect_world
 
 
@@ -29,6 +35,7 @@ class Engine:
     world: World
     queues: SaqQueues | Queues
     watcher: PriceWatcher
+    driver: MarketDriver
     workers: list[Worker] = field(default_factory=list)
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
@@ -45,7 +52,7 @@ class Engine:
         return self.world.ctx
 
     @property
-    def market(self) -> Market:
+    def market(self) -> PgMarketStore:
         return self.world.market
 
     @property
@@ -64,16 +71,13 @@ class Engine:
         for worker in self.workers:
             self._tasks.append(asyncio.create_task(worker.start(), name=f"worker-{worker.queue.name}"))
 
-    def run_watchers(self) -> None:
-        """Price drift (firing limit orders on every change), random launches and expiry checks, in this process."""
-        sim = self.settings.sim
-        if sim.drift_interval_ms > 0:
-            self._tasks.append(asyncio.create_task(self.watcher.run_drift(sim.drift_interval_ms / 1000)))
-        if sim.launch_interval_ms > 0:
-            self._tasks.append(asyncio.create_task(self.watcher.run_launches(sim.launch_interval_ms / 1000)))
-        self._tasks.append(asyncio.create_task(self.watcher.run_expiry(self.settings.trigger_poll_ms / 1000)))
+    def run_driver(self) -> None:
+        """Contend for the market lease; while this process holds it, it drives the shared market
+        (drift firing limit orders, random launches, expiry checks)."""
+        self._tasks.append(asyncio.create_task(self.driver.run(), name="market-driver"))
 
     async def close(self) -> None:
+        await self.driver.close()
         for worker in self.workers:
             with contextlib.suppress(Exception):
                 await worker.stop()
@@ -89,6 +93,9 @@ async def start_engine(settings: Settings) -> Engine:
     queues = queue_port(settings)
     await queues.connect()
     ctx = world.ctx
-    watcher = PriceWatcher(world.market, ctx.venues, ctx.tokens, world.triggers, queues, ctx.clock,
-                           functools.partial(fire_now, ctx, queues))
-    return Engine(settings, world, queues, watcher)
+    watcher = PriceWatcher(world.market, ctx.tokens, world.triggers, queues, ctx.clock,
+                           functools.partial(fire_now, ctx, queues), random.Random(settings.sim.seed + 3), time.time)
+    lease = RedisLease(world.redis, f"{settings.namespace}:market-driver", f"{socket.gethostname()}:{os.getpid()}",
+                       LEASE_TTL_MS)
+    driver = MarketDriver(lease, watcher, settings.sim, settings.trigger_poll_ms / 1000)
+    return Engine(settings, world, queues, watcher, driver)

@@ -33,7 +33,7 @@ async def get_quote(
     ctx = state.engine.ctx
     started = time.perf_counter()
     try:
-        token_in, token_out, amount_in = _pair_and_amount(ctx, input_mint, output_mint, amount)
+        token_in, token_out, amount_in = await _pair_and_amount(ctx, input_mint, output_mint, amount)
     except FieldError as exc:
         return error_response(422, exc.message, exc.field)
     quotes, failures, curves = await price_order(ctx, token_in.mint, token_out.mint, amount_in)
@@ -42,7 +42,7 @@ async def get_quote(
     except NoRoute:
         return error_response(422, "NO_ROUTES_FOUND: " + "; ".join(f"{f.venue}: {f.error}" for f in failures), "amount")
     try:
-        route_plan, impact = _route_plan(ctx, plan)
+        route_plan, impact = await _route_plan(ctx, plan)
     except InsufficientLiquidity:
         return error_response(422, "NO_ROUTES_FOUND: liquidity moved", "amount")
     return Response({
@@ -63,29 +63,32 @@ async def get_quote(
     })
 
 
-def _pair_and_amount(ctx, input_mint: str | None, output_mint: str | None, amount: str) -> tuple[Token, Token, int]:
+async def _pair_and_amount(ctx, input_mint: str | None, output_mint: str | None, amount: str
+                           ) -> tuple[Token, Token, int]:
     """The tokens and the amount in base units, checked as a market order's would be (the same
     per-asset maximum); FieldError names what is wrong."""
     if input_mint is None or output_mint is None:
         missing = "inputMint" if input_mint is None else "outputMint"
         raise FieldError(missing, f"{missing} is required")
+    await ctx.tokens.ensure(input_mint, output_mint)
     token_in = ctx.tokens.resolve("inputMint", input_mint)
     token_out = ctx.tokens.resolve("outputMint", output_mint)
     if token_in == token_out:
         raise FieldError("outputMint", "outputMint must differ from inputMint")
-    if not ctx.venues.supports(token_in.mint, token_out.mint):
+    if not await ctx.venues.supports(token_in.mint, token_out.mint):
         raise FieldError("outputMint", f"NO_ROUTES_FOUND: no venue trades {token_in.symbol}/{token_out.symbol}")
     amount_in = parse_amount("amount", amount, token_in)
     check_size(ctx.settings, token_in, amount_in)
     return token_in, token_out, amount_in
 
 
-def _route_plan(ctx, plan: Plan) -> tuple[list[dict], Decimal]:
+async def _route_plan(ctx, plan: Plan) -> tuple[list[dict], Decimal]:
     """Jupiter's routePlan (one entry per leg, percents adding up to 100) and the plan's price
     impact (the legs' impacts weighted by input)."""
     route_plan, impact = [], Decimal(0)
-    for leg in plan.legs:
-        outcome = ctx.venues.outcome(leg.venue, plan.input_mint, plan.output_mint, leg.amount_in)
+    outcomes = await ctx.venues.outcomes(plan.input_mint, plan.output_mint,
+                                         [(leg.venue, leg.amount_in) for leg in plan.legs])
+    for leg, outcome in zip(plan.legs, outcomes, strict=True):
         impact += outcome.price_impact * leg.amount_in / plan.amount_in
         route_plan.append({
             "swapInfo": {

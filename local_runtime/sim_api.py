@@ -9,9 +9,8 @@ from litestar import Request, Response, post
 from litestar.datastructures import State
 
 from local_runtime.bootstrap import Engine
-from local_runtime.http_api import error_response
-from shared.submission import InputError, decode_body
 from shared.errors import FieldError
+from shared.submission import decode_body
 from shared.tokens import Token, check_mint, format_decimal, parse_amount, parse_price
 from shared.venues.market import VENUES, LaunchPlan
 
@@ -37,55 +36,52 @@ class PoolLaunch(msgspec.Struct, rename="camel", forbid_unknown_fields=True, fro
 
 @post("/api/sim/prices", status_code=200, summary="Move a pair's price (simulation)")
 async def move_price(request: Request, state: State) -> Response:
-    """Set a pair to `price` (quote per base) on one venue or both, then fire every limit order it crosses."""
+    """Set a pair to `price` (quote per base) on one venue or both, on the market every process
+    shares, then fire every limit order it crosses (`limitOrdersFired`: those that really fired)."""
     engine: Engine = state.engine
+    move = decode_body(await request.body(), PriceMove)
+    tokens = engine.ctx.tokens
+    await tokens.ensure(move.base_asset, move.quote_asset)
+    base, quote = tokens.resolve("baseAsset", move.base_asset), tokens.resolve("quoteAsset", move.quote_asset)
+    price = parse_price("price", move.price)
+    market = await engine.market.load(base.mint, quote.mint)
+    if not market.has_pair(base.mint, quote.mint):
+        raise FieldError("quoteAsset", f"no pool trades {base.symbol}/{quote.symbol}")
+    current = [p for v in VENUES if (p := market.spot_price(v, base.mint, quote.mint))]
+    if current and not min(current) / MAX_MOVE <= price <= max(current) * MAX_MOVE:
+        raise FieldError("price", f"a scripted move may change the price at most {MAX_MOVE}× either way")
     try:
-        move = decode_body(await request.body(), PriceMove)
-        base = engine.ctx.tokens.resolve("baseAsset", move.base_asset)
-        quote = engine.ctx.tokens.resolve("quoteAsset", move.quote_asset)
-        if not engine.market.has_pair(base.mint, quote.mint):
-            raise FieldError("quoteAsset", f"no pool trades {base.symbol}/{quote.symbol}")
-        price = parse_price("price", move.price)
-        current = [p for v in VENUES if (p := engine.market.spot_price(v, base.mint, quote.mint))]
-        if current and not min(current) / MAX_MOVE <= price <= max(current) * MAX_MOVE:
-            raise FieldError("price", f"a scripted move may change the price at most {MAX_MOVE}× either way")
-        engine.market.set_price(base.mint, quote.mint, price, move.venue)
-    except InputError as exc:
-        return Response(exc.body(), status_code=exc.status)
-    except FieldError as exc:
-        return error_response(422, exc.message, exc.field)
-    except ValueError as exc:
-        return error_response(422, str(exc), "price")
-    fired = await engine.watcher.prices_changed()
-    spots = {v: format_decimal(p) for v in VENUES if (p := engine.market.spot_price(v, base.mint, quote.mint))}
+        moved, fired = await engine.watcher.move_price(base, quote, price, move.venue)
+    except ValueError as exc:  # the pool cannot be moved that far (it would drain a side)
+        raise FieldError("price", str(exc)) from None
+    spots = {v: format_decimal(p) for v in VENUES if (p := moved.spot_price(v, base.mint, quote.mint))}
     return Response({"spot": spots, "limitOrdersFired": fired})
 
 
 @post("/api/sim/launch", status_code=201, summary="Launch a new pool (simulation)")
 async def launch_pool(request: Request, state: State) -> Response:
-    """Open a pool for a token no venue listed yet; sniper orders waiting for it see it at once."""
+    """Open a pool for a token no venue listed yet, on the market every process shares; sniper
+    orders waiting for it see it at once."""
     engine: Engine = state.engine
     tokens = engine.ctx.tokens
+    launch = decode_body(await request.body(), PoolLaunch)
+    mint = check_mint("baseMint", launch.base_mint)
+    await tokens.ensure(mint, launch.quote_asset)
+    quote = tokens.resolve("quoteAsset", launch.quote_asset)
+    if not 0 <= launch.decimals <= 12:
+        raise FieldError("decimals", "decimals must be between 0 and 12")
+    if mint == quote.mint:
+        raise FieldError("baseMint", "baseMint must differ from quoteAsset")
+    base = tokens.find(mint) or Token(launch.symbol or mint[:6], mint, launch.decimals)
+    base_amount = parse_amount("baseAmount", launch.base_amount, base)
+    quote_amount = parse_amount("quoteAmount", launch.quote_amount, quote)
     try:
-        launch = decode_body(await request.body(), PoolLaunch)
-        mint = check_mint("baseMint", launch.base_mint)
-        quote = tokens.resolve("quoteAsset", launch.quote_asset)
-        if not 0 <= launch.decimals <= 12:
-            raise FieldError("decimals", "decimals must be between 0 and 12")
-        if mint == quote.mint:
-            raise FieldError("baseMint", "baseMint must differ from quoteAsset")
-        base = tokens.find(mint) or Token(launch.symbol or mint[:6], mint, launch.decimals)
-        base_amount = parse_amount("baseAmount", launch.base_amount, base)
-        quote_amount = parse_amount("quoteAmount", launch.quote_amount, quote)
-        if engine.market.pool(launch.venue, mint, quote.mint) is not None:
-            raise FieldError("venue", f"{launch.venue} already has a pool for this pair")
-    except InputError as exc:
-        return Response(exc.body(), status_code=exc.status)
-    except FieldError as exc:
-        return error_response(422, exc.message, exc.field)
-    snipers = await engine.watcher.launch(LaunchPlan(launch.venue, base, base_amount, quote_amount), quote)
+        snipers = await engine.watcher.launch(LaunchPlan(launch.venue, base, base_amount, quote_amount), quote)
+    except ValueError as exc:
+        raise FieldError("venue", f"{launch.venue} already has a pool for this pair") from exc
+    market = await engine.market.load(mint, quote.mint)
     return Response({"venue": launch.venue, "baseMint": mint, "symbol": base.symbol, "decimals": base.decimals,
-                     "spot": format_decimal(engine.market.spot_price(launch.venue, mint, quote.mint)), **snipers},
+                     "spot": format_decimal(market.spot_price(launch.venue, mint, quote.mint)), **snipers},
                     status_code=201)
 
 

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.chain import SimulatedChain
+from shared.chain import Landing, Transaction
 from shared.events import Event
+from shared.messages import QuoteCurve, VenueFailure, VenueQuote
 from shared.orders import OrderRecord, OrderRepository
 from shared.settings import Settings
 from shared.states import Status
 from shared.tokens import TokenRegistry
-from shared.venues.simulated import SimulatedVenues
+from shared.venues.swap import SwapOutcome
 
 current_attempt: ContextVar[int] = ContextVar("current_attempt", default=1)
 """Which delivery of the current message this is (1 = first); set by the transport adapter."""
@@ -67,13 +68,40 @@ class TriggerIndex(Protocol):
         ...
 
 
+class Venues(Protocol):
+    """The DEX venues: which pairs trade, and what each venue gives for a size now."""
+
+    async def supports(self, mint_a: str, mint_b: str) -> bool: ...
+
+    async def price(self, mint_in: str, mint_out: str, amount_in: int, venues: list[str] | None,
+                    split_steps: int, split_min_share_bps: int
+                    ) -> tuple[list[VenueQuote], list[VenueFailure], list[QuoteCurve]]:
+        """Every venue's quote for the whole size (or those named), its failures, and the split
+        curves when a split may pay (outputs at `split_steps` sizes pairing up into splits)."""
+        ...
+
+    async def outcomes(self, mint_in: str, mint_out: str, legs: list[tuple[str, int]]) -> list[SwapOutcome]:
+        """The pool math for each (venue, amount in) now."""
+        ...
+
+
+class Chain(Protocol):
+    """Where swaps land: a signed transaction is built, sent, and lands at most once."""
+
+    async def build(self, tx: Transaction) -> None: ...
+
+    async def send(self, tx: Transaction) -> None: ...
+
+    async def confirm(self, tx: Transaction, built_now: bool = False) -> Landing: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     orders: OrderRepository
     publisher: Publisher
     triggers: TriggerIndex
-    venues: SimulatedVenues
-    chain: SimulatedChain
+    venues: Venues
+    chain: Chain
     tokens: TokenRegistry
     clock: Clock
     ids: Ids

@@ -131,6 +131,7 @@ class OrderDesk:
             raise InputError(422, "Idempotency-Key must be 1 to 128 printable characters", "Idempotency-Key")
         explicit = idempotency_key or request.client_order_id
         key = explicit or f"{AUTO_KEY_PREFIX}{uuid.uuid4().hex}"
+        await self._ctx.tokens.ensure(request.base_asset, request.quote_asset)
         try:  # the parsed order's fingerprint: equivalent requests are the same order
             digest = read_order(request, self._ctx.tokens, self._ctx.settings).fingerprint()
         except FieldError as exc:

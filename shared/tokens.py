@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 import base58
 
@@ -17,6 +19,8 @@ _DECIMAL_RE = re.compile(r"(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?")
 """Every decimal field of the API: ASCII digits with an optional fraction; no sign, exponent,
 space or other character around it (matched whole)."""
 MAX_PRICE_DIGITS = 30
+_LOOKS_LISTABLE = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}|[A-Za-z0-9]{1,16}")
+"""A base58 mint or a plain symbol: anything else cannot name a listed token (no look-up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +57,20 @@ class TokenError(FieldError):
     """An asset or amount the engine cannot accept; `field` names what was wrong."""
 
 
-class TokenRegistry:
-    """Looks tokens up by symbol (case-insensitive) or by mint address."""
+class TokenSource(Protocol):
+    async def find_tokens(self, assets: Iterable[str]) -> list[Token]:
+        """Listed tokens whose mint (or symbol, any case) is one of `assets`."""
+        ...
 
-    def __init__(self, tokens: tuple[Token, ...] = KNOWN_TOKENS) -> None:
+
+class TokenRegistry:
+    """Looks tokens up by symbol (case-insensitive) or by mint address. With a `source` (the
+    shared market), `ensure` learns tokens listed since (a launch in any process)."""
+
+    def __init__(self, tokens: tuple[Token, ...] = KNOWN_TOKENS, source: TokenSource | None = None) -> None:
         self._by_symbol = {t.symbol.upper(): t for t in tokens}
         self._by_mint = {t.mint: t for t in tokens}
+        self._source = source
 
     def __iter__(self):
         return iter(self._by_mint.values())
@@ -67,6 +79,15 @@ class TokenRegistry:
         """List a token (a launch brings a new mint into the market)."""
         self._by_mint[token.mint] = token
         self._by_symbol.setdefault(token.symbol.upper(), token)
+
+    async def ensure(self, *assets: str | None) -> None:
+        """Learn any of `assets` (mints or symbols) not known here that the source lists: no I/O
+        when every one is known."""
+        unknown = [a for a in assets if a and _LOOKS_LISTABLE.fullmatch(a)
+                   and a not in self._by_mint and a.upper() not in self._by_symbol]
+        if unknown and self._source is not None:
+            for token in await self._source.find_tokens(unknown):
+                self.add(token)
 
     def find(self, mint: str) -> Token | None:
         return self._by_mint.get(mint)

@@ -18,14 +18,14 @@ import asyncpg
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from shared.adapters.redis_triggers import RedisTriggerIndex
-from shared.chain import SimulatedChain
 from shared.context import Context
-from shared.db.repository import PgLedger, PgOrderRepository
+from shared.db.market_store import PgMarketStore
+from shared.db.repository import PgOrderRepository
 from shared.publisher import RedisPublisher
 from shared.settings import Settings
 from shared.tokens import TokenRegistry
 from shared.venues.market import Market
-from shared.venues.simulated import SimulatedVenues
+from shared.venues.simulated import SimulatedChain, SimulatedVenues
 
 log = logging.getLogger("engine")
 
@@ -66,7 +66,8 @@ async def forget_namespace(redis: Redis, namespace: str) -> int:
 class World:
     pool: asyncpg.Pool
     redis: Redis
-    market: Market
+    market: PgMarketStore
+    """The shared simulated world (every process sees the same pools)."""
     triggers: RedisTriggerIndex
     ctx: Context
 
@@ -89,17 +90,16 @@ async def connect_world(settings: Settings, min_connections: int = 2) -> World:
     )
     redis = new_redis(settings.redis_url, settings.redis_pool_size)
     clock = SystemClock()
-    market = Market(seed=settings.sim.seed)
-    venues = SimulatedVenues(market, settings.sim, now_s=time.time, sleep=asyncio.sleep)
+    market = PgMarketStore(pool, now_s=time.time, max_batch=settings.batch_max)
+    await market.seed(Market.initial())  # the first process to start creates the world; later ones join it
     triggers = RedisTriggerIndex(redis, settings.namespace)
     ctx = Context(
         orders=PgOrderRepository(pool, max_batch=settings.batch_max),
         publisher=RedisPublisher(redis, settings.namespace, max_batch=settings.batch_max),
         triggers=triggers,
-        venues=venues,
-        chain=SimulatedChain(venues, PgLedger(pool, clock.now, max_batch=settings.batch_max), settings.sim,
-                             sleep=asyncio.sleep),
-        tokens=TokenRegistry(),
+        venues=SimulatedVenues(market, settings.sim, now_s=time.time, sleep=asyncio.sleep),
+        chain=SimulatedChain(market, settings.sim, sleep=asyncio.sleep),
+        tokens=TokenRegistry(source=market),
         clock=clock,
         ids=TimeOrderedIds(),
         settings=settings,

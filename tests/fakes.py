@@ -1,4 +1,5 @@
-"""In-memory stand-ins for the functions' unit tests: repository, ledger, publisher, clock, ids."""
+"""In-memory stand-ins for the functions' unit tests: repository, publisher, trigger index, clock, ids
+(the market and its ledger: shared/venues/memory_store.py)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.chain import Landing, SimulatedChain, Transaction
 from shared.context import Context
 from shared.events import Event, format_ts
 from shared.orders import UPDATABLE_FIELDS, OrderRecord
 from shared.settings import Settings, SimulationSettings
 from shared.states import PIPELINE_STATUSES, Status, sources_of
 from shared.tokens import TokenRegistry
-from shared.venues.market import Market
-from shared.venues.simulated import SimulatedVenues
+from shared.venues.memory_store import MemoryMarketStore
+from shared.venues.simulated import SimulatedChain, SimulatedVenues
 
 
 class FixedClock:
@@ -111,23 +111,6 @@ class InMemoryOrderRepository:
         return next((e for e in self.log.get(order_id, []) if e.status == status), None)
 
 
-class InMemoryLedger:
-    def __init__(self) -> None:
-        self.landed: dict[str, tuple[Transaction, Landing]] = {}
-        self.finds = 0
-
-    async def find(self, signature: str) -> Landing | None:
-        self.finds += 1
-        entry = self.landed.get(signature)
-        return None if entry is None else entry[1]
-
-    async def land(self, tx: Transaction, landing: Landing) -> tuple[Landing, bool]:
-        if tx.signature in self.landed:
-            return self.landed[tx.signature][1], False
-        self.landed[tx.signature] = (tx, landing)
-        return landing, True
-
-
 class InMemoryTriggerIndex:
     def __init__(self) -> None:
         self.armed: dict[str, OrderRecord] = {}
@@ -144,18 +127,18 @@ class InMemoryTriggerIndex:
         self.armed.pop(order.id, None)
 
 
-def fake_context(settings: Settings | None = None) -> Context:
-    """The real simulated world and functions, with in-memory persistence and no delays."""
+def fake_context(settings: Settings | None = None, store: MemoryMarketStore | None = None) -> Context:
+    """The real simulated world and functions, with in-memory persistence (the market in a
+    MemoryMarketStore: `ctx.venues.store`) and no delays."""
     settings = settings or Settings(sim=SimulationSettings(zero_delays=True, drift_interval_ms=0))
-    market = Market(seed=settings.sim.seed)
-    venues = SimulatedVenues(market, settings.sim, now_s=lambda: 0.0, sleep=asyncio.sleep)
+    store = store or MemoryMarketStore(now_s=lambda: 0.0)
     return Context(
         orders=InMemoryOrderRepository(),
         publisher=ListPublisher(),
         triggers=InMemoryTriggerIndex(),
-        venues=venues,
-        chain=SimulatedChain(venues, InMemoryLedger(), settings.sim, sleep=asyncio.sleep),
-        tokens=TokenRegistry(),
+        venues=SimulatedVenues(store, settings.sim, now_s=lambda: 0.0, sleep=asyncio.sleep),
+        chain=SimulatedChain(store, settings.sim, sleep=asyncio.sleep),
+        tokens=TokenRegistry(source=store),
         clock=FixedClock(),
         ids=SequentialIds(),
         settings=settings,

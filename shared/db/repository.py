@@ -15,7 +15,7 @@ import asyncpg
 import msgspec
 
 from shared.batching import Coalescer
-from shared.chain import Landing, Transaction
+from shared.db.recordsets import recordset as _recordset, rows_json as _rows_json
 from shared.events import Event, format_ts
 from shared.orders import UPDATABLE_FIELDS, OrderRecord
 from shared.states import TERMINAL_STATUSES, Status, sources_of
@@ -77,21 +77,6 @@ _ORDER_COLUMNS = (
     ("conditions", "jsonb"), ("min_amount_out", "numeric"), ("request_hash", "text"), ("created_at", "timestamptz"),
 )
 _CREATE_COLUMNS = (*_ORDER_COLUMNS, ("payload", "jsonb"))
-
-
-def _recordset(columns: tuple[tuple[str, str], ...]) -> str:
-    """`json_to_recordset($1::json) AS i(c1 t1, c2 t2, …)`: a batch's rows travel as one JSON
-    array of objects (see `_rows_json`), which PostgreSQL parses into typed columns. Encoding
-    one JSON text with msgspec costs the worker about half what asyncpg's encoding of one
-    typed array per column did (~10 vs ~19 µs per status change)."""
-    return f"json_to_recordset($1::json) AS i({', '.join(f'{name} {kind}' for name, kind in columns)})"
-
-
-def _rows_json(columns: tuple[tuple[str, str], ...], rows: list[tuple]) -> str:
-    """The rows, as `_recordset` reads them: numbers as exact JSON numbers or strings (u64 and
-    Decimal survive), timestamps as RFC 3339, JSON columns as nested JSON."""
-    names = [name for name, _ in columns]
-    return _json.encode([dict(zip(names, row, strict=True)) for row in rows]).decode()
 
 
 _CREATE_MANY = f"""
@@ -267,52 +252,3 @@ class PgOrderRepository:
             status.value,
         )
         return None if row is None else _event(row)
-
-
-_LEDGER_COLUMNS = (
-    ("signature", "text"), ("order_id", "uuid"), ("leg", "int"), ("venue", "text"), ("amount_in", "numeric"),
-    ("amount_out", "numeric"), ("succeeded", "int"), ("error", "text"), ("slot", "int"), ("landed_at", "timestamptz"),
-)
-_LAND_MANY = f"""
-INSERT INTO chain_transactions ({", ".join(name for name, _ in _LEDGER_COLUMNS)})
-SELECT * FROM {_recordset(_LEDGER_COLUMNS)}
-ON CONFLICT (signature) DO NOTHING
-RETURNING signature
-"""
-
-
-class PgLedger:
-    """The simulated chain's ledger: one row per landed signature. Look-ups and landings of
-    concurrent transactions are coalesced into one statement each."""
-
-    def __init__(self, pool: asyncpg.Pool, now: Any, max_batch: int = 256) -> None:
-        self._pool = pool
-        self._now = now
-        self._finds = Coalescer(self._find_many, max_batch=max_batch, max_in_flight=2)
-        self._lands = Coalescer(self._land_many, max_batch=max_batch, max_in_flight=2, unique=lambda row: row[0])
-
-    @staticmethod
-    def _landing(row: asyncpg.Record) -> Landing:
-        return Landing(row["signature"], bool(row["succeeded"]), int(row["amount_out"]), row["slot"], row["error"])
-
-    async def find(self, signature: str) -> Landing | None:
-        return await self._finds.submit(signature)
-
-    async def _find_many(self, signatures: list[str]) -> list[Landing | None]:
-        rows = await self._pool.fetch("SELECT * FROM chain_transactions WHERE signature = ANY($1::text[])", signatures)
-        found = {row["signature"]: self._landing(row) for row in rows}
-        return [found.get(signature) for signature in signatures]
-
-    async def land(self, tx: Transaction, landing: Landing) -> tuple[Landing, bool]:
-        row = (tx.signature, tx.order_id, tx.leg, tx.venue, tx.amount_in, landing.amount_out,
-               int(landing.succeeded), landing.error, landing.slot, self._now())
-        if await self._lands.submit(row):
-            return landing, True
-        stored = await self.find(tx.signature)
-        assert stored is not None, "a conflicting signature must exist"
-        return stored, False
-
-    async def _land_many(self, rows: list[tuple]) -> list[bool]:
-        landed = await self._pool.fetch(_LAND_MANY, _rows_json(_LEDGER_COLUMNS, rows))
-        stored = {row["signature"] for row in landed}
-        return [row[0] in stored for row in rows]

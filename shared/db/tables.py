@@ -5,6 +5,7 @@ from piccolo.columns import (
     UUID,
     BigSerial,
     Boolean,
+    Bytea,
     Integer,
     Numeric,
     Text,
@@ -81,6 +82,8 @@ class ChainTransaction(Table, tablename="chain_transactions"):
     order_id = UUID(index=True)
     leg = Integer()
     venue = Varchar(length=32)
+    input_mint = Varchar(length=44, null=True, default=None)
+    output_mint = Varchar(length=44, null=True, default=None)
     amount_in = Numeric(digits=U64)
     amount_out = Numeric(digits=U64)
     succeeded = Integer()
@@ -100,3 +103,30 @@ class ApiKey(Table, tablename="api_keys"):
     max_in_flight = Integer(null=True, default=None)
     created_at = Timestamptz()
     revoked_at = Timestamptz(null=True, default=None)
+
+
+class SimPair(Table, tablename="sim_pairs"):
+    """The simulated world, shared by every process: one row per traded pair, its price state
+    (tokens, reference price, venue offsets) as msgpack."""
+
+    pair_key = Varchar(length=89, primary_key=True)
+    state = Bytea()
+
+
+class SimPool(Table, tablename="sim_pools"):
+    """One row per pool: its whole state (reserves, or bins and fee memory) as msgpack. Every
+    swap, drift tick and launch changes these rows under a row lock."""
+
+    pool_key = Varchar(length=122, primary_key=True)
+    """venue:pair_key"""
+    pair_key = Varchar(length=89, index=True)
+    venue = Varchar(length=32)
+    state = Bytea()
+
+
+class SimToken(Table, tablename="sim_tokens"):
+    """Every token some pool trades (the launched ones included), for look-ups by mint or symbol."""
+
+    mint = Varchar(length=44, primary_key=True)
+    symbol = Varchar(length=32)
+    decimals = Integer()

@@ -1,22 +1,28 @@
-"""The simulated market: one Raydium and one Meteora pool per pair, and their seeded price drift.
+"""The simulated market: one Raydium and one Meteora pool per pair, and their price drift.
 
 A reference price per pair follows a random walk; each venue sits at its own offset
 from it (a bounded walk of a few percent), so venues disagree the way real ones do.
-Everything is integers and Decimals driven by a seeded `random.Random`: the same seed
-replays the same market.
+Everything is integers and Decimals driven by a `random.Random` the caller owns (the process
+that drives the market): the same seed replays the same market. Pure code: the shared store
+(shared/db/market_store.py) loads and saves it.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import random
 from dataclasses import dataclass
 from decimal import Decimal
 
-import base58
+import msgspec
 
+from shared import b58
+from shared.messages import QuoteCurve, VenueQuote
 from shared.tokens import BONK, JUP, SOL, USDC, USDT, Token
 from shared.venues.meteora import DlmmPool
 from shared.venues.raydium import ConstantProductPool
+from shared.venues.swap import InsufficientLiquidity, SwapOutcome
 
 RAYDIUM = "raydium"
 METEORA = "meteora"
@@ -25,6 +31,7 @@ VENUES = (RAYDIUM, METEORA)
 Pool = ConstantProductPool | DlmmPool
 LAUNCH_BIN_STEP = 100
 LAUNCH_BINS_EACH_SIDE = 30
+_IMPACT_QUANTUM = Decimal("1e-12")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,124 +71,233 @@ class LaunchPlan:
     quote_amount: int
 
 
-@dataclass(slots=True)
-class DriftState:
+def pool_address(venue: str, mint_a: str, mint_b: str) -> str:
+    """A stable, realistic-looking pool account address for (venue, pair)."""
+    return _pool_address(venue, *sorted((mint_a, mint_b)))
+
+
+@functools.lru_cache(maxsize=4096)  # pairs are few; launched tokens add some
+def _pool_address(venue: str, mint_a: str, mint_b: str) -> str:
+    return b58.encode(hashlib.sha256(f"{venue}:{mint_a}/{mint_b}".encode()).digest())
+
+
+def _depth_in(pool: Pool, mint_in: str) -> Decimal:
+    """The pool's depth in the output token, valued in the input token at spot."""
+    price = pool.price()  # y per x
+    if mint_in == pool.mint_x:
+        return pool.reserve_of(pool.mint_y) / price
+    return pool.reserve_of(pool.mint_x) * price
+
+
+class PairState(msgspec.Struct, array_like=True):
+    """A pair's price state, shared by every process: its tokens, the reference price (UI units,
+    quote per base) and each venue's offset from it in basis points."""
+
+    base: Token
+    quote: Token
     reference: Decimal
-    offset_bps: dict[str, int]
+    offsets_bps: dict[str, int]
+
+    @property
+    def key(self) -> str:
+        return pair_key(self.base.mint, self.quote.mint)
+
+    def unit_price(self, ui_price: Decimal) -> Decimal:
+        """UI price as quote base units per base base unit (SOL/USDC 150 → 0.15)."""
+        return ui_price.scaleb(self.quote.decimals - self.base.decimals)
+
+    def venue_price(self, venue: str) -> Decimal:
+        """Where `venue`'s pool should sit: the reference moved by the venue's offset (base units)."""
+        return self.unit_price(self.reference * (1 + Decimal(self.offsets_bps.get(venue, 0)) / 10_000))
+
+
+def pair_key(mint_a: str, mint_b: str) -> str:
+    """The same key for a pair whichever way round its mints come."""
+    return f"{mint_a}|{mint_b}" if mint_a < mint_b else f"{mint_b}|{mint_a}"
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """How prices wander each tick: the reference by up to `step_bps`, each venue's offset by up
+    to `offset_step_bps`, offsets bounded by `max_offset_bps`."""
+
+    step_bps: int = 5
+    offset_step_bps: int = 15
+    max_offset_bps: int = 250
 
 
 class Market:
-    """Pools keyed by (venue, unordered pair of mints), with seeded drift."""
+    """The simulated world, or the part of it one operation needs: pair states and pools keyed by
+    (venue, pair key), with the pure operations on them. Processes load it from the shared store,
+    read it, and change it only inside the store's atomic operations."""
 
-    def __init__(
-        self,
-        pairs: tuple[PairSpec, ...] = DEFAULT_PAIRS,
-        seed: int = 7,
-        step_bps: int = 5,
-        offset_step_bps: int = 15,
-        max_offset_bps: int = 250,
-    ) -> None:
-        self._rng = random.Random(seed)
-        self._step_bps, self._offset_step_bps, self._max_offset_bps = step_bps, offset_step_bps, max_offset_bps
-        self.specs = {frozenset((p.base.mint, p.quote.mint)): p for p in pairs}
-        self.pools: dict[tuple[str, frozenset[str]], Pool] = {}
-        self.drift: dict[frozenset[str], DriftState] = {}
-        for key, spec in self.specs.items():
-            # Start the venues ~3 % apart (within the allowed offset): one above the reference, one below.
-            start = min(150, max_offset_bps)
-            state = DriftState(spec.price, {RAYDIUM: start, METEORA: -start})
-            self.drift[key] = state
-            self.pools[(RAYDIUM, key)] = self._raydium(spec, self._venue_price(spec, state, RAYDIUM))
-            self.pools[(METEORA, key)] = self._meteora(spec, self._venue_price(spec, state, METEORA))
+    def __init__(self, pairs: dict[str, PairState] | None = None,
+                 pools: dict[tuple[str, str], Pool] | None = None) -> None:
+        self.pairs: dict[str, PairState] = pairs or {}
+        self.pools: dict[tuple[str, str], Pool] = pools or {}
 
-    @staticmethod
-    def _raydium(spec: PairSpec, unit_price: Decimal) -> ConstantProductPool:
-        reserve_base = spec.raydium_base_reserve * 10**spec.base.decimals
-        reserve_quote = int(reserve_base * unit_price)
-        return ConstantProductPool(spec.base.mint, spec.quote.mint, reserve_base, reserve_quote)
-
-    @staticmethod
-    def _meteora(spec: PairSpec, unit_price: Decimal) -> DlmmPool:
-        per_bin = spec.meteora_quote_per_bin * 10**spec.quote.decimals
-        return DlmmPool.with_uniform_liquidity(
-            spec.base.mint, spec.quote.mint, spec.meteora_bin_step, unit_price, per_bin, spec.meteora_bins_each_side
-        )
-
-    @staticmethod
-    def _venue_price(spec: PairSpec, state: DriftState, venue: str) -> Decimal:
-        return spec.unit_price(state.reference * (1 + Decimal(state.offset_bps[venue]) / 10_000))
+    @classmethod
+    def initial(cls, specs: tuple[PairSpec, ...] = DEFAULT_PAIRS, max_offset_bps: int = 250
+                ) -> Market:
+        """The world at its start: every pair at its starting price, the venues ~3 % apart (one
+        above the reference, one below, within the allowed offset)."""
+        market = cls()
+        start = min(150, max_offset_bps)
+        for spec in specs:
+            state = PairState(spec.base, spec.quote, spec.price, {RAYDIUM: start, METEORA: -start})
+            market.pairs[state.key] = state
+            reserve_base = spec.raydium_base_reserve * 10**spec.base.decimals
+            market.pools[(RAYDIUM, state.key)] = ConstantProductPool(
+                spec.base.mint, spec.quote.mint, reserve_base, int(reserve_base * state.venue_price(RAYDIUM)))
+            market.pools[(METEORA, state.key)] = DlmmPool.with_uniform_liquidity(
+                spec.base.mint, spec.quote.mint, spec.meteora_bin_step, state.venue_price(METEORA),
+                spec.meteora_quote_per_bin * 10**spec.quote.decimals, spec.meteora_bins_each_side)
+        return market
 
     def pool(self, venue: str, mint_a: str, mint_b: str) -> Pool | None:
-        return self.pools.get((venue, frozenset((mint_a, mint_b))))
+        return self.pools.get((venue, pair_key(mint_a, mint_b)))
+
+    def venues_of(self, mint_a: str, mint_b: str) -> list[str]:
+        """The venues with a pool for this pair, in VENUES order."""
+        key = pair_key(mint_a, mint_b)
+        return [venue for venue in VENUES if (venue, key) in self.pools]
 
     def has_pair(self, mint_a: str, mint_b: str) -> bool:
-        return frozenset((mint_a, mint_b)) in self.specs
+        return pair_key(mint_a, mint_b) in self.pairs
 
-    def tick(self) -> None:
+    def pair(self, mint_a: str, mint_b: str) -> PairState | None:
+        return self.pairs.get(pair_key(mint_a, mint_b))
+
+    def tokens(self) -> dict[str, Token]:
+        """Every token some pair trades, by mint."""
+        return {token.mint: token for state in self.pairs.values() for token in (state.base, state.quote)}
+
+    def outcome(self, venue: str, mint_in: str, mint_out: str, amount_in: int, now_s: float,
+                apply: bool = False) -> SwapOutcome:
+        """The pool math for this swap on this state; `apply` moves the pool."""
+        pool = self.pool(venue, mint_in, mint_out)
+        if pool is None:
+            raise InsufficientLiquidity(f"{venue} has no pool for this pair")
+        return pool.swap(mint_in, amount_in, now_s) if apply else pool.quote(mint_in, amount_in, now_s)
+
+    def venue_quote(self, venue: str, mint_in: str, mint_out: str, amount_in: int, now_s: float,
+                    latency_ms: int) -> VenueQuote:
+        """What `venue` quotes for this swap on this state (InsufficientLiquidity if it cannot)."""
+        outcome = self.outcome(venue, mint_in, mint_out, amount_in, now_s)
+        return VenueQuote(
+            venue=venue,
+            pool=pool_address(venue, mint_in, mint_out),
+            amount_in=amount_in,
+            amount_out=outcome.amount_out,
+            fee=outcome.fee,
+            price_impact=format(outcome.price_impact.quantize(_IMPACT_QUANTUM), "f"),
+            liquidity=self.pool(venue, mint_in, mint_out).reserve_of(mint_out),
+            latency_ms=latency_ms,
+        )
+
+    def split_curves(self, mint_in: str, mint_out: str, amount_in: int, now_s: float, steps: int,
+                     min_share_bps: int) -> list[QuoteCurve]:
+        """The two venues' outputs at sizes that pair up into splits of the order, on this state
+        (as an aggregator simulates pools locally from their accounts): the first venue at every
+        i/steps of the order, the second at the rest; and for a pool that cannot take the whole
+        order, its largest fill with the rest on the other venue, so a venue short of depth still
+        takes the part it can. Empty when fewer than two venues trade the pair, or when both could
+        fill the order alone and it is under `min_share_bps` of the shallower pool's depth (too
+        small for a split to pay). The sizes depend only on the order's size and the pools, so a
+        larger order never has fewer or worse choices."""
+        venues = self.venues_of(mint_in, mint_out)
+        if len(venues) != 2:
+            return []
+        pools = [self.pool(venue, mint_in, mint_out) for venue in venues]
+        caps = [pool.max_amount_in(mint_in, now_s) for pool in pools]
+        short = [cap is not None and cap < amount_in for cap in caps]
+        if not any(short):
+            depth_in = min(_depth_in(pool, mint_in) for pool in pools)
+            if amount_in * 10_000 < min_share_bps * depth_in:
+                return []
+        firsts = {amount_in * i // steps for i in range(1, steps)}
+        if short[0]:
+            firsts.add(caps[0])
+        if short[1]:
+            firsts.add(amount_in - caps[1])
+        sizes = sorted(a for a in firsts if 0 < a < amount_in)
+        return [
+            self._curve(venues[0], mint_in, mint_out, sizes, caps[0], now_s),
+            self._curve(venues[1], mint_in, mint_out, [amount_in - a for a in sizes], caps[1], now_s),
+        ]
+
+    def _curve(self, venue: str, mint_in: str, mint_out: str, sizes: list[int], cap: int | None,
+               now_s: float) -> QuoteCurve:
+        outputs = []
+        for size in sizes:
+            try:
+                outputs.append(self.outcome(venue, mint_in, mint_out, size, now_s).amount_out)
+            except InsufficientLiquidity:
+                outputs.append(0)
+        return QuoteCurve(venue, pool_address(venue, mint_in, mint_out), sizes, outputs, cap)
+
+    def spot_price(self, venue: str, base_mint: str, quote_mint: str) -> Decimal | None:
+        """A venue's spot price in UI terms (quote per base), before fees and impact."""
+        pool, state = self.pool(venue, base_mint, quote_mint), self.pair(base_mint, quote_mint)
+        if pool is None or state is None:
+            return None
+        return pool.price().scaleb(state.base.decimals - state.quote.decimals)
+
+    def tick(self, rng: random.Random, drift: Drift = Drift()) -> None:
         """One drift step on every pair: the reference walks, venues walk around it."""
-        for key, spec in self.specs.items():
-            state = self.drift[key]
-            step = self._rng.randint(-self._step_bps, self._step_bps)
+        for key, state in self.pairs.items():
+            step = rng.randint(-drift.step_bps, drift.step_bps)
             state.reference = state.reference * (1 + Decimal(step) / 10_000)
             for venue in VENUES:
-                offset = state.offset_bps[venue] + self._rng.randint(-self._offset_step_bps, self._offset_step_bps)
-                state.offset_bps[venue] = max(-self._max_offset_bps, min(self._max_offset_bps, offset))
+                offset = state.offsets_bps.get(venue, 0) + rng.randint(-drift.offset_step_bps, drift.offset_step_bps)
+                state.offsets_bps[venue] = max(-drift.max_offset_bps, min(drift.max_offset_bps, offset))
                 pool = self.pools.get((venue, key))
                 if pool is not None:
-                    pool.set_price(self._venue_price(spec, state, venue))
+                    pool.set_price(state.venue_price(venue))
 
     def set_price(self, base_mint: str, quote_mint: str, price: Decimal, venue: str | None = None) -> None:
         """Move a pair to `price` (UI, quote per base) on one venue or all, as a scripted market move."""
-        key = frozenset((base_mint, quote_mint))
-        spec, state = self.specs[key], self.drift[key]
+        key = pair_key(base_mint, quote_mint)
+        state = self.pairs[key]
         for name in VENUES if venue is None else (venue,):
             pool = self.pools.get((name, key))
             if pool is None:
                 continue
-            state.offset_bps[name] = 0
+            state.offsets_bps[name] = 0
             state.reference = price
-            pool.set_price(spec.unit_price(price))
-
-    def spot_price(self, venue: str, base_mint: str, quote_mint: str) -> Decimal | None:
-        """A venue's spot price in UI terms (quote per base), before fees and impact."""
-        key = frozenset((base_mint, quote_mint))
-        pool = self.pools.get((venue, key))
-        if pool is None:
-            return None
-        spec = self.specs[key]
-        return pool.price().scaleb(spec.base.decimals - spec.quote.decimals)
+            pool.set_price(state.unit_price(price))
 
     def launch(self, venue: str, base: Token, quote: Token, base_amount: int, quote_amount: int) -> Pool:
-        """A new pool for a pair nobody traded before, seeded with these reserves (base units)."""
-        key = frozenset((base.mint, quote.mint))
+        """A new pool for a pair nobody traded on this venue before, seeded with these reserves
+        (base units)."""
+        key = pair_key(base.mint, quote.mint)
         if (venue, key) in self.pools:
             raise ValueError(f"{venue} already has a pool for this pair")
         ui_price = quote.to_ui(quote_amount) / base.to_ui(base_amount)
-        spec = self.specs.get(key) or PairSpec(base, quote, ui_price, 0, LAUNCH_BIN_STEP, 0, LAUNCH_BINS_EACH_SIDE)
+        state = self.pairs.get(key) or PairState(base, quote, ui_price, {RAYDIUM: 0, METEORA: 0})
         if venue == RAYDIUM:
             pool: Pool = ConstantProductPool(base.mint, quote.mint, base_amount, quote_amount)
         else:
             per_bin = quote_amount // (LAUNCH_BINS_EACH_SIDE + 1)
             pool = DlmmPool.with_uniform_liquidity(
-                base.mint, quote.mint, LAUNCH_BIN_STEP, spec.unit_price(ui_price), per_bin, LAUNCH_BINS_EACH_SIDE
+                base.mint, quote.mint, LAUNCH_BIN_STEP, state.unit_price(ui_price), per_bin, LAUNCH_BINS_EACH_SIDE
             )
-        self.specs[key] = spec
-        self.drift.setdefault(key, DriftState(ui_price, {RAYDIUM: 0, METEORA: 0}))
+        self.pairs[key] = state
         self.pools[(venue, key)] = pool
         return pool
 
-    def plan_random_launch(self, quote: Token, awaited_mints: list[str]) -> LaunchPlan | None:
-        """A seeded random launch against `quote`: half the time a token some sniper waits for
-        (if any is still unlisted), otherwise a brand-new mint; random venue and depth."""
+    def plan_random_launch(self, rng: random.Random, quote: Token, awaited_mints: list[str]) -> LaunchPlan | None:
+        """A random launch against `quote`: half the time a token some sniper waits for (if any is
+        still unlisted), otherwise a brand-new mint; random venue and depth."""
         unlisted = sorted(m for m in awaited_mints if not self.has_pair(m, quote.mint))
-        if unlisted and self._rng.random() < 0.5:
-            mint = self._rng.choice(unlisted)
+        if unlisted and rng.random() < 0.5:
+            mint = rng.choice(unlisted)
         else:
-            mint = base58.b58encode(self._rng.randbytes(32)).decode()
+            mint = b58.encode(rng.randbytes(32))
         if self.has_pair(mint, quote.mint):
             return None
         base = Token(f"NEW{mint[:4].upper()}", mint, 6)
-        venue = self._rng.choice(VENUES)
-        quote_whole = self._rng.randint(20, 2_000)
-        base_whole = quote_whole * self._rng.randint(1_000, 1_000_000)
+        venue = rng.choice(VENUES)
+        quote_whole = rng.randint(20, 2_000)
+        base_whole = quote_whole * rng.randint(1_000, 1_000_000)
         return LaunchPlan(venue, base, base_whole * 10**base.decimals, quote_whole * 10**quote.decimals)

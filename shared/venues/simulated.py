@@ -1,160 +1,162 @@
-"""Venues as the engine sees them: the simulated market behind latency, timeouts and failures."""
+"""The simulated venues and chain as the functions meet them: the shared market (a store every
+process reads and changes atomically) behind quote latency, timeouts, outages and chain delays."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
 import random
-from collections.abc import Awaitable, Callable
-from decimal import Decimal
+from collections.abc import Awaitable, Callable, Iterable
+from typing import NamedTuple, Protocol
 
-import base58
-
+from shared.chain import ChainUnavailable, Landing, Transaction
 from shared.messages import QuoteCurve, VenueFailure, VenueQuote
 from shared.settings import SimulationSettings
-from shared.venues.market import METEORA, RAYDIUM, VENUES, Market, Pool
+from shared.tokens import Token
+from shared.venues.market import METEORA, RAYDIUM, Market, pair_key
 from shared.venues.swap import InsufficientLiquidity, SwapOutcome
 
 Sleep = Callable[[float], Awaitable[None]]
-_IMPACT_QUANTUM = Decimal("1e-12")
 
 
 class VenueUnavailable(Exception):
     """The venue did not answer (simulated outage or timeout)."""
 
 
-def pool_address(venue: str, mint_a: str, mint_b: str) -> str:
-    """A stable, realistic-looking pool account address for (venue, pair)."""
-    return _pool_address(venue, *sorted((mint_a, mint_b)))
+class MarketStore(Protocol):
+    """The one simulated world every process shares (a chain's state): pools, pairs and their
+    prices, launched tokens, and the ledger of landed transactions. Reads give a snapshot;
+    every change is atomic against every other, whichever process makes it."""
+
+    async def load(self, mint_a: str, mint_b: str) -> Market:
+        """The pair's state now (a Market without it if no venue trades it)."""
+        ...
+
+    async def load_all(self) -> Market: ...
+
+    async def modify(self, change: Callable[[Market], object], mints: Iterable[tuple[str, str]] | None = None
+                     ) -> object:
+        """Apply `change` to the named pairs (every pair if None) atomically, new pairs and pools
+        included, and return what it returned. It must be pure: it may run again."""
+        ...
+
+    async def land(self, tx: Transaction) -> Landing:
+        """Land `tx` on the pool it names, atomically, once: a signature that already landed gives
+        back its stored landing."""
+        ...
+
+    async def find_landing(self, signature: str) -> Landing | None: ...
+
+    async def find_tokens(self, assets: Iterable[str]) -> list[Token]:
+        """Listed tokens whose mint (or symbol, any case) is one of `assets`."""
+        ...
 
 
-@functools.lru_cache(maxsize=4096)  # pairs are few; launched tokens add some
-def _pool_address(venue: str, mint_a: str, mint_b: str) -> str:
-    pair = f"{mint_a}/{mint_b}"
-    return base58.b58encode(hashlib.sha256(f"{venue}:{pair}".encode()).digest()).decode()
+class Pricing(NamedTuple):
+    quotes: list[VenueQuote]
+    failures: list[VenueFailure]
+    curves: list[QuoteCurve]
 
 
 class SimulatedVenues:
-    def __init__(self, market: Market, sim: SimulationSettings, now_s: Callable[[], float], sleep: Sleep) -> None:
-        self.market = market
+    """Raydium and Meteora quote services over the shared market: latency, timeouts, outages."""
+
+    def __init__(self, store: MarketStore, sim: SimulationSettings, now_s: Callable[[], float], sleep: Sleep) -> None:
+        self.store = store
         self._sim = sim
         self._now_s = now_s
         self._sleep = sleep
         self._rng = random.Random(sim.seed + 1)
         self._latency_ms = {RAYDIUM: sim.quote_latency_ms_raydium, METEORA: sim.quote_latency_ms_meteora}
+        self._listed: set[str] = set()
+        """Pairs known to trade (a pair never stops trading, so only a miss asks the store)."""
 
-    def supports(self, mint_in: str, mint_out: str) -> bool:
-        return self.market.has_pair(mint_in, mint_out)
+    async def supports(self, mint_a: str, mint_b: str) -> bool:
+        key = pair_key(mint_a, mint_b)
+        if key in self._listed:
+            return True
+        if (await self.store.load(mint_a, mint_b)).has_pair(mint_a, mint_b):
+            self._listed.add(key)
+            return True
+        return False
 
-    def outcome(self, venue: str, mint_in: str, mint_out: str, amount_in: int, apply: bool = False) -> SwapOutcome:
-        """The pool math for this swap now; `apply` moves the pool (the chain does that)."""
-        pool = self.market.pool(venue, mint_in, mint_out)
-        if pool is None:
-            raise InsufficientLiquidity(f"{venue} has no pool for this pair")
+    async def price(self, mint_in: str, mint_out: str, amount_in: int, venues: list[str] | None,
+                    split_steps: int, split_min_share_bps: int) -> Pricing:
+        """Every venue's quote for the whole size (each after its latency, bounded by the quote
+        timeout) and, when a split may pay, the split curves — all on one snapshot of the pair.
+        No curves when one venue is named (a sniper's launch) or one did not answer."""
+        market = await self.store.load(mint_in, mint_out)
         now = self._now_s()
-        return pool.swap(mint_in, amount_in, now) if apply else pool.quote(mint_in, amount_in, now)
-
-    async def quote(self, venue: str, mint_in: str, mint_out: str, amount_in: int) -> VenueQuote:
-        latency = self._sim.delay_ms(self._latency_ms[venue] + self._rng.randint(0, self._sim.quote_jitter_ms))
-        if latency:
-            await self._sleep(latency / 1000)
-        return self._quote_now(venue, mint_in, mint_out, amount_in)
-
-    def _quote_now(self, venue: str, mint_in: str, mint_out: str, amount_in: int) -> VenueQuote:
-        if self._rng.randrange(1000) < self._sim.quote_failure_permille:
-            raise VenueUnavailable(f"{venue} quote service unavailable")
-        outcome = self.outcome(venue, mint_in, mint_out, amount_in)
-        pool = self.market.pool(venue, mint_in, mint_out)
-        return VenueQuote(
-            venue=venue,
-            pool=pool_address(venue, mint_in, mint_out),
-            amount_in=amount_in,
-            amount_out=outcome.amount_out,
-            fee=outcome.fee,
-            price_impact=format(outcome.price_impact.quantize(_IMPACT_QUANTUM), "f"),
-            liquidity=pool.reserve_of(mint_out),
-            latency_ms=self._latency_ms[venue],
-        )
-
-    def split_curves(self, mint_in: str, mint_out: str, amount_in: int, steps: int, min_share_bps: int
-                     ) -> list[QuoteCurve]:
-        """The two venues' outputs at sizes that pair up into splits of the order, computed on the
-        pools' current state (as an aggregator simulates pools locally from their accounts): the
-        first venue at every i/steps of the order, the second at the rest; and for a pool that
-        cannot take the whole order, its largest fill with the rest on the other venue, so a venue
-        short of depth still takes the part it can. Empty when fewer than two venues trade the
-        pair, or when both could fill the order alone and it is under `min_share_bps` of the
-        shallower pool's depth (too small for a split to pay). The sizes depend only on the
-        order's size and the pools, so a larger order never has fewer or worse choices."""
-        pools = [(venue, pool) for venue in VENUES if (pool := self.market.pool(venue, mint_in, mint_out))]
-        if len(pools) != 2:
-            return []
-        now = self._now_s()
-        caps = [pool.max_amount_in(mint_in, now) for _, pool in pools]
-        short = [cap is not None and cap < amount_in for cap in caps]
-        if not any(short):
-            depth_in = min(_depth_in(pool, mint_in) for _, pool in pools)
-            if amount_in * 10_000 < min_share_bps * depth_in:
-                return []
-        firsts = {amount_in * i // steps for i in range(1, steps)}
-        if short[0]:
-            firsts.add(caps[0])
-        if short[1]:
-            firsts.add(amount_in - caps[1])
-        sizes = sorted(a for a in firsts if 0 < a < amount_in)
-        return [
-            self._curve(pools[0][0], mint_in, mint_out, sizes, caps[0]),
-            self._curve(pools[1][0], mint_in, mint_out, [amount_in - a for a in sizes], caps[1]),
-        ]
-
-    def _curve(self, venue: str, mint_in: str, mint_out: str, sizes: list[int], cap: int | None) -> QuoteCurve:
-        outputs = []
-        for size in sizes:
-            try:
-                outputs.append(self.outcome(venue, mint_in, mint_out, size).amount_out)
-            except InsufficientLiquidity:
-                outputs.append(0)
-        return QuoteCurve(venue, pool_address(venue, mint_in, mint_out), sizes, outputs, cap)
-
-    async def quote_all(
-        self, mint_in: str, mint_out: str, amount_in: int, venues: list[str] | None = None
-    ) -> tuple[list[VenueQuote], list[VenueFailure]]:
-        """Every venue (or those named) at once, each bounded by the quote timeout."""
-        timeout = self._sim.quote_timeout_ms / 1000
-
-        async def one(venue: str) -> VenueQuote | VenueFailure:
-            try:
-                async with asyncio.timeout(timeout):  # not wait_for: on Python 3.11 that is one more task
-                    return await self.quote(venue, mint_in, mint_out, amount_in)
-            except TimeoutError:
-                return VenueFailure(venue, f"no quote within {self._sim.quote_timeout_ms} ms")
-            except (VenueUnavailable, InsufficientLiquidity) as exc:
-                return _failure(venue, exc)
-
-        def now(venue: str) -> VenueQuote | VenueFailure:
-            try:
-                return self._quote_now(venue, mint_in, mint_out, amount_in)
-            except (VenueUnavailable, InsufficientLiquidity) as exc:
-                return _failure(venue, exc)
-
+        names = venues or market.venues_of(mint_in, mint_out) or [RAYDIUM, METEORA]
         if self._sim.zero_delays:  # nothing to wait for: no tasks, no timers
-            answers = [now(v) for v in venues or VENUES]
+            answers = [self._answer(market, venue, mint_in, mint_out, amount_in, now) for venue in names]
         else:
-            answers = await asyncio.gather(*(one(v) for v in venues or VENUES))
+            answers = await asyncio.gather(*(self._timed(market, venue, mint_in, mint_out, amount_in, now)
+                                             for venue in names))
         quotes = [a for a in answers if isinstance(a, VenueQuote)]
         failures = [a for a in answers if isinstance(a, VenueFailure)]
-        return quotes, failures
+        if (venues and len(venues) < 2) or any(failure.retryable for failure in failures):
+            return Pricing(quotes, failures, [])
+        return Pricing(quotes, failures,
+                       market.split_curves(mint_in, mint_out, amount_in, now, split_steps, split_min_share_bps))
+
+    async def outcomes(self, mint_in: str, mint_out: str, legs: list[tuple[str, int]]) -> list[SwapOutcome]:
+        """The pool math for each (venue, amount) now, on one snapshot (InsufficientLiquidity if one
+        cannot fill)."""
+        market, now = await self.store.load(mint_in, mint_out), self._now_s()
+        return [market.outcome(venue, mint_in, mint_out, amount, now) for venue, amount in legs]
+
+    async def _timed(self, market: Market, venue: str, mint_in: str, mint_out: str, amount_in: int,
+                     now: float) -> VenueQuote | VenueFailure:
+        latency = self._sim.delay_ms(self._latency_ms[venue] + self._rng.randint(0, self._sim.quote_jitter_ms))
+        if latency > self._sim.quote_timeout_ms:
+            await self._sleep(self._sim.quote_timeout_ms / 1000)
+            return VenueFailure(venue, f"no quote within {self._sim.quote_timeout_ms} ms")
+        await self._sleep(latency / 1000)
+        return self._answer(market, venue, mint_in, mint_out, amount_in, now)
+
+    def _answer(self, market: Market, venue: str, mint_in: str, mint_out: str, amount_in: int,
+                now: float) -> VenueQuote | VenueFailure:
+        try:
+            if self._rng.randrange(1000) < self._sim.quote_failure_permille:
+                raise VenueUnavailable(f"{venue} quote service unavailable")
+            return market.venue_quote(venue, mint_in, mint_out, amount_in, now, self._latency_ms[venue])
+        except (VenueUnavailable, InsufficientLiquidity) as exc:
+            # An outage may pass (retry); a pool that cannot fill this size will not.
+            return VenueFailure(venue, str(exc), retryable=isinstance(exc, VenueUnavailable))
 
 
-def _depth_in(pool: Pool, mint_in: str) -> Decimal:
-    """The pool's depth in the output token, valued in the input token at spot."""
-    price = pool.price()  # y per x
-    if mint_in == pool.mint_x:
-        return pool.reserve_of(pool.mint_y) / price
-    return pool.reserve_of(pool.mint_x) * price
+class SimulatedChain:
+    """Build, send and confirm on the shared market: delays and dropped transactions here; the
+    landing itself (atomic, once per signature) is the store's."""
 
+    def __init__(self, store: MarketStore, sim: SimulationSettings, sleep: Sleep) -> None:
+        self._store = store
+        self._sim = sim
+        self._sleep = sleep
+        self._rng = random.Random(sim.seed + 2)
 
-def _failure(venue: str, exc: VenueUnavailable | InsufficientLiquidity) -> VenueFailure:
-    """An outage may pass (retry); a pool that cannot fill this size will not."""
-    return VenueFailure(venue, str(exc), retryable=isinstance(exc, VenueUnavailable))
+    async def _delay(self, ms: int) -> None:
+        ms = self._sim.delay_ms(ms)
+        if ms:
+            await self._sleep(ms / 1000)
+
+    async def build(self, tx: Transaction) -> None:
+        await self._delay(self._sim.build_delay_ms)
+
+    async def send(self, tx: Transaction) -> None:
+        await self._delay(self._sim.submit_delay_ms)
+        if self._rng.randrange(1000) < self._sim.chain_failure_permille:
+            raise ChainUnavailable("blockhash not found; transaction was not processed")
+
+    async def confirm(self, tx: Transaction, built_now: bool = False) -> Landing:
+        """Wait for the transaction to land and return its result. The swap is priced and applied
+        to the shared pool atomically, so transactions from every process see each other's effect
+        in the order they land, as on a chain, and a signature lands at most once. `built_now`:
+        the caller built it in this delivery, so no earlier one can have landed it and the ledger
+        need not be asked before the wait."""
+        await self._delay(self._sim.confirm_delay_ms + self._rng.randint(0, self._sim.confirm_jitter_ms))
+        if not built_now:
+            landed = await self._store.find_landing(tx.signature)
+            if landed is not None:
+                return landed
+        return await self._store.land(tx)

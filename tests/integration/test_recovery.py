@@ -223,7 +223,7 @@ async def forget_all_redis_keys(engine) -> int:
 async def test_after_redis_loses_everything_mid_pipeline_every_order_completes_and_limits_still_fire(engine):
     ctx = engine.ctx
     desk = OrderDesk(ctx, engine.queues, ClientLimits(engine.redis, engine.settings.namespace))
-    engine.market.set_price(SOL.mint, USDC.mint, Decimal(150))
+    await engine.watcher.move_price(SOL, USDC, Decimal(150), None)
 
     # Orders at every point of the pipeline, their next jobs waiting in Redis (no worker runs yet).
     queued_quotes = [(await desk.submit(msgspec.json.encode(
@@ -272,8 +272,8 @@ async def test_after_redis_loses_everything_mid_pipeline_every_order_completes_a
 
     # The re-armed limits still fire on a price move, once each, and fill at or above their limit.
     assert await engine.watcher.prices_changed() == 0  # still at ~150
-    engine.market.set_price(SOL.mint, USDC.mint, Decimal(250))
-    assert await engine.watcher.prices_changed() == 3
+    _, fired = await engine.watcher.move_price(SOL, USDC, Decimal(250), None)
+    assert fired == 3
     assert await engine.watcher.prices_changed() == 0
     await wait_for(engine, {i: {Status.CONFIRMED} for i in [*resting, unarmed]})
     for order_id in [*resting, unarmed]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -33,9 +35,14 @@ class CapturingQueues:
         return True
 
 
-def watcher_on(engine, index, queues, tokens=None) -> PriceWatcher:
-    return PriceWatcher(engine.market, engine.ctx.venues, tokens or TokenRegistry(), index, queues, FixedClock(),
-                        queues.fire)
+def watcher_on(engine, index, queues, tokens=None, fire=None) -> PriceWatcher:
+    return PriceWatcher(engine.market, tokens or TokenRegistry(), index, queues, FixedClock(), fire or queues.fire,
+                        random.Random(1), time.time)
+
+
+async def set_price(engine, price: Decimal) -> None:
+    """Move SOL/USDC on the shared market (both venues), as the sim API does, firing nothing."""
+    await engine.market.modify(lambda m: m.set_price(SOL.mint, USDC.mint, price), [(SOL.mint, USDC.mint)])
 
 
 def resting_sell(n: int, limit: Decimal) -> OrderRecord:
@@ -52,7 +59,7 @@ async def test_a_price_move_fires_only_the_ten_limit_orders_it_crosses_among_ten
     index = RedisTriggerIndex(engine.redis, engine.settings.namespace)
     queues = CapturingQueues()
     watcher = watcher_on(engine, index, queues)
-    engine.market.set_price(SOL.mint, USDC.mint, Decimal(150))
+    await set_price(engine, Decimal(150))
     far = [resting_sell(n, Decimal(160) + Decimal(n) / 100) for n in range(9_990)]   # 160.00 … 259.89
     near = [resting_sell(10_000 + n, Decimal("155.0") + Decimal(n) / 10) for n in range(10)]  # 155.0 … 155.9
     for batch_start in range(0, len(far) + len(near), 500):
@@ -62,7 +69,7 @@ async def test_a_price_move_fires_only_the_ten_limit_orders_it_crosses_among_ten
     assert await watcher.prices_changed() == 0  # at 150 nothing is crossed
     # Spot 160: after the 0.1–0.25 % fee a 1 SOL sell executes just under 160, so 155.x cross
     # and the orders at 160.00 and above do not.
-    engine.market.set_price(SOL.mint, USDC.mint, Decimal(160))
+    await set_price(engine, Decimal(160))
     assert await watcher.prices_changed() == 10
     assert {m.order_id for m in queues.sent} == {o.id for o in near}
     assert all(isinstance(m, TriggerFired) for m in queues.sent)
@@ -75,7 +82,7 @@ async def test_two_watchers_hand_a_crossed_order_over_once(engine):
     index = RedisTriggerIndex(engine.redis, engine.settings.namespace)
     queues = CapturingQueues()
     watchers = [watcher_on(engine, index, queues) for _ in range(2)]
-    engine.market.set_price(SOL.mint, USDC.mint, Decimal(150))
+    await set_price(engine, Decimal(150))
     await asyncio.gather(*(index.arm(resting_sell(n, Decimal(140))) for n in range(50)))
     fired = await asyncio.gather(*(w.prices_changed() for w in watchers))
     assert sum(fired) == 50
@@ -137,7 +144,7 @@ async def test_random_launches_eventually_list_the_token_a_sniper_waits_for(engi
             break
     assert [type(m) for m in queues.sent] == [TriggerFired]
     assert queues.sent[0].order_id == sniper.id
-    assert tokens.find(awaited) is not None and engine.market.has_pair(awaited, SOL.mint)
+    assert tokens.find(awaited) is not None and (await engine.market.load(awaited, SOL.mint)).has_pair(awaited, SOL.mint)
 
 
 async def test_after_redis_loses_everything_waiting_orders_are_re_armed_and_still_fire(engine):
@@ -148,7 +155,7 @@ async def test_after_redis_loses_everything_waiting_orders_are_re_armed_and_stil
     await forget_namespace(engine.redis, engine.settings.namespace)  # FLUSHALL, for this engine's keys
     queues = CapturingQueues()
     watcher = watcher_on(engine, engine.triggers, queues)
-    engine.market.set_price(SOL.mint, USDC.mint, Decimal(150))
+    await set_price(engine, Decimal(150))
     assert await watcher.prices_changed() == 0  # the limit is gone from Redis: nothing can fire it
     assert await reconcile.rearm_if_lost(engine.ctx) == 1
     assert await reconcile.rearm_if_lost(engine.ctx) == 0  # once
@@ -160,13 +167,12 @@ async def test_a_price_move_counts_only_the_orders_that_fired_not_those_a_cancel
     """The count is what really fired: each claimed order goes through `trigger`, whose conditional
     waiting → triggered change loses to a cancel that came first."""
     queues = CapturingQueues()
-    watcher = PriceWatcher(engine.market, engine.ctx.venues, engine.ctx.tokens, engine.triggers, queues,
-                           FixedClock(), functools.partial(fire_now, engine.ctx, queues))
-    engine.market.set_price(SOL.mint, USDC.mint, Decimal(90))
+    watcher = watcher_on(engine, engine.triggers, queues, engine.ctx.tokens, functools.partial(fire_now, engine.ctx, queues))
+    await set_price(engine, Decimal(90))
     order_ids = [await waiting_limit_order(engine, f"count-{n}") for n in range(12)]
     for order_id in order_ids[::2]:  # the cancel's change lands; the index entry is still there
         assert await engine.ctx.record(order_id, Status.CANCELLED, {"reason": "cancelled by client"}) is not None
-    engine.market.set_price(SOL.mint, USDC.mint, Decimal(150))
+    await set_price(engine, Decimal(150))
     fired = await watcher.prices_changed()
     statuses = [(await engine.ctx.orders.get(order_id)).status for order_id in order_ids]
     assert fired == statuses.count(Status.TRIGGERED) == 6
@@ -179,8 +185,7 @@ async def test_a_launch_against_another_quote_asset_is_ignored_by_a_sniper_not_r
     arm = await intake.handle(NewOrder(request, "client", "sniper-usdc"), engine.ctx)
     await trigger.handle(arm, engine.ctx)
     queues = CapturingQueues()
-    watcher = PriceWatcher(engine.market, engine.ctx.venues, engine.ctx.tokens, engine.triggers, queues,
-                           FixedClock(), functools.partial(fire_now, engine.ctx, queues))
+    watcher = watcher_on(engine, engine.triggers, queues, engine.ctx.tokens, functools.partial(fire_now, engine.ctx, queues))
     token = Token("NEW", mint, 6)
     on_sol = await watcher.launch(LaunchPlan("raydium", token, 10**12, 100 * 10**9), SOL)
     assert on_sol == {"fired": 0, "refused": 0} and queues.sent == []

@@ -164,7 +164,7 @@ async def test_each_step_run_twice_changes_nothing_the_second_time():
     snapshot = (await ctx.orders.get(first.order_id), await ctx.orders.events(first.order_id))
     await execute.handle(to_execute, ctx)
     assert (await ctx.orders.get(first.order_id), await ctx.orders.events(first.order_id)) == snapshot
-    assert len(ctx.chain._ledger.landed) == 1
+    assert len(ctx.venues.store.landed) == 1
 
 
 async def test_execute_resumed_after_submitted_lands_the_same_transaction_once():
@@ -180,7 +180,7 @@ async def test_execute_resumed_after_submitted_lands_the_same_transaction_once()
     await execute.handle(request, ctx)
     statuses = [e.status for e in await ctx.orders.events(order_id)]
     assert statuses == ["pending", "routing", "routed", "building", "submitted", "confirmed"]
-    assert len(ctx.chain._ledger.landed) == 1
+    assert len(ctx.venues.store.landed) == 1
 
 
 async def test_a_first_execute_lands_without_asking_the_ledger_and_a_resumed_one_reuses_the_landing():
@@ -190,8 +190,8 @@ async def test_a_first_execute_lands_without_asking_the_ledger_and_a_resumed_one
     ctx = fake_context()
     fresh: ExecuteRequest = await route.handle(await quote.handle(await intake.handle(sell_sol(key="a"), ctx), ctx), ctx)
     await execute.handle(fresh, ctx)
-    assert ctx.chain._ledger.finds == 0
-    assert len(ctx.chain._ledger.landed) == 1
+    assert ctx.venues.store.finds == 0
+    assert len(ctx.venues.store.landed) == 1
 
     request: ExecuteRequest = await route.handle(await quote.handle(await intake.handle(sell_sol(key="b"), ctx), ctx),
                                                  ctx)
@@ -199,12 +199,12 @@ async def test_a_first_execute_lands_without_asking_the_ledger_and_a_resumed_one
     await ctx.record(request.order_id, Status.SUBMITTED, {})
     (tx,) = execute.transactions(request.order_id, request.plan)
     landed = await ctx.chain.confirm(tx)  # the crashed delivery landed it, then died
-    pool_after_landing = await ctx.venues.quote_all(tx.input_mint, tx.output_mint, tx.amount_in)
+    pool_after_landing = await ctx.venues.outcomes(tx.input_mint, tx.output_mint, [(tx.venue, tx.amount_in)])
     await execute.handle(request, ctx)
     confirmed = (await ctx.orders.events(request.order_id))[-1]
     assert confirmed.status == Status.CONFIRMED and confirmed.data["amountOut"] == landed.amount_out
-    assert await ctx.venues.quote_all(tx.input_mint, tx.output_mint, tx.amount_in) == pool_after_landing
-    assert len(ctx.chain._ledger.landed) == 2
+    assert await ctx.venues.outcomes(tx.input_mint, tx.output_mint, [(tx.venue, tx.amount_in)]) == pool_after_landing
+    assert len(ctx.venues.store.landed) == 2
 
 
 async def test_fill_below_minimum_fails_with_slippage():
@@ -253,7 +253,7 @@ async def test_a_venue_slower_than_the_quote_timeout_counts_as_failed_and_the_ot
                              quote_timeout_ms=50, drift_interval_ms=0)
     ctx = fake_context(Settings(sim=sim))
     sol, usdc = ctx.tokens.resolve("baseAsset", "SOL"), ctx.tokens.resolve("quoteAsset", "USDC")
-    quotes, failures = await ctx.venues.quote_all(sol.mint, usdc.mint, 10**9)
+    quotes, failures, _ = await ctx.venues.price(sol.mint, usdc.mint, 10**9, None, 100, 5)
     assert [q.venue for q in quotes] == ["raydium"]
     assert [(f.venue, f.error, f.retryable) for f in failures] == [("meteora", "no quote within 50 ms", True)]
 

@@ -53,10 +53,10 @@ async def test_re_driving_a_stuck_order_finishes_it_once():
     to_execute = await route.handle(
         await quote.handle(await intake.handle(NewOrder(MARKET, "c", "k"), ctx), ctx), ctx)
     await execute.handle(to_execute, ctx)  # confirmed
-    [signature] = ctx.chain._ledger.landed
+    [signature] = ctx.venues.store.landed
     now = await advance_past_deadlines(ctx)
     assert await reconcile.stalled(ctx, now) == []  # terminal orders are never re-driven
-    assert list(ctx.chain._ledger.landed) == [signature]
+    assert list(ctx.venues.store.landed) == [signature]
 
 
 async def test_a_submitted_order_is_re_driven_to_execute_and_lands_once():
@@ -72,7 +72,7 @@ async def test_a_submitted_order_is_re_driven_to_execute_and_lands_once():
     await execute.handle(message, ctx)
     await execute.handle(message, ctx)  # and a late redelivery of the original job
     assert (await ctx.orders.get(order_id)).status == Status.CONFIRMED
-    assert len(ctx.chain._ledger.landed) == 1
+    assert len(ctx.venues.store.landed) == 1
 
 
 async def test_a_triggered_order_is_re_driven_with_its_stored_trigger():

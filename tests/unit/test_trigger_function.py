@@ -152,7 +152,7 @@ async def test_a_second_delivery_of_the_trigger_writes_nothing_and_hands_on_the_
     assert await statuses(ctx, order_id) == [
         "pending", "waiting", "triggered", "routing", "routed", "building", "submitted", "confirmed"
     ]
-    assert len(ctx.chain._ledger.landed) == 1
+    assert len(ctx.venues.store.landed) == 1
 
 
 async def test_a_trigger_delivered_after_the_order_moved_on_returns_nothing():
@@ -185,7 +185,7 @@ async def test_a_limit_the_market_no_longer_pays_fails_rather_than_fill_worse():
     events = await ctx.orders.events(order_id)
     assert [e.status for e in events] == ["pending", "waiting", "triggered", "routing", "failed"]
     assert events[-1].data["error"] == LIMIT_NOT_MET and events[-1].data["floorAmountOut"] == 270_750_000
-    assert ctx.chain._ledger.landed == {}
+    assert ctx.venues.store.landed == {}
 
 
 async def test_a_trigger_for_an_unknown_order_does_nothing():
@@ -331,7 +331,7 @@ async def test_a_sniper_without_max_price_has_no_floor_but_keeps_to_its_pool():
 def _launch_pool(ctx) -> None:
     """1,000,000 NEWT against 1,000 SOL on Raydium: 0.001 SOL/NEWT before fee and impact."""
     ctx.tokens.add(NEW_TOKEN)
-    ctx.venues.market.launch("raydium", NEW_TOKEN, SOL, 1_000_000 * 10**6, 1_000 * 10**9)
+    ctx.venues.store.market.launch("raydium", NEW_TOKEN, SOL, 1_000_000 * 10**6, 1_000 * 10**9)
 
 
 async def test_a_fired_sniper_fills_on_the_new_pool_within_its_max_price():
@@ -355,4 +355,4 @@ async def test_a_fired_sniper_whose_fill_would_pass_max_price_fails_instead():
     events = await ctx.orders.events(order_id)
     assert [e.status for e in events] == ["pending", "waiting", "triggered", "routing", "failed"]
     assert events[-1].data["floorAmountOut"] == 1_000_000_000
-    assert ctx.chain._ledger.landed == {}
+    assert ctx.venues.store.landed == {}
