@@ -1,4 +1,5 @@
-"""The runtime's command line: `start` the engine (web + workers), run a `worker`, or the `demo`."""
+"""The runtime's command line: `start` the engine (the web process and, by default, one worker
+process running every function), run a `worker`, or the `demo`."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from redis.asyncio import Redis
 from local_runtime.app import create_app
 from local_runtime.auth import local_api_key
 from local_runtime.services import ServiceUnavailable, check_services, prepare
-from local_runtime.worker import parse_functions, run_processes, serve
+from functions.chain import CHAIN
+from local_runtime.worker import parse_functions, run_processes, serve, spawn_workers, stop_workers
 from shared.db.api_keys import CACHE_TTL_S, PgApiKeys
 from shared.settings import Settings, load_settings
 
@@ -26,9 +28,17 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("saq").setLevel(logging.WARNING)
 
 
-def start(settings: Settings, steps: tuple[str, ...]) -> int:
+LAYOUTS = ("process", "inline", "none")
+"""`start --workers`: every function in separate worker processes (the default: measured
+fastest, web + worker), in the web process itself, or nowhere (web only); or a list of
+functions to run in the web process."""
+
+
+def start(settings: Settings, steps: tuple[str, ...], worker_processes: int = 0) -> int:
+    """Migrate, then serve; with `worker_processes`, also that many worker processes running every
+    function, stopped with the web process (Ctrl-C stops them all)."""
     _configure_logging(settings.log_level)
-    if settings.queue_backend != "saq" and steps:
+    if settings.queue_backend != "saq" and (steps or worker_processes):
         print("error: with DEX_QUEUE_BACKEND=sqs the functions run behind their queue triggers: "
               "start the web process with --workers none", file=sys.stderr)
         return 2
@@ -50,8 +60,14 @@ def start(settings: Settings, steps: tuple[str, ...]) -> int:
         log_level=settings.log_level.lower(),
         access_log=False,
     )
-    print(f"engine listening on http://{settings.host}:{settings.port} (OpenAPI at /schema)", flush=True)
-    uvicorn.Server(config).run()
+    children = spawn_workers(tuple(CHAIN), worker_processes) if worker_processes else []
+    print(f"engine listening on http://{settings.host}:{settings.port} (OpenAPI at /schema)"
+          + (f" with {worker_processes} worker process{'es' if worker_processes > 1 else ''}" if children else ""),
+          flush=True)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        stop_workers(children)
     return 0
 
 
@@ -71,10 +87,14 @@ def worker(settings: Settings, steps: tuple[str, ...], processes: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_runtime", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    start_cmd = commands.add_parser("start", help="run migrations, then serve the API (with workers by default)")
-    start_cmd.add_argument("--workers", default="all", metavar="FUNCTIONS",
-                           help='functions to run workers for in the web process: "all" (default), "none", '
-                                'or a list such as "quote,route"')
+    start_cmd = commands.add_parser("start", help="run migrations, then serve the API and run the functions")
+    start_cmd.add_argument("--workers", default="process", metavar="LAYOUT",
+                           help='"process" (default: every function in --worker-processes worker processes beside '
+                                'the web process), "inline" (every function in the web process: one process), '
+                                '"none" (the web process only), or functions to run in the web process, '
+                                'such as "quote,route"')
+    start_cmd.add_argument("--worker-processes", type=int, default=1,
+                           help="worker processes with --workers process (default 1)")
     worker_cmd = commands.add_parser("worker", help="run workers (and the reconciler) without the web server")
     worker_cmd.add_argument("--functions", default="all", help='"all" (default) or a list such as "quote,route"')
     worker_cmd.add_argument("--processes", type=int, default=1, help="worker processes to run (default 1)")
@@ -94,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     try:
         if args.command == "start":
+            if args.workers == "process":
+                if args.worker_processes < 1:
+                    raise ValueError("--worker-processes must be at least 1")
+                return start(settings, (), args.worker_processes)
+            if args.workers == "inline":
+                return start(settings, tuple(CHAIN))
             return start(settings, () if args.workers == "none" else parse_functions(args.workers))
         if args.command == "worker":
             if args.processes < 1:

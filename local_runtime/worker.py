@@ -7,6 +7,8 @@ isolate functions: `python -m local_runtime worker --functions quote,route --pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
 import signal
 import subprocess
@@ -18,6 +20,7 @@ from local_runtime.gc_tuning import freeze_startup_heap
 from shared.settings import Settings
 
 log = logging.getLogger("engine.worker")
+_PR_SET_PDEATHSIG = 1
 
 
 def parse_functions(text: str) -> tuple[str, ...]:
@@ -47,10 +50,33 @@ async def serve(settings: Settings, steps: tuple[str, ...]) -> None:
         await engine.close()
 
 
+def spawn_workers(steps: tuple[str, ...], processes: int) -> list[subprocess.Popen]:
+    """`processes` worker processes for `steps`, each told to stop (SIGTERM) if this process dies,
+    however it dies: no worker outlives the command that started it."""
+    command = [sys.executable, "-m", "local_runtime", "worker", "--functions", ",".join(steps), "--processes", "1"]
+    return [subprocess.Popen(command, preexec_fn=_stop_with_parent) for _ in range(processes)]
+
+
+def _stop_with_parent() -> None:
+    """In the child, before it runs: SIGTERM when the parent exits (Linux prctl PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def stop_workers(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
 def run_processes(steps: tuple[str, ...], processes: int) -> int:
     """`processes` copies of this command with --processes 1; stops them all on SIGTERM/SIGINT."""
-    command = [sys.executable, "-m", "local_runtime", "worker", "--functions", ",".join(steps), "--processes", "1"]
-    children = [subprocess.Popen(command) for _ in range(processes)]
+    children = spawn_workers(steps, processes)
 
     def forward(signum, _frame) -> None:
         for child in children:

@@ -22,7 +22,7 @@ from shared.messages import QuoteCurve, VenueQuote
 from shared.tokens import BONK, JUP, SOL, USDC, USDT, Token
 from shared.venues.meteora import DlmmPool
 from shared.venues.raydium import ConstantProductPool
-from shared.venues.swap import InsufficientLiquidity, SwapOutcome
+from shared.venues.swap import DustAmount, InsufficientLiquidity, SwapOutcome
 
 RAYDIUM = "raydium"
 METEORA = "meteora"
@@ -79,6 +79,18 @@ def pool_address(venue: str, mint_a: str, mint_b: str) -> str:
 @functools.lru_cache(maxsize=4096)  # pairs are few; launched tokens add some
 def _pool_address(venue: str, mint_a: str, mint_b: str) -> str:
     return b58.encode(hashlib.sha256(f"{venue}:{mint_a}/{mint_b}".encode()).digest())
+
+
+def _fills(pool: Pool, mint_in: str, amount_in: int, now_s: float) -> bool:
+    """Whether the pool can take the whole amount (its largest fill is costly to find: only a pool
+    that cannot is asked for it)."""
+    try:
+        pool.quote(mint_in, amount_in, now_s)
+    except DustAmount:  # fills nowhere, but no pool is short of depth for it
+        return True
+    except InsufficientLiquidity:
+        return False
+    return True
 
 
 def _depth_in(pool: Pool, mint_in: str) -> Decimal:
@@ -196,7 +208,7 @@ class Market:
         )
 
     def split_curves(self, mint_in: str, mint_out: str, amount_in: int, now_s: float, steps: int,
-                     min_share_bps: int) -> list[QuoteCurve]:
+                     min_share_bps: int, fills_whole: dict[str, bool] | None = None) -> list[QuoteCurve]:
         """The two venues' outputs at sizes that pair up into splits of the order, on this state
         (as an aggregator simulates pools locally from their accounts): the first venue at every
         i/steps of the order, the second at the rest; and for a pool that cannot take the whole
@@ -204,17 +216,19 @@ class Market:
         takes the part it can. Empty when fewer than two venues trade the pair, or when both could
         fill the order alone and it is under `min_share_bps` of the shallower pool's depth (too
         small for a split to pay). The sizes depend only on the order's size and the pools, so a
-        larger order never has fewer or worse choices."""
+        larger order never has fewer or worse choices. `fills_whole`: which venues can take the
+        whole order, if the caller already knows (from its quotes)."""
         venues = self.venues_of(mint_in, mint_out)
         if len(venues) != 2:
             return []
         pools = [self.pool(venue, mint_in, mint_out) for venue in venues]
-        caps = [pool.max_amount_in(mint_in, now_s) for pool in pools]
-        short = [cap is not None and cap < amount_in for cap in caps]
+        known = fills_whole or {}
+        short = [not known.get(venue, _fills(pool, mint_in, amount_in, now_s)) for venue, pool in zip(venues, pools)]
         if not any(short):
             depth_in = min(_depth_in(pool, mint_in) for pool in pools)
             if amount_in * 10_000 < min_share_bps * depth_in:
                 return []
+        caps = [pool.max_amount_in(mint_in, now_s) if is_short else None for pool, is_short in zip(pools, short)]
         firsts = {amount_in * i // steps for i in range(1, steps)}
         if short[0]:
             firsts.add(caps[0])

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import msgspec
 
-from shared.venues.swap import InsufficientLiquidity, SwapOutcome
+from shared.venues.swap import DustAmount, InsufficientLiquidity, SwapOutcome
 
 FEE_PRECISION = 10**9
 MAX_FEE_RATE = 10**8  # 10 %
@@ -221,7 +221,7 @@ class DlmmPool(msgspec.Struct, tag="dlmm", array_like=True):
             if remaining > 0:
                 bin_id += -1 if selling_x else 1
         if amount_out <= 0:
-            raise InsufficientLiquidity("amount too small to produce any output")
+            raise DustAmount("amount too small to produce any output")
         spot = self.price()
         net_in = amount_in - fee_total
         at_spot = _MATH.multiply(net_in, spot) if selling_x else _MATH.divide(net_in, spot)

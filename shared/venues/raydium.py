@@ -11,7 +11,7 @@ from math import isqrt
 
 import msgspec
 
-from shared.venues.swap import InsufficientLiquidity, SwapOutcome
+from shared.venues.swap import DustAmount, SwapOutcome
 
 FEE_DENOMINATOR = 10_000
 MIN_RESERVE = 1_000
@@ -41,7 +41,7 @@ class ConstantProductPool(msgspec.Struct, tag="constant_product", array_like=Tru
         in_net = amount_in - fee
         amount_out = reserve_out * in_net // (reserve_in + in_net)
         if amount_out <= 0:
-            raise InsufficientLiquidity("amount too small to produce any output")
+            raise DustAmount("amount too small to produce any output")
         # As Raydium's SDK: |(out / in_net) / (R_out / R_in) − 1|
         impact = abs(Decimal(amount_out * reserve_in) / Decimal(in_net * reserve_out) - 1)
         return SwapOutcome(amount_in, amount_out, fee, impact)

@@ -96,8 +96,9 @@ class SimulatedVenues:
         failures = [a for a in answers if isinstance(a, VenueFailure)]
         if (venues and len(venues) < 2) or any(failure.retryable for failure in failures):
             return Pricing(quotes, failures, [])
-        return Pricing(quotes, failures,
-                       market.split_curves(mint_in, mint_out, amount_in, now, split_steps, split_min_share_bps))
+        fills_whole = {quote.venue: True for quote in quotes}  # a failed one is checked there (depth, or dust?)
+        return Pricing(quotes, failures, market.split_curves(mint_in, mint_out, amount_in, now, split_steps,
+                                                             split_min_share_bps, fills_whole))
 
     async def outcomes(self, mint_in: str, mint_out: str, legs: list[tuple[str, int]]) -> list[SwapOutcome]:
         """The pool math for each (venue, amount) now, on one snapshot (InsufficientLiquidity if one

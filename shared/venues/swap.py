@@ -10,6 +10,10 @@ class InsufficientLiquidity(Exception):
     """The pool cannot fill this size (no bins left, or nothing would come out)."""
 
 
+class DustAmount(InsufficientLiquidity):
+    """So little that nothing would come out (a larger amount would fill)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SwapOutcome:
     amount_in: int
