@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Set-up and entry point for a fresh machine with only Python 3.11.
 
-    python3 dev.py start     # install, start Redis/PostgreSQL if needed, migrate, serve on $PORT (8000)
+    python3 dev.py start     # install, start Redis/PostgreSQL if needed, migrate, serve on $PORT (8000) + a worker process
     python3 dev.py test      # install, start Redis/PostgreSQL if needed, run the test suite
     python3 dev.py worker --functions quote,route --processes 2   # workers only, no web server
     python3 dev.py demo      # 5 simultaneous WebSocket orders against a running engine
