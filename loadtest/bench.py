@@ -6,10 +6,14 @@ same hardware.
 Each scenario gets its own database and Redis namespace; all but the last run with every
 simulated delay at zero (the engine alone):
 
-* `engine, 1 process`: `local_runtime start` (web + SAQ workers in one process), closed loop:
-  each of N WebSockets submits a market order and waits for its terminal event.
-* `engine, web + worker`: the web process without workers and `worker --processes 1` (all
-  four functions): one process per core.
+* `engine, 1 process`: `local_runtime start --workers inline` (web + SAQ workers in one
+  process), closed loop: each of N WebSockets submits a market order and waits for its
+  terminal event.
+* `engine, web + worker`: the web process without workers (`start --workers none`) and
+  `worker --processes 1` (all four functions): one process per core.
+* `engine, 2 web + 2 workers`: two web processes (each on its own port) and two worker
+  processes on the one shared market, the load's sockets spread evenly over both ports
+  (`two-web-two-workers`; runs right after `web-and-worker`, so they share the hour).
 * `… one at a time`: the same with DEX_BATCH_MAX=1 (one message per SAQ job, one statement
   per status change, one publish per event): the baseline the batching is measured against.
 * `… at 100 orders/s`: open loop at a fixed rate (the overhead target), web + worker
@@ -23,9 +27,10 @@ simulated delay at zero (the engine alone):
 Columns: orders/s; submit → confirmed p50/p95/p99 (client side); per stage p50/p95/p99
 from the stored event times (pending→routing = queue hop + quotes, routing→routed,
 routed→submitted, submitted→confirmed); CPU milliseconds per order of each process (web,
-worker, PostgreSQL's backends, Redis, the load client) and peak resident MiB of the engine's
-processes (web / worker); Redis commands per order (INFO commandstats); events stored and
-delivered per order.
+worker — web1, web2, worker1, worker2 when there are two of each —, PostgreSQL's backends,
+Redis, the load client) and peak resident MiB of the engine's processes; Redis commands per
+order (INFO commandstats); events stored and delivered per order; orders not confirmed (from
+the client's terminal events), with how many of the stored failures were `slippage`.
 """
 
 from __future__ import annotations
@@ -51,11 +56,12 @@ from functions.chain import CHAIN, step_for
 from loadtest import ws_client
 from loadtest.ws_client import LeanSocket
 from local_runtime.services import ensure_database, run_migrations
+from shared.chain import SLIPPAGE
 from shared.messages import NewOrder
 from shared.settings import load_settings
+from shared.states import TERMINAL_STATUSES
 from shared.submission import decode_order
 from shared.wiring import connect_world, forget_namespace
-from shared.states import TERMINAL_STATUSES
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDERS = tuple(
@@ -86,6 +92,8 @@ class Result:
     events_per_order: float = 0.0
     delivered: int = 0
     failed: int = 0
+    slippage: int = 0
+    """Stored orders not confirmed whose failure reason is `slippage`."""
 
 
 def percentile(values: list[float], p: int) -> float:
@@ -211,12 +219,17 @@ class Services:
             await redis.aclose()
 
 
-async def stored_figures(url: str, result: Result) -> None:
+async def stored_figures(url: str, result: Result) -> int:
+    """Fill in what the database holds (events per order, stages, `slippage` failures); returns
+    how many stored orders were not confirmed."""
     connection = await asyncpg.connect(url)
     try:
         orders = await connection.fetchval("SELECT count(*) FROM orders") or 1
         events = await connection.fetchval("SELECT count(*) FROM order_events")
         result.events_per_order = events / orders
+        not_confirmed, result.slippage = await connection.fetchrow(
+            "SELECT count(*), count(*) FILTER (WHERE failure_reason = $1) FROM orders WHERE status <> 'confirmed'",
+            SLIPPAGE)
         for row in await connection.fetch("SELECT coalesce(failure_reason, status) AS why, count(*) AS n FROM orders"
                                           " WHERE status <> 'confirmed' GROUP BY 1 ORDER BY 2 DESC LIMIT 3"):
             print(f"  {result.name or 'scenario'}: {row['n']} not confirmed: {row['why'][:150]}", file=sys.stderr)
@@ -227,21 +240,50 @@ async def stored_figures(url: str, result: Result) -> None:
             result.stages[f"{start}→{end}"] = [float(r["ms"]) for r in rows]
     finally:
         await connection.close()
+    return not_confirmed
 
 
-async def start_processes(commands: list[list[str]], env: dict[str, str], port: int) -> list[subprocess.Popen]:
+@dataclass(frozen=True)
+class Process:
+    """One engine process of a scenario: its role in the table and its `local_runtime` command;
+    a `web` one listens, each on its own port."""
+
+    role: str
+    command: tuple[str, ...]
+    web: bool = False
+
+
+async def listening(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    return True
+
+
+async def start_processes(launches: list[tuple[tuple[str, ...], int | None]],
+                          env: dict[str, str]) -> list[subprocess.Popen]:
+    """Start each `local_runtime` command (with PORT set when it has a port) and wait until every
+    port answers."""
     log = open(ROOT / "loadtest" / "out" / "bench-engine.log", "ab")  # noqa: SIM115 - lives with the processes
-    processes = [subprocess.Popen([sys.executable, "-m", "local_runtime", *c], cwd=ROOT, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT) for c in commands]
+    processes = [subprocess.Popen([sys.executable, "-m", "local_runtime", *command], cwd=ROOT,
+                                  env=env if port is None else {**env, "PORT": str(port)},
+                                  stdout=log, stderr=subprocess.STDOUT) for command, port in launches]
+    waiting = {port for _, port in launches if port is not None}
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
+        if any(proc.poll() is not None for proc in processes):
+            break
+        waiting = {port for port in waiting if not await listening(port)}
+        if not waiting:
             await asyncio.sleep(1.5)  # workers subscribe to their queues
             return processes
-        except OSError:
-            await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)
+    for proc in processes:
+        proc.terminate()
+    for proc in processes:
+        proc.wait(15)
     raise RuntimeError("the engine did not start (see loadtest/out/bench-engine.log)")
 
 
@@ -282,9 +324,11 @@ async def round_trip(socket: LeanSocket, order: dict, started: float, result: Re
     result.failed += event.status != "confirmed"
 
 
-async def websocket_load(url: str, key: str, begin, sockets: int, seconds: float, rate: float | None) -> Result:
-    """Closed loop (each socket: submit, wait for terminal, again) or, with `rate`, open loop.
-    `begin()` is called once the sockets are open: what the processes use is counted from there."""
+async def websocket_load(urls: list[str], key: str, begin, sockets: int, seconds: float,
+                         rate: float | None) -> Result:
+    """Closed loop (each socket: submit, wait for terminal, again) or, with `rate`, open loop;
+    the sockets spread evenly over `urls`. `begin()` is called once the sockets are open: what
+    the processes use is counted from there."""
     result = Result("")
     stop_at = 0.0  # set once the sockets are open
 
@@ -303,7 +347,7 @@ async def websocket_load(url: str, key: str, begin, sockets: int, seconds: float
         finally:
             idle.put_nowait(socket)
 
-    connections = await open_sockets(url, key, sockets)
+    connections = await open_sockets(urls, key, sockets)
     await begin()
     started = time.monotonic()
     stop_at = started + seconds
@@ -327,22 +371,23 @@ async def websocket_load(url: str, key: str, begin, sockets: int, seconds: float
     return result
 
 
-async def open_sockets(url: str, key: str, count: int) -> list:
-    """`count` order sockets, opened a few hundred at a time (the listen backlog is finite)."""
+async def open_sockets(urls: list[str], key: str, count: int) -> list:
+    """`count` order sockets, the n-th on `urls[n % len(urls)]` (spread evenly), opened a few
+    hundred at a time (the listen backlog is finite)."""
     headers = {"X-API-Key": key}
     sockets: list[LeanSocket] = []
     while len(sockets) < count:
-        wave = min(250, count - len(sockets))
-        sockets += await asyncio.gather(*(ws_client.connect(f"{url}/api/orders/execute", headers)
-                                          for _ in range(wave)))
+        wave = range(len(sockets), min(count, len(sockets) + 250))
+        sockets += await asyncio.gather(*(ws_client.connect(f"{urls[n % len(urls)]}/api/orders/execute", headers)
+                                          for n in wave))
     return sockets
 
 
-async def many_in_flight(url: str, key: str, begin, sockets: int) -> Result:
+async def many_in_flight(urls: list[str], key: str, begin, sockets: int) -> Result:
     """Every socket sends one order at the same moment and waits for its terminal event: `sockets`
     orders in flight at once on as many open WebSockets (every order is quoted before any lands)."""
     result = Result("")
-    connections = await open_sockets(url, key, sockets)
+    connections = await open_sockets(urls, key, sockets)
     await begin()
     started = time.monotonic()
 
@@ -355,24 +400,24 @@ async def many_in_flight(url: str, key: str, begin, sockets: int) -> Result:
     return result
 
 
-async def engine_scenario(name: str, services: Services, commands: list[list[str]], load,
+async def engine_scenario(name: str, services: Services, layout: tuple[Process, ...], load,
                           env: dict[str, str] | None = None) -> Result:
-    """Start the engine's processes on a fresh database, run `load(url, key, begin)` against
-    them, and fill in what the processes used from `begin()` on (CPU by process, Redis
-    commands), peak memory and what was stored. Two commands are the "web" and "worker"
-    processes; one is the whole "engine". Peak memory: RSS of each engine process, and the PSS
-    of everything the engine runs on (its processes, PostgreSQL's, Redis's) together."""
+    """Start the engine's processes (`layout`; each web one on its own port) on a fresh database,
+    run `load(urls, key, begin)` against their web ports, and fill in what the processes used
+    from `begin()` on (CPU by process role, Redis commands), peak memory and what was stored.
+    Peak memory: RSS of each engine process, and the PSS of everything the engine runs on (its
+    processes, PostgreSQL's, Redis's) together."""
     url = await services.fresh_database()
-    port = 18000 + os.getpid() % 1000
+    first_port = 18000 + os.getpid() % 1000
+    ports = [first_port + n if p.web else None for n, p in enumerate(layout)]
     key = f"dex_bench-{uuid.uuid4().hex}"
     namespace = f"bench{uuid.uuid4().hex[:6]}"
-    env = {**os.environ, "DATABASE_URL": url, "PORT": str(port), "DEX_NAMESPACE": namespace,
+    env = {**os.environ, "DATABASE_URL": url, "DEX_NAMESPACE": namespace,
            "DEX_SIM_ZERO_DELAYS": "true", "DEX_DEV_API_KEY": key, "DEX_ORDERS_PER_MINUTE": "100000000",
            "DEX_MAX_IN_FLIGHT": "1000000", "DEX_WS_MAX_SOCKETS_PER_CLIENT": "100000", "DEX_LOG_LEVEL": "WARNING",
            **(env or {})}
-    processes = await start_processes(commands, env, port)
-    names = ("web", "worker") if len(processes) == 2 else ("engine",)
-    roles = {role: tree(proc.pid) for role, proc in zip(names, processes, strict=True)}
+    processes = await start_processes([(p.command, port) for p, port in zip(layout, ports, strict=True)], env)
+    roles = {p.role: tree(proc.pid) for p, proc in zip(layout, processes, strict=True)}
     peak_rss = dict.fromkeys((*roles, "all (PSS)"), 0.0)
 
     async def sample_rss() -> None:
@@ -394,7 +439,7 @@ async def engine_scenario(name: str, services: Services, commands: list[list[str
     try:
         sampler = asyncio.create_task(sample_rss())
         try:
-            result = await load(f"ws://127.0.0.1:{port}", key, begin)
+            result = await load([f"ws://127.0.0.1:{port}" for port in ports if port is not None], key, begin)
         finally:
             sampler.cancel()
         result.redis_per_order = (await services.redis_calls() - calls_before) / max(1, result.orders)
@@ -441,23 +486,29 @@ async def in_process_scenario(services: Services, concurrency: int, seconds: flo
     result.cpu_s = meter.stop()
     result.rss_mb = {"engine": proc_cpu_rss(os.getpid())[1]}
     await world.close()
-    await stored_figures(url, result)
+    result.failed = await stored_figures(url, result)  # no client here: what the database holds
     await services.drop(url, namespace)
     return result
 
 
-ONE_PROCESS = [["start"]]
-WEB_AND_WORKER = [["start", "--workers", "none"], ["worker", "--processes", "1"]]
+WEB = ("start", "--workers", "none")
+WORKER = ("worker", "--processes", "1")
+ONE_PROCESS = (Process("engine", ("start", "--workers", "inline"), web=True),)
+"""`start` alone would also start a worker process (its default): inline is one process."""
+WEB_AND_WORKER = (Process("web", WEB, web=True), Process("worker", WORKER))
+TWO_WEB_TWO_WORKERS = (Process("web1", WEB, web=True), Process("web2", WEB, web=True),
+                       Process("worker1", WORKER), Process("worker2", WORKER))
+"""Two `worker --processes 1` rather than one `--processes 2`: each worker's CPU and RSS apart."""
 ONE_AT_A_TIME = {"DEX_BATCH_MAX": "1"}
 """The baseline: one message per SAQ job, one statement per status change, one publish per event."""
 
 
 def closed_loop(args):
-    return lambda url, key, begin: websocket_load(url, key, begin, args.sockets, args.seconds, None)
+    return lambda urls, key, begin: websocket_load(urls, key, begin, args.sockets, args.seconds, None)
 
 
 def at_100_per_second(args):
-    return lambda url, key, begin: websocket_load(url, key, begin, 50, args.seconds, rate=100)
+    return lambda urls, key, begin: websocket_load(urls, key, begin, 50, args.seconds, rate=100)
 
 
 SCENARIOS = {
@@ -469,6 +520,8 @@ SCENARIOS = {
         "engine, web + worker, one at a time", services, WEB_AND_WORKER, closed_loop(args), ONE_AT_A_TIME),
     "web-and-worker": lambda services, args: engine_scenario(
         "engine, web + worker", services, WEB_AND_WORKER, closed_loop(args)),
+    "two-web-two-workers": lambda services, args: engine_scenario(
+        "engine, 2 web + 2 workers", services, TWO_WEB_TWO_WORKERS, closed_loop(args)),
     "rate-100": lambda services, args: engine_scenario(
         "engine, web + worker, at 100 orders/s", services, WEB_AND_WORKER, at_100_per_second(args)),
     "rate-100-one-process": lambda services, args: engine_scenario(
@@ -476,7 +529,7 @@ SCENARIOS = {
     "no-queue": lambda services, args: in_process_scenario(services, args.sockets, args.seconds),
     "5000-sockets": lambda services, args: engine_scenario(
         f"{args.in_flight:,} in flight, default delays", services, WEB_AND_WORKER,
-        lambda url, key, begin: many_in_flight(url, key, begin, args.in_flight), {"DEX_SIM_ZERO_DELAYS": "false"}),
+        lambda urls, key, begin: many_in_flight(urls, key, begin, args.in_flight), {"DEX_SIM_ZERO_DELAYS": "false"}),
 }
 
 
@@ -488,8 +541,14 @@ def _spread(values: list[float]) -> str:
     return " / ".join(f"{percentile(values, p):.1f}" for p in (50, 95, 99)) if values else "—"
 
 
+def _role_order(role: str) -> int:
+    """Where a role goes in a cell: CPU_ROLES' order, web1 and web2 where web goes."""
+    kind = role.rstrip("0123456789")
+    return CPU_ROLES.index(kind) if kind in CPU_ROLES else len(CPU_ROLES)
+
+
 def _per_role(figures: dict[str, float], scale: float, digits: int) -> str:
-    roles = [role for role in CPU_ROLES if role in figures] + [role for role in figures if role not in CPU_ROLES]
+    roles = sorted(figures, key=_role_order)  # stable: web1 before web2, as the layout has them
     return " · ".join(f"{role} {figures[role] * scale:.{digits}f}" for role in roles)
 
 
@@ -510,7 +569,7 @@ def table(results: list[Result]) -> str:
             f"| {r.name} | {r.orders / r.seconds:.0f} | {_spread(r.latencies)} | {stages}"
             f" | {sum(r.cpu_s.values()) * 1000 / orders:.2f} | {_per_role(r.cpu_s, 1000 / orders, 2)}"
             f" | {_per_role(r.rss_mb, 1, 0)} | {r.redis_per_order:.1f} | {r.events_per_order:.2f} | {delivered}"
-            f" | {r.failed} |"
+            f" | {r.failed}{f' ({r.slippage} slippage)' if r.failed or r.slippage else ''} |"
         )
     return "\n".join(lines)
 
