@@ -55,8 +55,8 @@ import msgspec
 from functions.quote import SPLIT_MIN_SHARE_BPS, SPLIT_STEPS
 from shared.batching import Coalescer
 from shared.chain import Landing, Transaction, land_on
-from shared.db.market_store import _LAND, _LEDGER_COLUMNS, PgMarketStore, pool_key
-from shared.db.recordsets import rows_json
+from shared.db.market_store import _LEDGER_COLUMNS, PgMarketStore, pool_key
+from shared.db.recordsets import recordset, rows_json
 from shared.messages import QuoteCurve, VenueFailure, VenueQuote
 from shared.venues.market import Market, pair_key
 from shared.venues.swap import InsufficientLiquidity
@@ -125,6 +125,17 @@ class RpcFault(Exception):
 
 _LEDGER = "SELECT signature, succeeded, amount_out, slot, error FROM chain_transactions"
 _NEXT_SLOT = "SELECT greatest(coalesce((SELECT max(slot) FROM chain_transactions), 0) + 1, nextval('chain_slot'))"
+_STORE = f"""
+WITH pools AS (
+    UPDATE sim_pools AS p SET state = c.state FROM unnest($2::text[], $3::bytea[]) AS c(pool_key, state)
+    WHERE p.pool_key = c.pool_key
+)
+INSERT INTO chain_transactions ({", ".join(name for name, _ in _LEDGER_COLUMNS)})
+SELECT * FROM {recordset(_LEDGER_COLUMNS)}
+"""
+"""A group commit: the pools' states after the batch and its ledger rows, in one statement, as
+PgMarketStore writes a landing batch (no ON CONFLICT: the single writer never lands a signature
+twice, so a duplicate is a bug and fails the commit)."""
 
 
 class World:
@@ -191,7 +202,7 @@ class World:
                 for _, moved, _, _ in batch:
                     pools.update(moved)  # in order: the last state of each pool wins
                 try:
-                    await self._db.execute(_LAND, rows_json(_LEDGER_COLUMNS, [row for row, *_ in batch]),
+                    await self._db.execute(_STORE, rows_json(_LEDGER_COLUMNS, [row for row, *_ in batch]),
                                            list(pools), list(pools.values()))
                 except BaseException:
                     logger.exception("group commit failed: the memory is ahead of PostgreSQL; exiting")
