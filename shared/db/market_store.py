@@ -69,12 +69,19 @@ _LAND = f"""
 WITH pools AS (
     UPDATE sim_pools AS p SET state = c.state FROM unnest($2::text[], $3::bytea[]) AS c(pool_key, state)
     WHERE p.pool_key = c.pool_key
+), landed AS (
+    INSERT INTO chain_transactions ({", ".join(name for name, _ in _LEDGER_COLUMNS)})
+    SELECT * FROM {recordset(_LEDGER_COLUMNS)} ON CONFLICT (signature) DO NOTHING RETURNING 1
 )
-INSERT INTO chain_transactions ({", ".join(name for name, _ in _LEDGER_COLUMNS)})
-SELECT * FROM {recordset(_LEDGER_COLUMNS)}
+SELECT count(*) FROM landed
 """
-"""The pools after a batch of swaps and the batch's ledger rows, in one statement (no ON CONFLICT:
-a signature landing twice would be a bug, and fails the whole batch)."""
+"""The pools after a batch of swaps and the batch's ledger rows, in one statement; how many rows
+were written. Fewer than the batch: another process landed one of these signatures meanwhile on a
+pool no lock covered (a venue without a pool), and the batch runs again (see `_land_many`)."""
+
+
+class _Raced(Exception):
+    """A signature of the batch landed elsewhere after the batch read the ledger: roll back, retry."""
 
 
 def pool_key(venue: str, key: str) -> str:
@@ -169,7 +176,17 @@ class PgMarketStore:
 
     async def _land_many(self, txs: list[Transaction]) -> list[Landing]:
         """One transaction: lock the pools these swaps touch, take a slot, read which signatures
-        already landed, price each new swap on the locked state in order, write pools and ledger."""
+        already landed, price each new swap on the locked state in order, write pools and ledger.
+        The pools' locks keep two processes from landing one signature twice; a swap on a venue with
+        no pool has no lock, so its ledger row's key decides: if another process wrote it first,
+        this batch is rolled back and run again, and finds that landing."""
+        while True:
+            try:
+                return await self._land_once(txs)
+            except _Raced:
+                continue
+
+    async def _land_once(self, txs: list[Transaction]) -> list[Landing]:
         keys = sorted({pool_key(tx.venue, pair_key(tx.input_mint, tx.output_mint)) for tx in txs})
         async with self._db.acquire() as connection, connection.transaction():
             rows = await connection.fetch(_LOCK_BY_KEY, keys)
@@ -191,8 +208,10 @@ class PgMarketStore:
                                landing.amount_out, int(landing.succeeded), landing.error, slot, landed_at))
             changed = {key: raw for key, pool in market.pools.items() if (raw := _pack.encode(pool)) != before[key]}
             if ledger:
-                await connection.execute(_LAND, rows_json(_LEDGER_COLUMNS, ledger),
-                                         [pool_key(*key) for key in changed], list(changed.values()))
+                written = await connection.fetchval(_LAND, rows_json(_LEDGER_COLUMNS, ledger),
+                                                    [pool_key(*key) for key in changed], list(changed.values()))
+                if written != len(ledger):
+                    raise _Raced
         return results
 
     async def find_landing(self, signature: str) -> Landing | None:

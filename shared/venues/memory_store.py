@@ -6,11 +6,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
+import msgspec
+
 from shared.chain import Landing, Transaction, land_on
 from shared.tokens import Token
-from shared.venues.market import Market, pair_key
+from shared.venues.market import Market, PairState, Pool, pair_key
 
 FIRST_SLOT = 300_000_000
+_pack = msgspec.msgpack.Encoder()
+_pair = msgspec.msgpack.Decoder(PairState)
+_pool = msgspec.msgpack.Decoder(Pool)
+
+
+def _copy(pairs: dict[str, PairState], pools: dict[tuple[str, str], Pool]) -> Market:
+    """A detached copy, as the PostgreSQL store decodes one from its rows."""
+    return Market({key: _pair.decode(_pack.encode(state)) for key, state in pairs.items()},
+                  {key: _pool.decode(_pack.encode(pool)) for key, pool in pools.items()})
 
 
 class MemoryMarketStore:
@@ -23,18 +34,30 @@ class MemoryMarketStore:
         """Ledger look-ups so far: a test can tell a step asked nothing it did not need."""
 
     async def load(self, mint_a: str, mint_b: str) -> Market:
+        """A snapshot, as the PostgreSQL store's: later changes do not move it, nor does changing it
+        change the store."""
         key = pair_key(mint_a, mint_b)
         if key not in self.market.pairs:
             return Market()
-        return Market({key: self.market.pairs[key]},
-                      {(venue, k): pool for (venue, k), pool in self.market.pools.items() if k == key})
+        return _copy({key: self.market.pairs[key]},
+                     {(venue, k): pool for (venue, k), pool in self.market.pools.items() if k == key})
 
     async def load_all(self) -> Market:
-        return self.market
+        return _copy(self.market.pairs, self.market.pools)
 
     async def modify(self, change: Callable[[Market], object], mints: Iterable[tuple[str, str]] | None = None
                      ) -> object:
-        return change(self.market)  # nothing else runs in between: atomic in one event loop
+        """Nothing else runs in between (one event loop); a change that raises leaves the market as
+        it was, as the PostgreSQL store's rolled-back transaction does."""
+        before = _copy(self.market.pairs, self.market.pools)
+        try:
+            return change(self.market)
+        except BaseException:
+            self.market.pairs.clear()
+            self.market.pairs.update(before.pairs)
+            self.market.pools.clear()
+            self.market.pools.update(before.pools)
+            raise
 
     async def land(self, tx: Transaction) -> Landing:
         if tx.signature in self.landed:
