@@ -1,12 +1,16 @@
 """The chain end to end through an SQS emulator (moto in server mode): a poller stands in for
 the Lambda event-source mapping, reading each function's queue in batches and calling its
-entry point; orders reach `confirmed`, and a poison message ends in the dead-letter queue."""
+entry point; orders reach `confirmed`, and a poison message ends in the dead-letter queue. Two
+separately built containers, as two Lambda containers, share one market: every order confirms and
+every pool's reserves move by exactly what the ledger says."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import boto3
@@ -15,15 +19,23 @@ from moto.server import ThreadedMotoServer
 
 from cloud import container as container_module
 from cloud import execute_handler, http_handler, quote_handler, route_handler, trigger_handler
+from cloud.batch import process_batch
 from shared.db.api_keys import PgApiKeys
-from shared.settings import Settings
+from shared.settings import Settings, load_settings
+from shared.states import TERMINAL_STATUSES
 from tests.cloud_events import http_event
 from tests.conftest import REDIS_URL, forget_namespace, run_sync
-from tests.e2e.runtime import free_port
+from tests.e2e.runtime import assert_conserved, free_port
 
 HANDLERS = {"trigger": trigger_handler.handler, "quote": quote_handler.handler, "route": route_handler.handler,
             "execute": execute_handler.handler}
 MAX_RECEIVES = 3
+
+
+def sqs_records(messages: list[dict]) -> list[dict]:
+    return [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+             "attributes": m.get("Attributes", {}), "messageAttributes": {}, "eventSource": "aws:sqs"}
+            for m in messages]
 
 
 class EventSourceMapping:
@@ -34,25 +46,61 @@ class EventSourceMapping:
         self.sqs = sqs
         self.urls = urls
 
+    def receive(self, url: str) -> list[dict]:
+        answer = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                          AttributeNames=["All"])
+        return answer.get("Messages", [])
+
+    def settle(self, url: str, messages: list[dict], failed: set[str]) -> None:
+        for m in messages:
+            if m["MessageId"] not in failed:
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
     def poll_once(self) -> int:
         handled = 0
         for step, url in self.urls.items():
-            answer = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                              AttributeNames=["All"])
-            messages = answer.get("Messages", [])
+            messages = self.receive(url)
             if not messages:
                 continue
-            event = {"Records": [
-                {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-                 "attributes": m.get("Attributes", {}), "messageAttributes": {}, "eventSource": "aws:sqs"}
-                for m in messages
-            ]}
-            failed = {f["itemIdentifier"] for f in HANDLERS[step](event, None)["batchItemFailures"]}
-            for m in messages:
-                if m["MessageId"] not in failed:
-                    self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            answer = HANDLERS[step]({"Records": sqs_records(messages)}, None)
+            self.settle(url, messages, {f["itemIdentifier"] for f in answer["batchItemFailures"]})
             handled += len(messages)
         return handled
+
+
+class TwoContainers:
+    """Two Lambda containers behind the same queues: each received batch goes to the next container
+    in turn, and the two run at the same time (each on its own thread, with its own event loop,
+    PostgreSQL pool, Redis client and caches), as two warm containers would."""
+
+    def __init__(self, mapping: EventSourceMapping, boxes: list[container_module.Container]) -> None:
+        self.mapping = mapping
+        self.boxes = boxes
+        self.threads = [ThreadPoolExecutor(1, thread_name_prefix=f"container-{n}") for n in range(len(boxes))]
+        self.turn = 0
+        self.handled: Counter[tuple[int, str]] = Counter()
+        """Records handled, by (container, step)."""
+
+    def poll_once(self) -> int:
+        running: list[tuple[int, str, str, list[dict], Future]] = []
+        for step, url in self.mapping.urls.items():
+            messages = self.mapping.receive(url)
+            if not messages:
+                continue
+            n, self.turn = self.turn % len(self.boxes), self.turn + 1
+            box, records = self.boxes[n], sqs_records(messages)
+            running.append((n, step, url, messages,
+                            self.threads[n].submit(lambda box=box, step=step, records=records:
+                                                   box.invoke(process_batch(step, records, box)))))
+        for n, step, url, messages, future in running:
+            answer = future.result(timeout=30)
+            self.mapping.settle(url, messages, {f["itemIdentifier"] for f in answer["batchItemFailures"]})
+            self.handled[(n, step)] += len(messages)
+        return sum(len(messages) for _, _, _, messages, _ in running)
+
+    def close(self) -> None:
+        for thread in self.threads:
+            thread.shutdown()
 
 
 @pytest.fixture
@@ -121,3 +169,49 @@ def test_a_poison_message_lands_in_the_dead_letter_queue_after_its_retries(cloud
         landed = sqs.receive_message(QueueUrl=dead["quote"], MaxNumberOfMessages=1).get("Messages", [])
         time.sleep(0.3)
     assert [m["Body"] for m in landed] == ["{this is not a quote request"]
+
+
+async def order_statuses(database: str, order_ids: list[str]) -> dict[str, str]:
+    import asyncpg
+
+    connection = await asyncpg.connect(database)
+    try:
+        rows = await connection.fetch("SELECT id::text, status FROM orders WHERE id = ANY($1::uuid[])",
+                                      order_ids)
+    finally:
+        await connection.close()
+    return {r["id"]: r["status"] for r in rows}
+
+
+def test_two_containers_fill_both_sides_of_one_market_and_conserve_every_pool(cloud):
+    mapping, _, _, _ = cloud
+    first = container_module.container()  # the one the HTTP function and the poller above use
+    key = first.run(PgApiKeys(first.world.pool).create("bulk", datetime.now(UTC), max_in_flight=100))
+    second = container_module.Container(load_settings())  # another container: built on its own
+    containers = TwoContainers(mapping, [first, second])
+    try:
+        order_ids = []
+        for n in range(40):
+            side, amount = ("sell", "0.5") if n % 2 == 0 else ("buy", "75")
+            order = {"type": "market", "side": side, "baseAsset": "SOL", "quoteAsset": "USDC", "amount": amount,
+                     "slippageBps": 300}
+            answer = http_handler.handler(http_event("POST", "/api/orders/execute", order, {"x-api-key": key}), None)
+            assert answer["statusCode"] == 201, answer
+            order_ids.append(json.loads(answer["body"])["orderId"])
+        database = first.settings.database_url
+        deadline, statuses = time.monotonic() + 30, {}
+        while time.monotonic() < deadline:
+            if containers.poll_once() == 0:
+                statuses = run_sync(order_statuses(database, order_ids))
+                if all(status in TERMINAL_STATUSES for status in statuses.values()):
+                    break
+                time.sleep(0.05)
+        assert Counter(statuses.values()) == {"confirmed": 40}, Counter(statuses.values())
+        print(f"\nrecords handled per container: {dict(sorted(containers.handled.items()))}")
+        for n in range(2):  # each container quoted, routed and executed some of them
+            assert all(containers.handled[(n, step)] > 0 for step in ("quote", "route", "execute")), containers.handled
+    finally:
+        containers.close()
+        second.close()
+    balances = assert_conserved(database)
+    assert {(b.pool, b.token) for b in balances if b.swaps} >= {("raydium SOL/USDC", "SOL"), ("meteora SOL/USDC", "USDC")}
