@@ -258,8 +258,9 @@ class Market:
         return pool.price().scaleb(state.base.decimals - state.quote.decimals)
 
     def tick(self, rng: random.Random, drift: Drift = Drift()) -> None:
-        """One drift step on every pair: the reference walks, venues walk around it."""
-        for key, state in self.pairs.items():
+        """One drift step on every pair: the reference walks, venues walk around it. Pairs go in key
+        order, so the same seed moves a world the same way however it was loaded."""
+        for key, state in sorted(self.pairs.items()):
             step = rng.randint(-drift.step_bps, drift.step_bps)
             state.reference = state.reference * (1 + Decimal(step) / 10_000)
             for venue in VENUES:
