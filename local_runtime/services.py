@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -75,7 +76,8 @@ def run_migrations(database_url: str) -> None:
         text=True,
     )
     if result.returncode != 0:
-        raise ServiceUnavailable(f"migrations failed: {result.stderr.strip().splitlines()[-1:]}")
+        said = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+        raise ServiceUnavailable(f"migrations failed: {' | '.join(said[-3:]) or f'exit {result.returncode}'}")
 
 
 async def check_postgres(url: str) -> None:
@@ -92,8 +94,18 @@ async def check_services(redis_url: str, database_url: str) -> None:
     await check_postgres(database_url)
 
 
+MIGRATION_LOCK = 7_216_004_001
+"""A PostgreSQL advisory lock held while migrating: processes starting together on a new
+database migrate one after the other (the later ones find nothing left to do)."""
+
+
 async def prepare(redis_url: str, database_url: str) -> None:
     """For the web process: both services answer, the database exists, the schema is current."""
     await check_redis(redis_url)
     await ensure_database(database_url)
-    run_migrations(database_url)
+    connection = await asyncpg.connect(database_url, timeout=5)
+    try:
+        await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        await asyncio.to_thread(run_migrations, database_url)
+    finally:
+        await connection.close()  # ends the session, and the lock with it

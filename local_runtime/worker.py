@@ -42,6 +42,7 @@ async def serve(settings: Settings, steps: tuple[str, ...]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await engine.run_workers(steps)
+    engine.run_driver()  # every engine process contends for the market lease, workers too
     freeze_startup_heap()
     print(f"worker ready: {', '.join(steps)}", flush=True)
     try:

@@ -271,8 +271,6 @@ def test_the_market_lease_moves_to_a_survivor_within_5_s_of_its_holders_death(cl
     assert wait_for_drift(cluster), "the market does not drift under the new holder"
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: a worker process never contends for the market lease "
-                                       "(local_runtime/worker.py serve() never calls engine.run_driver())")
 def test_a_worker_process_takes_the_market_lease_over_when_no_web_process_is_left(clusters):
     cluster = clusters({"DEX_SIM_ZERO_DELAYS": "true", "DEX_SIM_DRIFT_INTERVAL_MS": "200"})
     cluster.start(webs=1, workers=["all"])
