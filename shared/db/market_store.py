@@ -30,11 +30,11 @@ _pair = msgspec.msgpack.Decoder(PairState)
 _pool = msgspec.msgpack.Decoder(Pool)
 _landed = msgspec.json.Decoder(list[tuple[str, bool, int, int, str | None]])
 
-_LOAD = """
+_LOAD_ALL = """
 SELECT p.pair_key, p.state AS pair, o.venue, o.state AS pool
 FROM sim_pairs p LEFT JOIN sim_pools o ON o.pair_key = p.pair_key
-WHERE $1::text[] IS NULL OR p.pair_key = ANY($1)
 """
+_LOAD = _LOAD_ALL + " WHERE p.pair_key = ANY($1::text[])"
 _LOCK_PAIRS = "SELECT pair_key, state FROM sim_pairs WHERE $1::text[] IS NULL OR pair_key = ANY($1) " \
               "ORDER BY pair_key FOR UPDATE"
 _LOCK_POOLS = "SELECT pool_key, pair_key, venue, state FROM sim_pools WHERE $1::text[] IS NULL OR pair_key = ANY($1) " \
@@ -51,8 +51,8 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) ON CONFLIC
 """
 _INSERT_TOKENS = "INSERT INTO sim_tokens (mint, symbol, decimals) SELECT * FROM unnest($1::text[], $2::text[], $3::int[])" \
                  " ON CONFLICT DO NOTHING"
-_LOCK_BY_KEY = "SELECT pool_key, pair_key, venue, state FROM sim_pools WHERE pool_key = ANY($1) ORDER BY pool_key" \
-               " FOR UPDATE"
+_LOCK_BY_KEY = "SELECT pool_key, pair_key, venue, state, (SELECT nextval('chain_slot')) AS slot FROM sim_pools" \
+               " WHERE pool_key = ANY($1) ORDER BY pool_key FOR UPDATE"
 _SLOT_AND_LANDED = """
 SELECT nextval('chain_slot') AS slot,
        (SELECT coalesce(json_agg(json_build_array(signature, succeeded = 1, amount_out, slot, error)), '[]')
@@ -125,7 +125,7 @@ class PgMarketStore:
         return [markets.get(key) or Market() for key in keys]
 
     async def load_all(self) -> Market:
-        return _market(await self._db.fetch(_LOAD, None))
+        return _market(await self._db.fetch(_LOAD_ALL))
 
     async def modify(self, change: Callable[[Market], object], mints: Iterable[tuple[str, str]] | None = None
                      ) -> object:
@@ -180,20 +180,29 @@ class PgMarketStore:
         The pools' locks keep two processes from landing one signature twice; a swap on a venue with
         no pool has no lock, so its ledger row's key decides: if another process wrote it first,
         this batch is rolled back and run again, and finds that landing."""
+        try:  # the common case: nobody else is landing these signatures
+            return await self._land_once(txs, read_ledger=False)
+        except _Raced:
+            pass
         while True:
             try:
-                return await self._land_once(txs)
+                return await self._land_once(txs, read_ledger=True)
             except _Raced:
                 continue
 
-    async def _land_once(self, txs: list[Transaction]) -> list[Landing]:
+    async def _land_once(self, txs: list[Transaction], read_ledger: bool) -> list[Landing]:
+        """Without `read_ledger`, a signature that already landed shows as a conflict on its ledger
+        row, which rolls everything back (_Raced): a caller who may resend a landed transaction
+        asks `find_landing` first, so that only happens when two deliveries race."""
         keys = sorted({pool_key(tx.venue, pair_key(tx.input_mint, tx.output_mint)) for tx in txs})
         async with self._db.acquire() as connection, connection.transaction():
             rows = await connection.fetch(_LOCK_BY_KEY, keys)
-            ledger_now = await connection.fetchrow(_SLOT_AND_LANDED, [tx.signature for tx in txs])
-            slot = ledger_now["slot"]
-            stored = {sig: Landing(sig, ok, int(out), at_slot, error)
-                      for sig, ok, out, at_slot, error in _landed.decode(ledger_now["landed"])}
+            stored: dict[str, Landing] = {}
+            if read_ledger or not rows:
+                ledger_now = await connection.fetchrow(_SLOT_AND_LANDED, [tx.signature for tx in txs])
+                stored = {sig: Landing(sig, ok, int(out), at_slot, error)
+                          for sig, ok, out, at_slot, error in _landed.decode(ledger_now["landed"])}
+            slot = rows[0]["slot"] if rows else ledger_now["slot"]
             market = Market(pools={(r["venue"], r["pair_key"]): _pool.decode(r["state"]) for r in rows})
             before = {(r["venue"], r["pair_key"]): r["state"] for r in rows}
             now, landed_at, results, ledger = self._now_s(), datetime.now(UTC), [], []
