@@ -107,7 +107,7 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(CHAIN)) -
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         engine = await start_engine(settings)
-        watch = await KeyWatch.start(engine.pool, engine.redis, settings.namespace)
+        watch = await KeyWatch.start(engine.pool, engine.redis, settings.namespace, engine.ctx.ids.home)
         app.state.engine, app.state.hub = engine, watch.hub
         app.state.api_keys, app.state.key_sessions = watch.keys, watch.sessions
         limits = ClientLimits(engine.redis, settings.namespace, settings.batch_max)

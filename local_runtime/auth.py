@@ -195,11 +195,12 @@ class KeyWatch:
     hub: EventHub
 
     @classmethod
-    async def start(cls, pool: asyncpg.Pool, redis: Redis, namespace: str) -> KeyWatch:
+    async def start(cls, pool: asyncpg.Pool, redis: Redis, namespace: str, home: str) -> KeyWatch:
+        """`home`: this process's mark in the ids of the orders it takes (its event channels)."""
         keys = PgApiKeys(pool, redis, namespace)
         sessions = KeySessions()
         revocations = Revocations(keys, sessions)
-        hub = EventHub(redis, namespace, channels={revoked_keys_channel(namespace): revocations.heard},
+        hub = EventHub(redis, namespace, home, channels={revoked_keys_channel(namespace): revocations.heard},
                        on_resubscribed=revocations.resubscribed)
         await hub.start()
         revocations.start()

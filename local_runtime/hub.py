@@ -1,11 +1,14 @@
-"""One Redis subscription per process, fanned out to every socket watching an order.
+"""One Redis subscription per process, fanned out to every socket following an order.
 
-The process subscribes once to the pattern of every order's channel (PSUBSCRIBE), so
-watching an order costs no Redis command and an order watched before it exists misses
-nothing; one reader task delivers each message to bounded per-watcher queues and drops
-events of orders nobody here watches. (Each web process receives every event: fine for a
-handful of web processes; past that, shard the channels.) A watcher whose queue overflows
-is marked lagged and catches up from PostgreSQL instead of losing events.
+Every order's channel sits under the prefix of its home, the web process that took it (its id
+says which). The process subscribes once to its own prefix (PSUBSCRIBE), so following one of
+its own orders costs no Redis command and an order followed before it exists misses nothing;
+following another process's order (a stream opened here, a reconnect to this process)
+SUBSCRIBEs to that order's channel for as long as someone here follows it. So each web process
+receives the events of its own orders and of those it follows, not every process's. One reader
+task delivers each message to bounded per-subscription queues and drops events nobody here
+follows. A subscription whose queue overflows is marked lagged and catches up from PostgreSQL
+instead of losing events.
 
 The same connection carries the process's other subscriptions (SUBSCRIBE, e.g. revoked API keys):
 one handler per channel, called in the reader task. Messages published while the subscription
@@ -23,13 +26,19 @@ from collections.abc import Callable, Mapping
 from redis.asyncio import Redis
 
 from shared.events import Event, RelayedEvent, decode_for_relay
-from shared.publisher import event_channel
+from shared.publisher import event_channel, home_pattern, order_home
 
 log = logging.getLogger("engine.hub")
 WATCHER_QUEUE_SIZE = 256
 
 
-class Watcher:
+ORDER_ID_LENGTH = 36
+"""A channel ends with its order's id (canonical UUID text)."""
+
+
+class Subscription:
+    """One follower's live events of one order (several may follow one order)."""
+
     def __init__(self, order_id: str) -> None:
         self.order_id = order_id
         self.queue: asyncio.Queue[Event | RelayedEvent | None] = asyncio.Queue(WATCHER_QUEUE_SIZE)
@@ -56,26 +65,27 @@ class Watcher:
 
 
 class EventHub:
-    def __init__(self, redis: Redis, namespace: str, channels: Mapping[str, Callable[[bytes], None]] | None = None,
+    def __init__(self, redis: Redis, namespace: str, home: str,
+                 channels: Mapping[str, Callable[[bytes], None]] | None = None,
                  on_resubscribed: Callable[[], None] | None = None) -> None:
-        """`channels`: more channels to SUBSCRIBE to on the same connection, each with the handler of
-        its messages' payloads (called in the reader task: it must not block). `on_resubscribed`:
-        called once a lost subscription is back."""
+        """`home`: this process's mark in the ids of the orders it takes. `channels`: more channels
+        to SUBSCRIBE to on the same connection, each with the handler of its messages' payloads
+        (called in the reader task: it must not block). `on_resubscribed`: called once a lost
+        subscription is back."""
         self._redis = redis
         self._namespace = namespace
-        self._prefix = event_channel(namespace, "")
-        self._prefix_length = len(self._prefix.encode())
+        self._home = home
         self._channels = {name.encode(): handler for name, handler in (channels or {}).items()}
         self._on_resubscribed = on_resubscribed
         self._unconfirmed = 0
         """Subscriptions sent again after a reconnection and not yet confirmed by Redis."""
-        self._watchers: dict[str, set[Watcher]] = {}
+        self._watchers: dict[str, set[Subscription]] = {}
         self._pubsub = None
         self._reader: asyncio.Task | None = None
 
     async def start(self) -> None:
         self._pubsub = self._redis.pubsub()
-        await self._pubsub.psubscribe(self._prefix + "*")
+        await self._pubsub.psubscribe(home_pattern(self._namespace, self._home))
         if self._channels:
             await self._pubsub.subscribe(*self._channels)
         # Called after redis-py's own callback has sent the subscriptions again on a new connection.
@@ -83,7 +93,7 @@ class EventHub:
         self._reader = asyncio.create_task(self._read(), name="event-hub-reader")
 
     def _reconnected(self, _connection) -> None:
-        self._unconfirmed = len(self._channels) + 1
+        self._unconfirmed = len(self._pubsub.channels) + len(self._pubsub.patterns)
         log.warning("event hub reconnected to Redis; subscribing again")
 
     def _confirmed(self) -> None:
@@ -121,13 +131,14 @@ class EventHub:
             if message is None:
                 continue
             kind = message["type"]
-            if kind != "pmessage":
-                if kind == "message":
-                    self._dispatch(message["channel"], message["data"])
-                elif kind in ("subscribe", "psubscribe"):
+            if kind == "message" and message["channel"] in self._channels:
+                self._dispatch(message["channel"], message["data"])
+                continue
+            if kind not in ("pmessage", "message"):
+                if kind in ("subscribe", "psubscribe"):
                     self._confirmed()
                 continue
-            watchers = self._watchers.get(message["channel"][self._prefix_length:].decode())
+            watchers = self._watchers.get(message["channel"][-ORDER_ID_LENGTH:].decode())
             if not watchers:
                 continue
             try:
@@ -139,23 +150,33 @@ class EventHub:
                 watcher.offer(event)
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
-        handler = self._channels.get(channel)
-        if handler is None:
-            return
+        handler = self._channels[channel]
         try:
             handler(data)
         except Exception:
             log.exception("handling a message on %r failed", channel)
 
-    async def watch(self, order_id: str) -> Watcher:
-        watcher = Watcher(order_id)
-        self._watchers.setdefault(order_id, set()).add(watcher)
-        return watcher
+    async def watch(self, order_id: str) -> Subscription:
+        """Follow `order_id`'s live events from now on (another process's order: SUBSCRIBE to its
+        channel, once for all its followers here)."""
+        subscription = Subscription(order_id)
+        followers = self._watchers.setdefault(order_id, set())
+        followers.add(subscription)
+        if len(followers) == 1 and order_home(order_id) != self._home:
+            try:
+                await self._pubsub.subscribe(event_channel(self._namespace, order_id))
+            except BaseException:
+                await self.unwatch(subscription)
+                raise
+        return subscription
 
-    async def unwatch(self, watcher: Watcher) -> None:
-        watchers = self._watchers.get(watcher.order_id)
-        if watchers is None:
+    async def unwatch(self, subscription: Subscription) -> None:
+        followers = self._watchers.get(subscription.order_id)
+        if followers is None:
             return
-        watchers.discard(watcher)
-        if not watchers:
-            del self._watchers[watcher.order_id]
+        followers.discard(subscription)
+        if not followers:
+            del self._watchers[subscription.order_id]
+            if order_home(subscription.order_id) != self._home:
+                with contextlib.suppress(Exception):  # gone with the connection anyway
+                    await self._pubsub.unsubscribe(event_channel(self._namespace, subscription.order_id))

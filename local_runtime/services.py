@@ -49,8 +49,8 @@ async def ensure_database(url: str) -> None:
         admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")), timeout=5)
         try:
             await admin.execute(f'CREATE DATABASE "{name}"')
-        except asyncpg.DuplicateDatabaseError:
-            pass
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            pass  # another process made it first (the catalogue's unique index may be what says so)
         finally:
             await admin.close()
         return

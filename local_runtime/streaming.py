@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from local_runtime.hub import EventHub, Watcher
+from local_runtime.hub import EventHub, Subscription
 from shared.events import Event, RelayedEvent
 from shared.orders import OrderRepository
 from shared.states import TERMINAL_STATUSES
@@ -26,7 +26,7 @@ async def follow_order(
     hub: EventHub,
     orders: OrderRepository,
     deliver: Callable[[Event | RelayedEvent], Awaitable[None]],
-    watcher: Watcher | None = None,
+    watcher: Subscription | None = None,
     deliver_now: Callable[[Event | RelayedEvent], bool] | None = None,
 ) -> None:
     """With `watcher` (subscribed before the order was created, so nothing can have been
@@ -108,7 +108,7 @@ class _Quiet:
     One timer per stream, moved only when it fires: an event just pushes the deadline back
     (`wait_for` would make a task per event on Python 3.11, `asyncio.timeout` a timer)."""
 
-    def __init__(self, watcher: Watcher) -> None:
+    def __init__(self, watcher: Subscription) -> None:
         self._watcher = watcher
         self._loop = asyncio.get_running_loop()
         self.heard()

@@ -22,7 +22,7 @@ from litestar.exceptions import WebSocketDisconnect
 
 from local_runtime.bootstrap import Engine
 from local_runtime.auth import KeySession, KeySessions, presented_key
-from local_runtime.hub import EventHub, Watcher
+from local_runtime.hub import EventHub, Subscription
 from local_runtime.streaming import follow_order
 from shared.submission import CancelAction, InputError, OrderDesk, Submitted, authenticate, decode_body
 from shared.db.api_keys import ApiClient
@@ -237,7 +237,7 @@ async def _serve_orders(socket: WebSocket, client: ApiClient, session: KeySessio
 
 async def _submit_watched(
     text: str, client: ApiClient, desk: OrderDesk, hub: EventHub, engine: Engine,
-) -> tuple[Submitted, Watcher | None]:
+) -> tuple[Submitted, Subscription | None]:
     """Submit with the order's events subscribed to before the order exists, so its stream
     starts live, with no replay from PostgreSQL. A repeat (the key named an existing order)
     gets no watcher: it is followed from what is stored."""
@@ -255,7 +255,7 @@ async def _submit_watched(
 
 
 async def _follow(socket: WebSocket, order_id: str, outbox: Outbox, after: int = 0,
-                  watcher: Watcher | None = None) -> None:
+                  watcher: Subscription | None = None) -> None:
     """Stream one order's events after seq `after` to the socket; an outage ends this order's
     stream with an error message (the client resumes with /stream?after=N)."""
     try:

@@ -43,8 +43,21 @@ end
 each settling event; KEYS: those orders' owner keys."""
 
 
+def order_home(order_id: str) -> str:
+    """The web process that took the order, as the order's id marks it (4 hex digits: bytes 10–11
+    of the UUID, see shared/wiring.py TimeOrderedIds)."""
+    return order_id[24:28]
+
+
 def event_channel(namespace: str, order_id: str) -> str:
-    return f"{namespace}:events:{order_id}"
+    """One channel per order, under its home's prefix: the process that took the order (whose
+    sockets most likely follow it) subscribes to its own prefix only."""
+    return f"{namespace}:events:{order_home(order_id)}:{order_id}"
+
+
+def home_pattern(namespace: str, home: str) -> str:
+    """Every channel of the orders one process took."""
+    return f"{namespace}:events:{home}:*"
 
 
 class RedisPublisher:

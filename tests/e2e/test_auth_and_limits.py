@@ -232,7 +232,7 @@ async def _revoke_under_open_sockets(runtime, second_web, opened, client, key, r
 async def test_revocations_lost_while_the_subscription_was_down_are_caught_up_from_postgresql(engine):
     """Pub/sub drops what is published while a subscriber reconnects: after the hub's connection is
     back, the key cache is emptied and every open socket's key is read again from PostgreSQL."""
-    watch = await KeyWatch.start(engine.pool, engine.redis, engine.settings.namespace)
+    watch = await KeyWatch.start(engine.pool, engine.redis, engine.settings.namespace, engine.ctx.ids.home)
     keys, sessions, hub = watch.keys, watch.sessions, watch.hub
     silent = PgApiKeys(engine.pool)  # revokes without telling anyone: the lost message
     try:

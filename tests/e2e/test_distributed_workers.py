@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import UTC, datetime, timedelta
 import json
 import time
 import uuid
@@ -21,7 +22,9 @@ from shared.states import TERMINAL_STATUSES
 from shared.tokens import SOL, Token
 from shared.venues.market import Market
 from tests.conftest import run_sync
-from tests.e2e.runtime import Cluster, Runtime, assert_conserved, connect, pool_balances, receive_json
+from tests.e2e.runtime import (
+    Cluster, Runtime, assert_conserved, connect, pool_balances, receive_json, receive_until_terminal,
+)
 
 ORDER = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "0.25",
          "slippageBps": 300}
@@ -279,3 +282,22 @@ def test_a_worker_process_takes_the_market_lease_over_when_no_web_process_is_lef
     web.kill()
     assert cluster.wait_lease_holder(5, not_pid=web.pid) == worker.pid, "the worker did not take the lease over"
     assert wait_for_drift(cluster)
+
+
+async def test_an_order_taken_by_one_web_process_streams_live_from_another(clusters):
+    """Each web process receives the events of the orders it took (their channels sit under its
+    prefix); one that streams another process's order subscribes to that order's channel while
+    it does. Slow enough that the stream starts before the order ends: the events come live."""
+    cluster = clusters({"DEX_SIM_QUOTE_LATENCY_MS_RAYDIUM": "200", "DEX_SIM_QUOTE_LATENCY_MS_METEORA": "200",
+                        "DEX_SIM_CONFIRM_DELAY_MS": "300", "DEX_SIM_DRIFT_INTERVAL_MS": "0"})
+    web1, web2 = cluster.start(webs=2, workers=["all"]).webs
+    taken = web1.post_order({"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC",
+                             "amount": "0.1"}).json()["orderId"]
+    async with connect(f"{web2.ws_base}/api/orders/{taken}/stream") as socket:
+        events = await receive_until_terminal(socket)
+        received = datetime.now(UTC)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    # Live, not found by the follower's 5 s catch-up from PostgreSQL: it came as it was published.
+    assert received - datetime.fromisoformat(events[-1]["ts"].replace("Z", "+00:00")) < timedelta(seconds=1)
+    assert events[-1]["status"] == "confirmed" and {e["orderId"] for e in events} == {taken}
+    assert web1.get(f"/api/orders/{taken}/events").json() == events

@@ -4,7 +4,7 @@ A client following an order gets the stored events after its `after`, then live 
 order, each once, until the terminal event, whether the hub's reader hands the next event on
 itself (`deliver_now`, which may refuse: a full outbox) or wakes the follower. The live path
 is unreliable on purpose here: a
-fake hub (with the real `Watcher` and its bounded queue) delivers publishes out of order,
+fake hub (with the real `Subscription` and its bounded queue) delivers publishes out of order,
 twice, or not at all, watchers overflow or are marked lagged, the client reconnects with any
 `after`, and the order's events are stored while the follower starts. The fake repository
 keeps the one guarantee the engine gives: an event is stored before it is published.
@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from local_runtime import streaming
-from local_runtime.hub import Watcher
+from local_runtime.hub import Subscription
 from local_runtime.streaming import follow_order
 from shared.events import Event
 from shared.states import TERMINAL_STATUSES, Status
@@ -38,23 +38,23 @@ def quick_catch_up(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class FakeHub:
-    """EventHub's interface (watch/unwatch) over the real Watcher; `publish` is Redis fanning out."""
+    """EventHub's interface (watch/unwatch) over the real Subscription; `publish` is Redis fanning out."""
 
     def __init__(self, queue_size: int) -> None:
         self.queue_size = queue_size
-        self.watchers: list[Watcher] = []
+        self.watchers: list[Subscription] = []
         self.watched = 0
-        self.unwatched: list[Watcher] = []
+        self.unwatched: list[Subscription] = []
 
-    async def watch(self, order_id: str) -> Watcher:
+    async def watch(self, order_id: str) -> Subscription:
         await asyncio.sleep(0)  # SUBSCRIBE's round trip: a publish meanwhile does not reach this watcher
-        watcher = Watcher(order_id)
+        watcher = Subscription(order_id)
         watcher.queue = asyncio.Queue(self.queue_size)  # small, so the real overflow → lagged path runs
         self.watchers.append(watcher)
         self.watched += 1
         return watcher
 
-    async def unwatch(self, watcher: Watcher) -> None:
+    async def unwatch(self, watcher: Subscription) -> None:
         await asyncio.sleep(0)
         self.watchers.remove(watcher)
         self.unwatched.append(watcher)
