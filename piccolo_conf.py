@@ -7,4 +7,4 @@ from shared.settings import load_settings
 
 DB = PostgresEngine(config={"dsn": load_settings().database_url})
 
-APP_REGISTRY = AppRegistry(apps=["shared.db.piccolo_app"])
+APP_REGISTRY = AppRegistry(apps=["shared.adapters.postgres.piccolo_app"])

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from cloud.container import Container, container
-from functions.chain import CHAIN, RetryLater, message_key, run_attempt
+from functions.pipeline import CHAIN, RetryLater, message_key, run_attempt
 
 
 async def process_batch(step_name: str, records: list[dict[str, Any]], box: Container) -> dict[str, list]:

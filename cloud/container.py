@@ -9,7 +9,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from shared.adapters.queue_port import queue_port
+from shared.adapters.queues import queue_port
 from shared.context import Context, Queues
 from shared.settings import Settings, load_settings
 from shared.wiring import World, connect_world

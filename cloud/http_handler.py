@@ -17,12 +17,12 @@ from typing import Any
 import msgspec
 
 from cloud.container import Container, container
-from shared.adapters.redis_limits import ClientLimits
-from shared.db.api_keys import PgApiKeys
-from shared.events import parse_after
-from shared.outages import SERVICE_ERRORS, unavailable_message
-from shared.submission import InputError, OrderDesk, authenticate
-from shared.views import order_view
+from shared.adapters.redis.admission import ClientLimits
+from shared.adapters.postgres.api_keys import PgApiKeys
+from shared.domain.events import parse_after
+from shared.adapters.outages import SERVICE_ERRORS, unavailable_message
+from functions.desk import InputError, OrderDesk, authenticate
+from shared.domain.views import order_view
 
 _encoder = msgspec.json.Encoder()
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.chain import Landing, Transaction, transaction_signature
+from shared.domain.chain import Landing, Transaction, transaction_signature
 from shared.context import Context
-from shared.messages import ExecuteRequest, Plan
-from shared.prices import price_of_base
-from shared.states import Status
-from shared.tokens import format_decimal
+from shared.domain.messages import ExecuteRequest, Plan
+from shared.domain.prices import price_of_base
+from shared.domain.states import Status
+from shared.domain.tokens import format_decimal
 
 def transactions(order_id: str, plan: Plan) -> list[Transaction]:
     return [

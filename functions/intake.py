@@ -12,16 +12,16 @@ from typing import Any
 
 import msgspec
 
-from shared.chain import SLIPPAGE
+from shared.domain.chain import SLIPPAGE
 from shared.context import Context
-from shared.errors import FieldError
-from shared.events import format_ts
-from shared.messages import ArmRequest, LimitOrderRequest, NewOrder, OrderRequest, QuoteRequest, SniperOrderRequest
-from shared.orders import OrderRecord
+from shared.domain.errors import FieldError
+from shared.domain.events import format_ts
+from shared.domain.messages import ArmRequest, LimitOrderRequest, NewOrder, OrderRequest, QuoteRequest, SniperOrderRequest
+from shared.domain.orders import OrderRecord
 from shared.settings import Settings
-from shared.states import Status
-from shared.tokens import Token, TokenRegistry, check_mint, format_decimal, parse_amount, parse_price
-from shared.triggers import Expiry, floor_amount_out, parse_expiry, read_expiry
+from shared.domain.states import Status
+from shared.domain.tokens import Token, TokenRegistry, check_mint, format_decimal, parse_amount, parse_price
+from shared.domain.resting import Expiry, floor_amount_out, parse_expiry, read_expiry
 
 LIMIT_NOT_MET = "limit_price_not_met"
 _encoder = msgspec.json.Encoder()

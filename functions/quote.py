@@ -10,8 +10,8 @@ from __future__ import annotations
 import msgspec
 
 from shared.context import Context
-from shared.messages import QuoteCurve, QuoteRequest, RouteRequest, VenueFailure, VenueQuote
-from shared.states import Status
+from shared.domain.messages import QuoteCurve, QuoteRequest, RouteRequest, VenueFailure, VenueQuote
+from shared.domain.states import Status
 
 NO_ROUTE = "no_route"
 SPLIT_STEPS = 100

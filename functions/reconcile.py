@@ -19,11 +19,11 @@ from datetime import datetime, timedelta
 import msgspec
 
 from functions.intake import quote_request
-from functions.chain import message_key, step_for
+from functions.pipeline import message_key, step_for
 from shared.context import Context, Queues
-from shared.messages import ArmRequest, ExecuteRequest, ExpireRequest, Plan, QuoteRequest, TriggerFired
-from shared.orders import OrderRecord
-from shared.states import Status
+from shared.domain.messages import ArmRequest, ExecuteRequest, ExpireRequest, Plan, QuoteRequest, TriggerFired
+from shared.domain.orders import OrderRecord
+from shared.domain.states import Status
 
 BATCH = 500
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import msgspec
 
 from shared.context import Context
-from shared.messages import ExecuteRequest, Plan, RouteRequest
-from shared.prices import output_per_input
-from shared.routing import advantage_bps, plan_route, share_percent
-from shared.states import Status
-from shared.tokens import format_decimal
+from shared.domain.messages import ExecuteRequest, Plan, RouteRequest
+from shared.domain.prices import output_per_input
+from shared.domain.routing import advantage_bps, plan_route, share_percent
+from shared.domain.states import Status
+from shared.domain.tokens import format_decimal
 
 
 

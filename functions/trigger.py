@@ -14,11 +14,11 @@ import msgspec
 
 from functions.intake import quote_request
 from shared.context import Context
-from shared.events import format_ts
-from shared.orders import OrderRecord
-from shared.messages import ArmRequest, ExpireRequest, LaunchRefused, QuoteRequest, TriggerFired, TriggerMessage
-from shared.states import Status
-from shared.triggers import expired, floor_amount_out
+from shared.domain.events import format_ts
+from shared.domain.orders import OrderRecord
+from shared.domain.messages import ArmRequest, ExpireRequest, LaunchRefused, QuoteRequest, TriggerFired, TriggerMessage
+from shared.domain.states import Status
+from shared.domain.resting import expired, floor_amount_out
 
 
 async def handle(message: TriggerMessage, ctx: Context) -> QuoteRequest | None:

@@ -52,15 +52,15 @@ import msgspec
 import uvloop
 from redis.asyncio import Redis
 
-from functions.chain import CHAIN, step_for
+from functions.pipeline import CHAIN, step_for
 from loadtest import ws_client
 from loadtest.ws_client import LeanSocket
 from local_runtime.services import ensure_database, run_migrations
-from shared.chain import SLIPPAGE
-from shared.messages import NewOrder
+from shared.domain.chain import SLIPPAGE
+from shared.domain.messages import NewOrder
 from shared.settings import load_settings
-from shared.states import TERMINAL_STATUSES
-from shared.submission import decode_order
+from shared.domain.states import TERMINAL_STATUSES
+from functions.desk import decode_order
 from shared.wiring import connect_world, forget_namespace
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,7 +21,7 @@ import uuid
 
 from functions import intake
 from loadtest.bench import Services, percentile
-from shared.messages import MarketOrderRequest, NewOrder
+from shared.domain.messages import MarketOrderRequest, NewOrder
 from shared.settings import SimulationSettings
 from shared.wiring import connect_world
 

@@ -20,13 +20,13 @@ from decimal import Decimal
 
 from redis.asyncio import Redis
 
-from local_runtime.watchers import PriceWatcher
-from shared.adapters.redis_triggers import RedisTriggerIndex
-from shared.orders import OrderRecord
+from functions.market_driver import PriceWatcher
+from shared.adapters.redis.resting_index import RedisTriggerIndex
+from shared.domain.orders import OrderRecord
 from shared.settings import load_settings
-from shared.states import Status
-from shared.tokens import SOL, USDC, TokenRegistry
-from shared.venues.memory_store import MemoryMarketStore
+from shared.domain.states import Status
+from shared.domain.tokens import SOL, USDC, TokenRegistry
+from shared.adapters.sim.memory_store import MemoryMarketStore
 from shared.wiring import forget_namespace
 
 ROUNDS = 20

@@ -51,10 +51,10 @@ import uvloop
 
 from loadtest.bench import ORDERS, CpuMeter, Services, percentile, tree
 from loadtest.world_service import WorldClient, price
-from shared.chain import Transaction, transaction_signature
-from shared.db.market_store import PgMarketStore
-from shared.tokens import KNOWN_TOKENS
-from shared.venues.market import Market
+from shared.domain.chain import Transaction, transaction_signature
+from shared.adapters.postgres.market_store import PgMarketStore
+from shared.domain.tokens import KNOWN_TOKENS
+from shared.domain.market import Market
 
 ROOT = Path(__file__).resolve().parent.parent
 SLIPPAGE_BPS = 300

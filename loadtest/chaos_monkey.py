@@ -31,7 +31,7 @@ import httpx
 from redis.asyncio import Redis
 
 from loadtest.bench import Services, forget_keys
-from shared.states import TERMINAL_STATUSES
+from shared.domain.states import TERMINAL_STATUSES
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "loadtest" / "out"

@@ -22,7 +22,7 @@ import time
 
 import websocket
 from locust import User, between, task
-from shared.states import TERMINAL_STATUSES
+from shared.domain.states import TERMINAL_STATUSES
 
 MARKETS = (  # base, quote, (sell sizes in thousandths of base), (buy sizes in thousandths of quote)
     ("SOL", "USDC", (10, 200), (1_500, 30_000)),

@@ -18,7 +18,7 @@ import time
 import websockets
 
 from local_runtime.auth import local_api_key
-from shared.states import TERMINAL_STATUSES
+from shared.domain.states import TERMINAL_STATUSES
 
 ORDER = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "0.5",
          "slippageBps": 300}

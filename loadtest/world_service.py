@@ -18,7 +18,7 @@ Methods (params by position, as Solana's RPC):
 * `getQuote [{"inputMint","outputMint","amount"}]` → `{"slot","quotes":[VenueQuote],
   "failures":[VenueFailure],"curves":[QuoteCurve]}`: every venue's quote and the split curves,
   on the service's state now (the same code the quote function runs on a loaded pair).
-* `sendTransaction [Transaction]` (shared.chain.Transaction as JSON) → `Landing`, once it is
+* `sendTransaction [Transaction]` (shared.domain.chain.Transaction as JSON) → `Landing`, once it is
   stored. Unlike Solana, which answers with the signature at once and leaves the outcome to
   `getSignatureStatuses`, this answers with the outcome: the engine's execute step waits for it.
 * `getSignatureStatuses [[signature, …]]` → `{"context":{"slot"},"value":[null | {"slot",
@@ -53,13 +53,13 @@ import asyncpg
 import msgspec
 
 from functions.quote import SPLIT_MIN_SHARE_BPS, SPLIT_STEPS
-from shared.batching import Coalescer
-from shared.chain import Landing, Transaction, land_on
-from shared.db.market_store import _LEDGER_COLUMNS, PgMarketStore, pool_key
-from shared.db.recordsets import recordset, rows_json
-from shared.messages import QuoteCurve, VenueFailure, VenueQuote
-from shared.venues.market import Market, pair_key
-from shared.venues.swap import InsufficientLiquidity
+from shared.adapters.batching import Coalescer
+from shared.domain.chain import Landing, Transaction, land_on
+from shared.adapters.postgres.market_store import _LEDGER_COLUMNS, PgMarketStore, pool_key
+from shared.adapters.postgres.recordsets import recordset, rows_json
+from shared.domain.messages import QuoteCurve, VenueFailure, VenueQuote
+from shared.domain.market import Market, pair_key
+from shared.domain.swap import InsufficientLiquidity
 
 logger = logging.getLogger("world_service")
 

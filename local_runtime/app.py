@@ -15,7 +15,7 @@ from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from functions.chain import CHAIN
+from functions.pipeline import CHAIN
 from local_runtime.auth import API_KEY_QUERY, DEV_CLIENT, KeyWatch, api_key_guard, register_dev_key
 from local_runtime.bootstrap import start_engine
 from local_runtime.gc_tuning import freeze_startup_heap
@@ -24,11 +24,11 @@ from local_runtime.outages import service_unavailable
 from local_runtime.quote_api import get_quote
 from local_runtime.sim_api import SIM_ROUTES
 from local_runtime.ws_api import SOCKETS, SocketSlots
-from shared.adapters.redis_limits import ClientLimits
-from shared.errors import FieldError
-from shared.outages import SERVICE_ERRORS
+from shared.adapters.redis.admission import ClientLimits
+from shared.domain.errors import FieldError
+from shared.adapters.outages import SERVICE_ERRORS
 from shared.settings import Settings
-from shared.submission import InputError, OrderDesk
+from functions.desk import InputError, OrderDesk
 
 API_DESCRIPTION = """
 Order execution engine for Solana DEX trading on simulated Raydium and Meteora pools.

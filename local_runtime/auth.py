@@ -29,8 +29,8 @@ from litestar.handlers.base import BaseRouteHandler
 from redis.asyncio import Redis
 
 from local_runtime.hub import EventHub
-from shared.db.api_keys import CACHE_TTL_S, PgApiKeys, hash_key, is_key_hash, new_key, revoked_keys_channel
-from shared.submission import authenticate
+from shared.adapters.postgres.api_keys import CACHE_TTL_S, PgApiKeys, hash_key, is_key_hash, new_key, revoked_keys_channel
+from functions.desk import authenticate
 from shared.settings import Settings
 
 API_KEY_HEADER = "x-api-key"

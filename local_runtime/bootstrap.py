@@ -17,15 +17,15 @@ import asyncpg
 from redis.asyncio import Redis
 from saq import Worker
 
-from local_runtime.watchers import LEASE_TTL_MS, MarketDriver, PriceWatcher, fire_now
-from shared.adapters.redis_lease import RedisLease
-from shared.adapters.redis_triggers import RedisTriggerIndex
-from shared.adapters.queue_port import queue_port
-from shared.adapters.saq_queue import SaqQueues
+from functions.market_driver import LEASE_TTL_MS, MarketDriver, PriceWatcher, fire_now
+from shared.adapters.redis.lease import RedisLease
+from shared.adapters.redis.resting_index import RedisTriggerIndex
+from shared.adapters.queues import queue_port
+from shared.adapters.queues.saq import SaqQueues
 from shared.context import Context, Queues
-from shared.db.upkeep import vacuum_bloated
+from shared.adapters.postgres.upkeep import vacuum_bloated
 from shared.settings import Settings
-from shared.db.market_store import PgMarketStore
+from shared.adapters.postgres.market_store import PgMarketStore
 from shared.wiring import World, connect_world
 
 

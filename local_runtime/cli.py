@@ -17,9 +17,9 @@ from redis.asyncio import Redis
 from local_runtime.app import create_app
 from local_runtime.auth import local_api_key
 from local_runtime.services import ServiceUnavailable, check_services, prepare
-from functions.chain import CHAIN
+from functions.pipeline import CHAIN
 from local_runtime.worker import parse_functions, run_processes, serve, spawn_workers, stop_workers
-from shared.db.api_keys import CACHE_TTL_S, PgApiKeys
+from shared.adapters.postgres.api_keys import CACHE_TTL_S, PgApiKeys
 from shared.settings import Settings, load_settings
 
 

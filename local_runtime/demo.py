@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import websockets
-from shared.states import TERMINAL_STATUSES
+from shared.domain.states import TERMINAL_STATUSES
 
 DEMO_ORDERS = (
     {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "1.5", "slippageBps": 100},

@@ -9,9 +9,9 @@ from litestar.datastructures import State
 from litestar.params import QueryParameter
 
 from local_runtime.bootstrap import Engine
-from shared.submission import InputError, OrderDesk
-from shared.views import order_view
-from shared.events import MAX_SEQ, Event, parse_after
+from functions.desk import InputError, OrderDesk
+from shared.domain.views import order_view
+from shared.domain.events import MAX_SEQ, Event, parse_after
 
 def error_response(status: int, message: str, field: str | None = None) -> Response:
     return Response({"error": message, "field": field}, status_code=status)

@@ -25,8 +25,8 @@ from collections.abc import Callable, Mapping
 
 from redis.asyncio import Redis
 
-from shared.events import Event, RelayedEvent, decode_for_relay
-from shared.publisher import event_channel, home_pattern, order_home
+from shared.domain.events import Event, RelayedEvent, decode_for_relay
+from shared.adapters.redis.publisher import event_channel, home_pattern, order_home
 
 log = logging.getLogger("engine.hub")
 WATCHER_QUEUE_SIZE = 256

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Request, Response
 
-from shared.outages import unavailable_message
+from shared.adapters.outages import unavailable_message
 
 
 def service_unavailable(_: Request, exc: Exception) -> Response:

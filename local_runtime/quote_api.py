@@ -12,11 +12,11 @@ from litestar.params import Parameter
 from functions.intake import check_size
 from functions.quote import price_order
 from local_runtime.http_api import error_response
-from shared.errors import FieldError
-from shared.messages import Plan
-from shared.routing import NoRoute, plan_route
-from shared.tokens import Token, parse_amount
-from shared.venues.swap import InsufficientLiquidity
+from shared.domain.errors import FieldError
+from shared.domain.messages import Plan
+from shared.domain.routing import NoRoute, plan_route
+from shared.domain.tokens import Token, parse_amount
+from shared.domain.swap import InsufficientLiquidity
 
 
 @get("/api/quote", summary="Quote an order without placing it")

@@ -9,10 +9,10 @@ from litestar import Request, Response, post
 from litestar.datastructures import State
 
 from local_runtime.bootstrap import Engine
-from shared.errors import FieldError
-from shared.submission import decode_body
-from shared.tokens import Token, check_mint, format_decimal, parse_amount, parse_price
-from shared.venues.market import VENUES, LaunchPlan
+from shared.domain.errors import FieldError
+from functions.desk import decode_body
+from shared.domain.tokens import Token, check_mint, format_decimal, parse_amount, parse_price
+from shared.domain.market import VENUES, LaunchPlan
 
 MAX_MOVE = 100
 

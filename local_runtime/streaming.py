@@ -12,9 +12,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from local_runtime.hub import EventHub, Subscription
-from shared.events import Event, RelayedEvent
-from shared.orders import OrderRepository
-from shared.states import TERMINAL_STATUSES
+from shared.domain.events import Event, RelayedEvent
+from shared.domain.orders import OrderRepository
+from shared.domain.states import TERMINAL_STATUSES
 
 CATCH_UP_INTERVAL_S = 5.0
 """With no live event for this long, look in PostgreSQL anyway (a publish may have been lost)."""

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 
-from functions.chain import CHAIN
+from functions.pipeline import CHAIN
 from local_runtime.bootstrap import start_engine
 from local_runtime.gc_tuning import freeze_startup_heap
 from shared.settings import Settings

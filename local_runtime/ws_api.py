@@ -24,10 +24,10 @@ from local_runtime.bootstrap import Engine
 from local_runtime.auth import KeySession, KeySessions, presented_key
 from local_runtime.hub import EventHub, Subscription
 from local_runtime.streaming import follow_order
-from shared.submission import CancelAction, InputError, OrderDesk, Submitted, authenticate, decode_body
-from shared.db.api_keys import ApiClient
-from shared.events import Event, RelayedEvent, encode_event, parse_after
-from shared.outages import SERVICE_ERRORS, unavailable_message
+from functions.desk import CancelAction, InputError, OrderDesk, Submitted, authenticate, decode_body
+from shared.adapters.postgres.api_keys import ApiClient
+from shared.domain.events import Event, RelayedEvent, encode_event, parse_after
+from shared.adapters.outages import SERVICE_ERRORS, unavailable_message
 
 OUTBOX_SIZE = 1024
 REVOKED_DRAIN_S = 1.0

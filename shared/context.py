@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.chain import Landing, Transaction
-from shared.events import Event
-from shared.messages import QuoteCurve, VenueFailure, VenueQuote
-from shared.orders import OrderRecord, OrderRepository
+from shared.domain.chain import Landing, Transaction
+from shared.domain.events import Event
+from shared.domain.messages import QuoteCurve, VenueFailure, VenueQuote
+from shared.domain.orders import OrderRecord, OrderRepository
 from shared.settings import Settings
-from shared.states import Status
-from shared.tokens import TokenRegistry
-from shared.venues.swap import SwapOutcome
+from shared.domain.states import Status
+from shared.domain.tokens import TokenRegistry
+from shared.domain.swap import SwapOutcome
 
 current_attempt: ContextVar[int] = ContextVar("current_attempt", default=1)
 """Which delivery of the current message this is (1 = first); set by the transport adapter."""

@@ -17,15 +17,15 @@ from datetime import UTC, datetime
 import asyncpg
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from shared.adapters.redis_triggers import RedisTriggerIndex
+from shared.adapters.redis.resting_index import RedisTriggerIndex
 from shared.context import Context
-from shared.db.market_store import PgMarketStore
-from shared.db.repository import PgOrderRepository
-from shared.publisher import RedisPublisher
+from shared.adapters.postgres.market_store import PgMarketStore
+from shared.adapters.postgres.repository import PgOrderRepository
+from shared.adapters.redis.publisher import RedisPublisher
 from shared.settings import Settings
-from shared.tokens import TokenRegistry
-from shared.venues.market import Market
-from shared.venues.simulated import SimulatedChain, SimulatedVenues
+from shared.domain.tokens import TokenRegistry
+from shared.domain.market import Market
+from shared.adapters.sim.venues import SimulatedChain, SimulatedVenues
 
 log = logging.getLogger("engine")
 

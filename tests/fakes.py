@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.context import Context
-from shared.events import Event, format_ts
-from shared.orders import UPDATABLE_FIELDS, OrderRecord
+from shared.domain.events import Event, format_ts
+from shared.domain.orders import UPDATABLE_FIELDS, OrderRecord
 from shared.settings import Settings, SimulationSettings
-from shared.states import PIPELINE_STATUSES, Status, sources_of
-from shared.tokens import TokenRegistry
-from shared.venues.memory_store import MemoryMarketStore
-from shared.venues.simulated import SimulatedChain, SimulatedVenues
+from shared.domain.states import PIPELINE_STATUSES, Status, sources_of
+from shared.domain.tokens import TokenRegistry
+from shared.adapters.sim.memory_store import MemoryMarketStore
+from shared.adapters.sim.venues import SimulatedChain, SimulatedVenues
 
 
 class FixedClock:

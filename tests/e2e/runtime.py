@@ -24,10 +24,10 @@ import msgspec
 import redis
 import websockets
 
-from shared.db.api_keys import PgApiKeys
+from shared.adapters.postgres.api_keys import PgApiKeys
 from shared.settings import Settings
-from shared.states import TERMINAL_STATUSES
-from shared.venues.market import Market, Pool, pair_key
+from shared.domain.states import TERMINAL_STATUSES
+from shared.domain.market import Market, Pool, pair_key
 from tests.conftest import REDIS_URL, _admin, database_url, forget_namespace, run_sync
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from moto.server import ThreadedMotoServer
 
 from deploy.build import FUNCTIONS, RUNTIME_PROVIDED, build, copy_distribution
 from functions import intake, quote
-from shared.messages import MarketOrderRequest, NewOrder
+from shared.domain.messages import MarketOrderRequest, NewOrder
 from shared.wiring import connect_world
 from tests.cloud_events import sqs_event, sqs_record
 from tests.e2e.runtime import free_port

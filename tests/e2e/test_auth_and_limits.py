@@ -24,7 +24,7 @@ import websockets
 from redis.asyncio import Redis
 
 from local_runtime.auth import KeySessions, KeyWatch, Revocations
-from shared.db.api_keys import PgApiKeys, hash_key
+from shared.adapters.postgres.api_keys import PgApiKeys, hash_key
 from shared.settings import Settings
 from tests.conftest import REDIS_URL, _admin, database_url, forget_namespace, run_sync
 from tests.e2e.runtime import Runtime, close_code, connect, receive_json, receive_until_terminal
@@ -538,9 +538,9 @@ async def test_concurrent_submissions_with_one_idempotency_key_make_one_order(ru
 async def test_a_duplicate_racing_the_original_is_answered_as_a_repeat(engine):
     """Deterministic version of the race above, in process: the duplicate's idempotency check runs
     before the original is stored, its admission waits until the original is acknowledged."""
-    from shared.adapters.redis_limits import ClientLimits
-    from shared.db.api_keys import ApiClient
-    from shared.submission import OrderDesk
+    from shared.adapters.redis.admission import ClientLimits
+    from shared.adapters.postgres.api_keys import ApiClient
+    from functions.desk import OrderDesk
 
     class HeldLimits(ClientLimits):
         def __init__(self, *args) -> None:

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from shared.events import MAX_SEQ
+from shared.domain.events import MAX_SEQ
 from tests.e2e.runtime import ROOT, close_code, connect, receive_json, receive_until_terminal
 from tests.unit.test_events import BAD_AFTER
 
@@ -77,7 +77,7 @@ async def test_bad_input_stores_no_order(runtime):
 
 
 # --- query parameters ------------------------------------------------------------------------------
-# One reading of `?after=` for HTTP and the stream socket (shared.events.parse_after), and every
+# One reading of `?after=` for HTTP and the stream socket (shared.domain.events.parse_after), and every
 # query parameter of every route: a wrongly typed, out-of-range or missing value is a 422 naming
 # it (camelCase, as sent), logged as one line without a traceback.
 

@@ -17,10 +17,10 @@ import uuid
 import base58
 import pytest
 
-from functions.chain import CHAIN
-from shared.states import TERMINAL_STATUSES
-from shared.tokens import SOL, Token
-from shared.venues.market import Market
+from functions.pipeline import CHAIN
+from shared.domain.states import TERMINAL_STATUSES
+from shared.domain.tokens import SOL, Token
+from shared.domain.market import Market
 from tests.conftest import run_sync
 from tests.e2e.runtime import (
     Cluster, Runtime, assert_conserved, connect, pool_balances, receive_json, receive_until_terminal,

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
 from local_runtime.sim_api import PoolLaunch, PriceMove
-from shared.messages import OrderRequest
+from shared.domain.messages import OrderRequest
 from tests.conftest import REDIS_URL, _admin, database_url, run_sync
 from tests.e2e.runtime import Runtime
 

@@ -20,9 +20,9 @@ from moto.server import ThreadedMotoServer
 from cloud import container as container_module
 from cloud import execute_handler, http_handler, quote_handler, route_handler, trigger_handler
 from cloud.batch import process_batch
-from shared.db.api_keys import PgApiKeys
+from shared.adapters.postgres.api_keys import PgApiKeys
 from shared.settings import Settings, load_settings
-from shared.states import TERMINAL_STATUSES
+from shared.domain.states import TERMINAL_STATUSES
 from tests.cloud_events import http_event
 from tests.conftest import REDIS_URL, forget_namespace, run_sync
 from tests.e2e.runtime import assert_conserved, free_port

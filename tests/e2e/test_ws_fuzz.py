@@ -18,7 +18,7 @@ import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.states import TERMINAL_STATUSES
+from shared.domain.states import TERMINAL_STATUSES
 from tests.e2e.runtime import connect, receive_json, receive_until_terminal
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from shared import wiring
-from shared.adapters.redis_limits import ClientLimits, owner_key
+from shared.adapters.redis.admission import ClientLimits, owner_key
 from tests.conftest import REDIS_URL
 
 

@@ -13,9 +13,9 @@ from cloud import container as container_module
 from cloud import execute_handler, http_handler, quote_handler, route_handler
 from cloud.container import Container
 from functions import intake
-from shared.db.api_keys import PgApiKeys
-from shared.events import MAX_SEQ
-from shared.messages import ExecuteRequest, MarketOrderRequest, NewOrder, QuoteRequest, RouteRequest
+from shared.adapters.postgres.api_keys import PgApiKeys
+from shared.domain.events import MAX_SEQ
+from shared.domain.messages import ExecuteRequest, MarketOrderRequest, NewOrder, QuoteRequest, RouteRequest
 from tests.cloud_events import http_event, sqs_event, sqs_record
 from tests.unit.test_events import BAD_AFTER
 

@@ -7,10 +7,10 @@ import asyncio
 import msgspec
 
 from functions import execute, intake, quote, route
-from shared.events import decode_event
-from shared.messages import MarketOrderRequest, NewOrder, Plan
-from shared.publisher import event_channel
-from shared.states import Status
+from shared.domain.events import decode_event
+from shared.domain.messages import MarketOrderRequest, NewOrder, Plan
+from shared.adapters.redis.publisher import event_channel
+from shared.domain.states import Status
 
 
 def sell_sol(key: str = "k1") -> NewOrder:

@@ -18,12 +18,12 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from shared.chain import SLIPPAGE, Landing, Transaction, transaction_signature
-from shared.db.market_store import PgMarketStore
-from shared.tokens import BONK, JUP, SOL, USDC, USDT, Token
-from shared.venues.market import METEORA, RAYDIUM, Market, PairSpec, pair_key
-from shared.venues.memory_store import MemoryMarketStore
-from shared.venues.raydium import ConstantProductPool
+from shared.domain.chain import SLIPPAGE, Landing, Transaction, transaction_signature
+from shared.adapters.postgres.market_store import PgMarketStore
+from shared.domain.tokens import BONK, JUP, SOL, USDC, USDT, Token
+from shared.domain.market import METEORA, RAYDIUM, Market, PairSpec, pair_key
+from shared.adapters.sim.memory_store import MemoryMarketStore
+from shared.domain.raydium import ConstantProductPool
 
 NOW = 1_800_000_000.0
 NEW = Token("NewT", "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin", 6)

@@ -10,10 +10,10 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from shared import wiring
-from shared.adapters.redis_limits import ClientLimits
-from shared.events import Event, decode_event
-from shared.publisher import RedisPublisher, event_channel
-from shared.states import Status
+from shared.adapters.redis.admission import ClientLimits
+from shared.domain.events import Event, decode_event
+from shared.adapters.redis.publisher import RedisPublisher, event_channel
+from shared.domain.states import Status
 from tests.conftest import REDIS_URL
 
 ORDER = "01a2378f-2796-7231-bc2b-c52858cd074d"

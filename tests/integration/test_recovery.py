@@ -13,13 +13,13 @@ from decimal import Decimal
 import msgspec
 
 from functions import execute, intake, quote, reconcile, route, trigger
-from shared.adapters.redis_limits import ClientLimits
-from shared.db.api_keys import ApiClient
-from shared.messages import (ArmRequest, ExecuteRequest, LimitOrderRequest, MarketOrderRequest, NewOrder, Plan,
+from shared.adapters.redis.admission import ClientLimits
+from shared.adapters.postgres.api_keys import ApiClient
+from shared.domain.messages import (ArmRequest, ExecuteRequest, LimitOrderRequest, MarketOrderRequest, NewOrder, Plan,
                              QuoteRequest, TriggerFired)
-from shared.states import TERMINAL_STATUSES, Status
-from shared.submission import OrderDesk
-from shared.tokens import SOL, USDC
+from shared.domain.states import TERMINAL_STATUSES, Status
+from functions.desk import OrderDesk
+from shared.domain.tokens import SOL, USDC
 from shared.wiring import forget_namespace
 
 STEPS = ("trigger", "quote", "route", "execute")

@@ -12,9 +12,9 @@ from decimal import Decimal
 import asyncpg
 import pytest_asyncio
 
-from shared.db.repository import PgOrderRepository
-from shared.orders import UPDATABLE_FIELDS, OrderRecord
-from shared.states import Status
+from shared.adapters.postgres.repository import PgOrderRepository
+from shared.domain.orders import UPDATABLE_FIELDS, OrderRecord
+from shared.domain.states import Status
 from tests.fakes import InMemoryOrderRepository
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from functions import intake, trigger
-from local_runtime.watchers import PriceWatcher, fire_now
-from shared.adapters.redis_triggers import RedisTriggerIndex
-from shared.messages import ArmRequest, LimitOrderRequest, NewOrder, SniperOrderRequest, TriggerFired
-from shared.orders import OrderRecord
-from shared.states import Status
-from shared.tokens import SOL, USDC, Token, TokenRegistry
-from shared.venues.market import LaunchPlan
+from functions.market_driver import PriceWatcher, fire_now
+from shared.adapters.redis.resting_index import RedisTriggerIndex
+from shared.domain.messages import ArmRequest, LimitOrderRequest, NewOrder, SniperOrderRequest, TriggerFired
+from shared.domain.orders import OrderRecord
+from shared.domain.states import Status
+from shared.domain.tokens import SOL, USDC, Token, TokenRegistry
+from shared.domain.market import LaunchPlan
 from shared.wiring import forget_namespace
 from tests.fakes import FixedClock
 

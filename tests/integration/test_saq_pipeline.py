@@ -13,15 +13,15 @@ import msgspec
 
 import pytest_asyncio
 
-from functions.chain import Step
+from functions.pipeline import Step
 from local_runtime.bootstrap import start_engine
-from shared.adapters.saq_queue import SaqQueues
-from shared.messages import QuoteRequest
-from shared.tokens import SOL, USDC
-from shared.submission import OrderDesk
-from shared.adapters.redis_limits import ClientLimits
-from shared.db.api_keys import ApiClient
-from shared.states import TERMINAL_STATUSES, Status
+from shared.adapters.queues.saq import SaqQueues
+from shared.domain.messages import QuoteRequest
+from shared.domain.tokens import SOL, USDC
+from functions.desk import OrderDesk
+from shared.adapters.redis.admission import ClientLimits
+from shared.adapters.postgres.api_keys import ApiClient
+from shared.domain.states import TERMINAL_STATUSES, Status
 
 CLIENT = ApiClient("c", orders_per_minute=10_000, max_in_flight=10_000)
 

@@ -7,7 +7,7 @@ import asyncio
 
 import asyncpg
 
-from shared.db import upkeep
+from shared.adapters.postgres import upkeep
 
 
 async def dead_rows(pool: asyncpg.Pool) -> int:

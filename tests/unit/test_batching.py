@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from shared.batching import Coalescer
+from shared.adapters.batching import Coalescer
 
 
 class Recorder:

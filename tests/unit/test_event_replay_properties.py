@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from local_runtime import streaming
 from local_runtime.hub import Subscription
 from local_runtime.streaming import follow_order
-from shared.events import Event
-from shared.states import TERMINAL_STATUSES, Status
+from shared.domain.events import Event
+from shared.domain.states import TERMINAL_STATUSES, Status
 
 ORDER_ID = "00000000-0000-7000-8000-000000000042"
 CATCH_UP_S = 0.005

@@ -10,16 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from functions import execute, intake, quote, route
-from functions.chain import CHAIN, give_up, step_for
+from functions.pipeline import CHAIN, give_up, step_for
 from functions.intake import OrderRejected
-from shared.messages import (
+from shared.domain.messages import (
     ExecuteRequest, LimitOrderRequest, MarketOrderRequest, NewOrder, OrderRequest, SniperOrderRequest,
 )
 from shared.settings import Settings, SimulationSettings
-from shared.states import Status
-from shared.errors import FieldError
-from shared.prices import price_of_base
-from shared.tokens import SOL, USDC, format_decimal
+from shared.domain.states import Status
+from shared.domain.errors import FieldError
+from shared.domain.prices import price_of_base
+from shared.domain.tokens import SOL, USDC, format_decimal
 from tests.fakes import fake_context
 
 

@@ -9,11 +9,11 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from shared.prices import output_per_input, price_of_base
-from shared.tokens import BONK, SOL, USDC, USDT
-from shared.venues.market import DEFAULT_PAIRS, METEORA, RAYDIUM, VENUES, Drift, Market, PairState, Pool, pair_key
-from shared.venues.meteora import DlmmPool
-from shared.venues.raydium import ConstantProductPool
+from shared.domain.prices import output_per_input, price_of_base
+from shared.domain.tokens import BONK, SOL, USDC, USDT
+from shared.domain.market import DEFAULT_PAIRS, METEORA, RAYDIUM, VENUES, Drift, Market, PairState, Pool, pair_key
+from shared.domain.meteora import DlmmPool
+from shared.domain.raydium import ConstantProductPool
 
 
 def snapshot(market: Market) -> dict:

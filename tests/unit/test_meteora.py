@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.venues.meteora import DlmmPool
-from shared.venues.swap import InsufficientLiquidity
+from shared.domain.meteora import DlmmPool
+from shared.domain.swap import InsufficientLiquidity
 
 Y_PER_BIN = 20_000 * 10**6  # 20,000 USDC-like units per bin
 ACTIVE = -1898  # round(ln 0.15 / ln 1.001) = round(−1.8971200 / 0.00099950) = round(−1898.07) = −1898

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from shared.adapters.queue_port import queue_port
-from shared.adapters.saq_queue import SaqQueues
-from shared.adapters.sqs_queue import SqsQueues, parse_queue_urls
-from shared.messages import ArmRequest, QuoteRequest
+from shared.adapters.queues import queue_port
+from shared.adapters.queues.saq import SaqQueues
+from shared.adapters.queues.sqs import SqsQueues, parse_queue_urls
+from shared.domain.messages import ArmRequest, QuoteRequest
 from shared.settings import Settings, load_settings
 
 
@@ -37,7 +37,7 @@ async def test_each_message_goes_to_the_queue_of_the_function_that_takes_it():
     assert [url for url, _ in client.sent] == ["https://sqs/quote", "https://sqs/trigger"]
     assert json.loads(client.sent[0][1])["order_id"] == "o1"
     with pytest.raises(LookupError, match="route"):
-        from shared.messages import RouteRequest
+        from shared.domain.messages import RouteRequest
 
         await queues.send(RouteRequest("o3", "a", "b", 50, quotes=[]))
 

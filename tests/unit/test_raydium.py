@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.venues.raydium import ConstantProductPool
-from shared.venues.swap import InsufficientLiquidity
+from shared.domain.raydium import ConstantProductPool
+from shared.domain.swap import InsufficientLiquidity
 
 SOL_MINT, USDC_MINT = "SOL", "USDC"
 R_SOL = 10_000 * 10**9  # 10,000 SOL in lamports

@@ -7,11 +7,11 @@ from datetime import timedelta
 import msgspec
 
 from functions import execute, intake, quote, reconcile, route, trigger
-from shared.messages import (
+from shared.domain.messages import (
     ArmRequest, ExecuteRequest, ExpireRequest, LimitOrderRequest, MarketOrderRequest, NewOrder, QuoteRequest,
     TriggerFired,
 )
-from shared.states import Status
+from shared.domain.states import Status
 from tests.fakes import fake_context
 
 MARKET = MarketOrderRequest(side="sell", base_asset="SOL", quote_asset="USDC", amount="1")

@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 
 from functions import execute, intake, quote as quote_step, route
 from functions.quote import price_order
-from shared.messages import MarketOrderRequest, NewOrder, QuoteCurve, VenueQuote
-from shared.routing import NoRoute, advantage_bps, best_split, choose_venue, min_amount_out, plan_route
+from shared.domain.messages import MarketOrderRequest, NewOrder, QuoteCurve, VenueQuote
+from shared.domain.routing import NoRoute, advantage_bps, best_split, choose_venue, min_amount_out, plan_route
 from shared.settings import Settings
-from shared.tokens import BONK, JUP, SOL, USDC, USDT, Token
-from shared.triggers import floor_amount_out
-from shared.venues.raydium import ConstantProductPool
+from shared.domain.tokens import BONK, JUP, SOL, USDC, USDT, Token
+from shared.domain.resting import floor_amount_out
+from shared.domain.raydium import ConstantProductPool
 from tests.fakes import fake_context
 
 

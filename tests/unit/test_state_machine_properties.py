@@ -24,9 +24,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from functions import intake, trigger
-from shared.messages import ArmRequest, LaunchRefused, LimitOrderRequest, NewOrder, TriggerFired
-from shared.orders import OrderRecord
-from shared.states import TERMINAL_STATUSES, TRANSITIONS, Status, can_transition, sources_of
+from shared.domain.messages import ArmRequest, LaunchRefused, LimitOrderRequest, NewOrder, TriggerFired
+from shared.domain.orders import OrderRecord
+from shared.domain.states import TERMINAL_STATUSES, TRANSITIONS, Status, can_transition, sources_of
 from tests.fakes import InMemoryOrderRepository, fake_context
 
 ORDER_ID = "00000000-0000-7000-8000-000000000001"

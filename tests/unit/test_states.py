@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.states import (
+from shared.domain.states import (
     TERMINAL_STATUSES,
     TRANSITIONS,
     InvalidTransition,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.tokens import SOL, U64_MAX, USDC, TokenError, TokenRegistry, format_decimal, parse_amount, parse_price
+from shared.domain.tokens import SOL, U64_MAX, USDC, TokenError, TokenRegistry, format_decimal, parse_amount, parse_price
 
 # --- parse_amount: accepted --------------------------------------------------------------
 

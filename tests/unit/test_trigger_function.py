@@ -12,9 +12,9 @@ import base58
 import pytest
 
 from functions import intake, trigger
-from functions.chain import CHAIN, step_for
+from functions.pipeline import CHAIN, step_for
 from functions.intake import LIMIT_NOT_MET
-from shared.messages import (
+from shared.domain.messages import (
     ArmRequest,
     ExpireRequest,
     LaunchRefused,
@@ -24,9 +24,9 @@ from shared.messages import (
     SniperOrderRequest,
     TriggerFired,
 )
-from shared.states import Status
-from shared.tokens import SOL, USDC, Token
-from shared.triggers import floor_amount_out
+from shared.domain.states import Status
+from shared.domain.tokens import SOL, USDC, Token
+from shared.domain.resting import floor_amount_out
 from tests.fakes import fake_context
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

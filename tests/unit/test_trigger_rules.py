@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from shared.errors import FieldError
-from shared.tokens import SOL, USDC
-from shared.tokens import parse_price
-from shared.triggers import Launch, crossed, expired, floor_amount_out, launch_refusal, parse_expiry
+from shared.domain.errors import FieldError
+from shared.domain.tokens import SOL, USDC
+from shared.domain.tokens import parse_price
+from shared.domain.resting import Launch, crossed, expired, floor_amount_out, launch_refusal, parse_expiry
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from functions import intake, trigger
-from shared.messages import (
+from shared.domain.messages import (
     ExpireRequest, LaunchRefused, LimitOrderRequest, NewOrder, QuoteRequest, SniperOrderRequest, TriggerFired,
 )
-from shared.states import Status
+from shared.domain.states import Status
 from tests.fakes import fake_context
 
 NEW_MINT = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.errors import FieldError
-from shared.prices import price_of_base
-from shared.tokens import BONK, SOL, USDC, parse_price
-from shared.triggers import (
+from shared.domain.errors import FieldError
+from shared.domain.prices import price_of_base
+from shared.domain.tokens import BONK, SOL, USDC, parse_price
+from shared.domain.resting import (
     MAX_LIFETIME,
     Launch,
     crossed,
@@ -24,7 +24,7 @@ from shared.triggers import (
     launch_refusal,
     parse_expiry,
 )
-from shared.venues.raydium import ConstantProductPool
+from shared.domain.raydium import ConstantProductPool
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)

@@ -1,0 +1,108 @@
+"""The pipeline, declared once: which function handles which message.
+
+Each function returns the next message (or None); the message's type says which
+function runs next. Adapters (SAQ locally, a cloud queue trigger) read this table; no
+handler names its successor.
+
+    NewOrder ─intake─► QuoteRequest ─quote─► RouteRequest ─route─► ExecuteRequest ─execute─► ∎
+                 └───► ArmRequest ─trigger─► (waiting … TriggerFired) ─trigger─► QuoteRequest
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.context import Context, current_attempt
+from shared.domain.messages import ExecuteRequest, NewOrder, QuoteRequest, RouteRequest, TriggerMessage
+from shared.domain.states import Status
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    message_type: Any
+
+    @property
+    def handle(self) -> Callable[[Any, Context], Awaitable[Any]]:
+        """The function's `handle`, imported on first use: a host (a cloud function's artifact)
+        loads only the functions it runs."""
+        return importlib.import_module(f"functions.{self.name}").handle
+
+
+CHAIN: dict[str, Step] = {
+    step.name: step
+    for step in (
+        Step("intake", NewOrder),
+        Step("trigger", TriggerMessage),
+        Step("quote", QuoteRequest),
+        Step("route", RouteRequest),
+        Step("execute", ExecuteRequest),
+    )
+}
+
+_STEP_OF_TYPE: dict[type, str] = {
+    NewOrder: "intake",
+    **{t: "trigger" for t in TriggerMessage.__args__},
+    QuoteRequest: "quote",
+    RouteRequest: "route",
+    ExecuteRequest: "execute",
+}
+
+
+def step_for(message: Any) -> str:
+    """The function that takes this message."""
+    return _STEP_OF_TYPE[type(message)]
+
+
+def message_key(message: Any) -> str:
+    """What identifies a message's order across deliveries (dedupe keys, failure reports)."""
+    if isinstance(message, NewOrder):
+        return f"{message.client_id}:{message.submission_key}"
+    return message.order_id
+
+
+async def give_up(message: Any, error: str, attempts: int, ctx: Context) -> None:
+    """A step failed on its last attempt: the order ends `failed` with the reason."""
+    if isinstance(message, NewOrder):
+        ctx.log.error("intake gave up on %s after %d attempts: %s", message_key(message), attempts, error)
+        return
+    await ctx.record(
+        message.order_id,
+        Status.FAILED,
+        {"error": error, "attempts": attempts},
+        failure_reason=error,
+        attempts=attempts,
+    )
+
+
+class RetryLater(Exception):
+    """A delivery failed with attempts left: the transport should deliver the message again."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def run_attempt(step: Step, message: Any, ctx: Context, attempt: int, attempts: int, timeout_s: float) -> Any:
+    """Delivery number `attempt` (of `attempts`) of `message` to `step`, whatever the transport
+    (SAQ job, SQS record). Returns the next message (or None). A failure raises RetryLater while
+    attempts are left; on the last one the step gives up (the order fails with the reason) and
+    None is returned."""
+    token = current_attempt.set(attempt)
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await step.handle(message, ctx)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if attempt < attempts:
+            ctx.log.warning("%s %s attempt %d failed (%s); retrying", step.name, message_key(message), attempt, reason)
+            raise RetryLater(reason) from exc
+        ctx.log.error("%s %s failed after %d attempts: %s", step.name, message_key(message), attempt, reason)
+        await give_up(message, reason, attempt, ctx)
+        return None
+    finally:
+        current_attempt.reset(token)

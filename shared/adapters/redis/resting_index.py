@@ -1,0 +1,152 @@
+"""Resting orders in Redis: sorted sets by limit price per (pair, side), a set per token
+awaited by snipers, and a sorted set of expiries.
+
+A price change reads only the orders whose limit the best spot price has crossed
+(ZRANGEBYSCORE: O(log N + M)); scores are floats used as a coarse filter, the exact
+check is on the Decimal limit. Removing a member (ZREM/SREM answering 1) is the claim
+that hands an order to the pipeline once, however many watchers run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import msgspec
+from redis.asyncio import Redis
+
+from shared.domain.orders import OrderRecord
+
+_SCORE_SLACK = 1e-9
+"""Relative widening of the float range so rounding never hides a crossing order."""
+
+
+class RestingOrder(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What a watcher needs of a waiting order, stored as JSON beside the index entries (the
+    order id is the key's, so it is not stored)."""
+
+    kind: str
+    side: str
+    base_mint: str
+    quote_mint: str
+    input_mint: str
+    output_mint: str
+    amount_in: int
+    limit_price: Decimal | None = None
+    conditions: dict | None = None
+    order_id: str = ""
+
+
+_resting_decoder = msgspec.json.Decoder(RestingOrder)
+
+
+def _millis(moment: datetime) -> int:
+    """Whole milliseconds, rounded down (for "now")."""
+    return int(moment.timestamp() * 1000)
+
+
+def _millis_up(moment: datetime) -> int:
+    """Whole milliseconds, rounded up (for an expiry: never claimed before it is due)."""
+    return -(-round(moment.timestamp() * 1_000_000) // 1000)
+
+
+class RedisTriggerIndex:
+    def __init__(self, redis: Redis, namespace: str) -> None:
+        self._redis = redis
+        self._ns = namespace
+
+    def _limit_key(self, base_mint: str, quote_mint: str, side: str) -> str:
+        return f"{self._ns}:limit:{base_mint}:{quote_mint}:{side}"
+
+    def _snipe_key(self, mint: str) -> str:
+        return f"{self._ns}:snipe:{mint}"
+
+    def _details_key(self, order_id: str) -> str:
+        return f"{self._ns}:resting:{order_id}"
+
+    @property
+    def _awaited_key(self) -> str:
+        return f"{self._ns}:snipe-awaited"
+
+    @property
+    def _expiry_key(self) -> str:
+        return f"{self._ns}:expiry"
+
+    async def arm(self, order: OrderRecord) -> None:
+        details = RestingOrder(
+            order.kind, order.side, order.base_mint, order.quote_mint, order.input_mint, order.output_mint,
+            order.amount_in, order.limit_price, order.conditions,
+        )
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._details_key(order.id), msgspec.json.encode(details))
+            if order.kind == "limit":
+                pipe.zadd(self._limit_key(order.base_mint, order.quote_mint, order.side),
+                          {order.id: float(order.limit_price)})
+            elif order.kind == "sniper":
+                pipe.sadd(self._snipe_key(order.base_mint), order.id)
+                pipe.sadd(self._awaited_key, order.base_mint)
+            if order.expires_at is not None:
+                pipe.zadd(self._expiry_key, {order.id: _millis_up(order.expires_at)})
+            await pipe.execute()
+
+    async def claim_rebuild(self) -> bool:
+        # The marker is set before the rebuild reads the database: if Redis loses everything
+        # again meanwhile, the marker goes too and the next round rebuilds once more.
+        return bool(await self._redis.set(f"{self._ns}:trigger-index-built", "1", nx=True))
+
+    async def disarm(self, order: OrderRecord) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(self._limit_key(order.base_mint, order.quote_mint, order.side), order.id)
+            pipe.srem(self._snipe_key(order.base_mint), order.id)
+            pipe.zrem(self._expiry_key, order.id)
+            pipe.delete(self._details_key(order.id))
+            await pipe.execute()
+
+    async def _resting(self, order_ids: list[bytes | str]) -> list[RestingOrder]:
+        if not order_ids:
+            return []
+        ids = [i.decode() if isinstance(i, bytes) else i for i in order_ids]
+        raw = await self._redis.mget([self._details_key(i) for i in ids])
+        found = []
+        for order_id, blob in zip(ids, raw, strict=True):
+            if blob is None:
+                continue
+            found.append(msgspec.structs.replace(_resting_decoder.decode(blob), order_id=order_id))
+        return found
+
+    async def limit_candidates(
+        self, base_mint: str, quote_mint: str, side: str, best_price: Decimal, limit: int = 1_000
+    ) -> list[RestingOrder]:
+        """Orders whose limit the best spot price has reached: sells with limit ≤ price,
+        buys with limit ≥ price. A superset of those that fire (size and fees can still stop them)."""
+        key = self._limit_key(base_mint, quote_mint, side)
+        price = float(best_price)
+        if side == "sell":
+            ids = await self._redis.zrangebyscore(key, "-inf", price * (1 + _SCORE_SLACK), start=0, num=limit)
+        else:
+            ids = await self._redis.zrangebyscore(key, price * (1 - _SCORE_SLACK), "+inf", start=0, num=limit)
+        return await self._resting(ids)
+
+    async def claim_limit(self, order: RestingOrder) -> bool:
+        key = self._limit_key(order.base_mint, order.quote_mint, order.side)
+        return await self._redis.zrem(key, order.order_id) == 1
+
+    async def snipers(self, mint: str) -> list[RestingOrder]:
+        return await self._resting(list(await self._redis.smembers(self._snipe_key(mint))))
+
+    async def awaited_mints(self) -> list[str]:
+        """Mints some sniper order has waited for (a hint: some may have launched since)."""
+        return [m.decode() if isinstance(m, bytes) else m for m in await self._redis.smembers(self._awaited_key)]
+
+    async def claim_sniper(self, order: RestingOrder) -> bool:
+        return await self._redis.srem(self._snipe_key(order.base_mint), order.order_id) == 1
+
+    async def due_expiries(self, now: datetime, limit: int = 500) -> list[str]:
+        ids = await self._redis.zrangebyscore(self._expiry_key, "-inf", _millis(now), start=0, num=limit)
+        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+    async def claim_expiry(self, order_id: str) -> bool:
+        return await self._redis.zrem(self._expiry_key, order_id) == 1
+
+    async def count_limits(self, base_mint: str, quote_mint: str, side: str) -> int:
+        return await self._redis.zcard(self._limit_key(base_mint, quote_mint, side))

@@ -1,0 +1,163 @@
+"""The simulated venues and chain as the functions meet them: the shared market (a store every
+process reads and changes atomically) behind quote latency, timeouts, outages and chain delays."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from typing import NamedTuple, Protocol
+
+from shared.domain.chain import ChainUnavailable, Landing, Transaction
+from shared.domain.messages import QuoteCurve, VenueFailure, VenueQuote
+from shared.settings import SimulationSettings
+from shared.domain.tokens import Token
+from shared.domain.market import METEORA, RAYDIUM, Market, pair_key
+from shared.domain.swap import InsufficientLiquidity, SwapOutcome
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class VenueUnavailable(Exception):
+    """The venue did not answer (simulated outage or timeout)."""
+
+
+class MarketStore(Protocol):
+    """The one simulated world every process shares (a chain's state): pools, pairs and their
+    prices, launched tokens, and the ledger of landed transactions. Reads give a snapshot;
+    every change is atomic against every other, whichever process makes it."""
+
+    async def load(self, mint_a: str, mint_b: str) -> Market:
+        """The pair's state now (a Market without it if no venue trades it)."""
+        ...
+
+    async def load_all(self) -> Market: ...
+
+    async def modify(self, change: Callable[[Market], object], mints: Iterable[tuple[str, str]] | None = None
+                     ) -> object:
+        """Apply `change` to the named pairs (every pair if None) atomically, new pairs and pools
+        included, and return what it returned. It must be pure: it may run again."""
+        ...
+
+    async def land(self, tx: Transaction) -> Landing:
+        """Land `tx` on the pool it names, atomically, once: a signature that already landed gives
+        back its stored landing."""
+        ...
+
+    async def find_landing(self, signature: str) -> Landing | None: ...
+
+    async def find_tokens(self, assets: Iterable[str]) -> list[Token]:
+        """Listed tokens whose mint (or symbol, any case) is one of `assets`."""
+        ...
+
+
+class Pricing(NamedTuple):
+    quotes: list[VenueQuote]
+    failures: list[VenueFailure]
+    curves: list[QuoteCurve]
+
+
+class SimulatedVenues:
+    """Raydium and Meteora quote services over the shared market: latency, timeouts, outages."""
+
+    def __init__(self, store: MarketStore, sim: SimulationSettings, now_s: Callable[[], float], sleep: Sleep) -> None:
+        self.store = store
+        self._sim = sim
+        self._now_s = now_s
+        self._sleep = sleep
+        self._rng = random.Random(sim.seed + 1)
+        self._latency_ms = {RAYDIUM: sim.quote_latency_ms_raydium, METEORA: sim.quote_latency_ms_meteora}
+        self._listed: set[str] = set()
+        """Pairs known to trade (a pair never stops trading, so only a miss asks the store)."""
+
+    async def supports(self, mint_a: str, mint_b: str) -> bool:
+        key = pair_key(mint_a, mint_b)
+        if key in self._listed:
+            return True
+        if (await self.store.load(mint_a, mint_b)).has_pair(mint_a, mint_b):
+            self._listed.add(key)
+            return True
+        return False
+
+    async def price(self, mint_in: str, mint_out: str, amount_in: int, venues: list[str] | None,
+                    split_steps: int, split_min_share_bps: int) -> Pricing:
+        """Every venue's quote for the whole size (each after its latency, bounded by the quote
+        timeout) and, when a split may pay, the split curves — all on one snapshot of the pair.
+        No curves when one venue is named (a sniper's launch) or one did not answer."""
+        market = await self.store.load(mint_in, mint_out)
+        now = self._now_s()
+        names = venues or market.venues_of(mint_in, mint_out) or [RAYDIUM, METEORA]
+        if self._sim.zero_delays:  # nothing to wait for: no tasks, no timers
+            answers = [self._answer(market, venue, mint_in, mint_out, amount_in, now) for venue in names]
+        else:
+            answers = await asyncio.gather(*(self._timed(market, venue, mint_in, mint_out, amount_in, now)
+                                             for venue in names))
+        quotes = [a for a in answers if isinstance(a, VenueQuote)]
+        failures = [a for a in answers if isinstance(a, VenueFailure)]
+        if (venues and len(venues) < 2) or any(failure.retryable for failure in failures):
+            return Pricing(quotes, failures, [])
+        fills_whole = {quote.venue: True for quote in quotes}  # a failed one is checked there (depth, or dust?)
+        return Pricing(quotes, failures, market.split_curves(mint_in, mint_out, amount_in, now, split_steps,
+                                                             split_min_share_bps, fills_whole))
+
+    async def outcomes(self, mint_in: str, mint_out: str, legs: list[tuple[str, int]]) -> list[SwapOutcome]:
+        """The pool math for each (venue, amount) now, on one snapshot (InsufficientLiquidity if one
+        cannot fill)."""
+        market, now = await self.store.load(mint_in, mint_out), self._now_s()
+        return [market.outcome(venue, mint_in, mint_out, amount, now) for venue, amount in legs]
+
+    async def _timed(self, market: Market, venue: str, mint_in: str, mint_out: str, amount_in: int,
+                     now: float) -> VenueQuote | VenueFailure:
+        latency = self._sim.delay_ms(self._latency_ms[venue] + self._rng.randint(0, self._sim.quote_jitter_ms))
+        if latency > self._sim.quote_timeout_ms:
+            await self._sleep(self._sim.quote_timeout_ms / 1000)
+            return VenueFailure(venue, f"no quote within {self._sim.quote_timeout_ms} ms")
+        await self._sleep(latency / 1000)
+        return self._answer(market, venue, mint_in, mint_out, amount_in, now)
+
+    def _answer(self, market: Market, venue: str, mint_in: str, mint_out: str, amount_in: int,
+                now: float) -> VenueQuote | VenueFailure:
+        try:
+            if self._rng.randrange(1000) < self._sim.quote_failure_permille:
+                raise VenueUnavailable(f"{venue} quote service unavailable")
+            return market.venue_quote(venue, mint_in, mint_out, amount_in, now, self._latency_ms[venue])
+        except (VenueUnavailable, InsufficientLiquidity) as exc:
+            # An outage may pass (retry); a pool that cannot fill this size will not.
+            return VenueFailure(venue, str(exc), retryable=isinstance(exc, VenueUnavailable))
+
+
+class SimulatedChain:
+    """Build, send and confirm on the shared market: delays and dropped transactions here; the
+    landing itself (atomic, once per signature) is the store's."""
+
+    def __init__(self, store: MarketStore, sim: SimulationSettings, sleep: Sleep) -> None:
+        self._store = store
+        self._sim = sim
+        self._sleep = sleep
+        self._rng = random.Random(sim.seed + 2)
+
+    async def _delay(self, ms: int) -> None:
+        ms = self._sim.delay_ms(ms)
+        if ms:
+            await self._sleep(ms / 1000)
+
+    async def build(self, tx: Transaction) -> None:
+        await self._delay(self._sim.build_delay_ms)
+
+    async def send(self, tx: Transaction) -> None:
+        await self._delay(self._sim.submit_delay_ms)
+        if self._rng.randrange(1000) < self._sim.chain_failure_permille:
+            raise ChainUnavailable("blockhash not found; transaction was not processed")
+
+    async def confirm(self, tx: Transaction, built_now: bool = False) -> Landing:
+        """Wait for the transaction to land and return its result. The swap is priced and applied
+        to the shared pool atomically, so transactions from every process see each other's effect
+        in the order they land, as on a chain, and a signature lands at most once. `built_now`:
+        the caller built it in this delivery, so no earlier one can have landed it and the ledger
+        need not be asked before the wait."""
+        await self._delay(self._sim.confirm_delay_ms + self._rng.randint(0, self._sim.confirm_jitter_ms))
+        if not built_now:
+            landed = await self._store.find_landing(tx.signature)
+            if landed is not None:
+                return landed
+        return await self._store.land(tx)
