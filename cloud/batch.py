@@ -15,48 +15,26 @@ these 30 lines do the same on that loop.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import msgspec
-
 from cloud.container import Container, container
-from functions.pipeline import CHAIN, RetryLater, message_key, run_attempt
+from functions.delivery import Outcome, deliver
+from functions.pipeline import PIPELINE
 
 
 async def process_batch(step_name: str, records: list[dict[str, Any]], box: Container) -> dict[str, list]:
-    step = CHAIN[step_name]
-    decoder = msgspec.json.Decoder(step.message_type)
-    settings = box.settings
-    timeout = settings.step_timeout_s(step_name)
-
-    async def one(record: dict[str, Any]) -> str | None:
-        record_id = record["messageId"]
-        try:
-            message = decoder.decode(record["body"])
-        except msgspec.DecodeError:
-            box.ctx.log.error("%s: undecodable record %s: %.200s", step_name, record_id, record["body"])
-            return record_id
-        attempt = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
-        try:
-            result = await run_attempt(step, message, box.ctx, attempt, settings.job_attempts, timeout)
-        except RetryLater:
-            return record_id  # SQS redelivers it
-        if result is not None:
-            try:
-                await box.queues.send(result)
-            except Exception as exc:  # the step is done; redelivery re-sends (or the reconciler re-drives)
-                box.ctx.log.warning("%s %s: next step not sent (%s)", step_name, message_key(message), exc)
-                return record_id
-        return None
-
-    failed = await asyncio.gather(*(one(record) for record in records))
-    return {"batchItemFailures": [{"itemIdentifier": record_id} for record_id in failed if record_id]}
+    """The delivery loop on one SQS batch: the records not done (to retry, or unreadable — the
+    dead-letter queue takes those after maxReceiveCount) are reported as batchItemFailures."""
+    attempts = [int(record.get("attributes", {}).get("ApproximateReceiveCount", "1")) for record in records]
+    outcomes = await deliver(step_name, [record["body"] for record in records], attempts, box.ctx, box.queues.send)
+    return {"batchItemFailures": [{"itemIdentifier": record["messageId"]}
+                                  for record, outcome in zip(records, outcomes, strict=True)
+                                  if outcome is not Outcome.DONE]}
 
 
 def sqs_handler(step_name: str):
     """A Lambda handler(event, context) running `step_name` on an SQS batch event."""
-    if step_name not in CHAIN:
+    if step_name not in PIPELINE:
         raise ValueError(f"unknown function {step_name!r}")
 
     def handler(event: dict[str, Any], context: Any = None) -> dict[str, list]:

@@ -1,6 +1,6 @@
-"""What a cloud function keeps between invocations: one event loop, one Context (PostgreSQL
-pool, Redis, the simulated world) and the queue port, built on the first invocation of a
-container and reused by every later one (never inside `functions/`)."""
+"""What a cloud function keeps between invocations: one event loop and the services the
+composition root builds (PostgreSQL pool, Redis, the shared simulated world, the SQS queue
+port), made on the first invocation of a container and reused by every later one."""
 
 from __future__ import annotations
 
@@ -9,26 +9,30 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from shared.adapters.queues import queue_port
-from shared.context import Context, Queues
+from functions.bootstrap import Services, bootstrap
+from shared.context import Context
+from shared.ports import Queues
 from shared.settings import Settings, load_settings
-from shared.wiring import World, connect_world
 
 T = TypeVar("T")
 log = logging.getLogger("engine.cloud")
 
 
 class Container:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
+        """`overrides`: parts for the composition root (tests hand fakes in here)."""
+        # A function cannot hold the subscription that announces revoked keys: no key cache.
+        self.settings = settings.with_changes(key_cache_ttl_s=0)
         self.loop = asyncio.new_event_loop()
-        self.world: World = self.run(connect_world(settings, min_connections=1))
-        self.queues: Queues = queue_port(settings)  # SQS in the cloud (DEX_QUEUE_BACKEND=sqs)
-        self.run(self.queues.connect())
+        self.services: Services = self.run(bootstrap(self.settings, min_connections=1, **overrides))
 
     @property
     def ctx(self) -> Context:
-        return self.world.ctx
+        return self.services.ctx
+
+    @property
+    def queues(self) -> Queues:
+        return self.services.queues
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run on the container's loop: pools made on it stay usable across invocations."""
@@ -44,7 +48,7 @@ class Container:
             self.run(self.ctx.publisher.flush())
 
     def close(self) -> None:
-        self.run(self.world.close())
+        self.run(self.services.close())
         self.loop.close()
 
 

@@ -17,11 +17,10 @@ from typing import Any
 import msgspec
 
 from cloud.container import Container, container
-from shared.adapters.redis.admission import ClientLimits
-from shared.adapters.postgres.api_keys import PgApiKeys
 from shared.domain.events import parse_after
 from shared.adapters.outages import SERVICE_ERRORS, unavailable_message
-from functions.desk import InputError, OrderDesk, authenticate
+from functions.desk import authenticate
+from shared.domain.errors import InputError
 from shared.domain.views import order_view
 
 _encoder = msgspec.json.Encoder()
@@ -41,10 +40,9 @@ async def route_request(event: dict[str, Any], box: Container) -> dict[str, Any]
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     method = event.get("requestContext", {}).get("http", {}).get("method", "GET")
     parts = [p for p in event.get("rawPath", "/").split("/") if p]
-    keys = PgApiKeys(box.world.pool, cache_ttl_s=0)  # every request reads PostgreSQL: see the module docstring
-    desk = OrderDesk(box.ctx, box.queues, ClientLimits(box.world.redis, box.settings.namespace, box.settings.batch_max))
+    desk = box.services.desk
     try:
-        client = await authenticate(keys, headers.get("x-api-key"))
+        client = await authenticate(box.services.keys, headers.get("x-api-key"))  # no cache: see the docstring
         if method == "POST" and parts == ["api", "orders", "execute"]:
             done = await desk.submit(_body(event), client, headers.get("idempotency-key"))
             if done.repeat:

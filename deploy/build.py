@@ -2,8 +2,8 @@
 
     python3 dev.py build            # → dist/lambda/{trigger,quote,route,execute,http,reconcile}.zip
 
-For each function the entry module (cloud.<name>_handler, plus functions.<name> for a chain
-step: the chain imports each function lazily) is imported in a fresh interpreter; the
+For each function the entry module (cloud.steps, plus functions.<name> for a queued step: the
+pipeline table imports each function lazily; cloud.http_handler, cloud.reconcile_handler) is imported in a fresh interpreter; the
 project modules it loads are copied as source, and the third-party
 distributions they come from are copied file by file from this virtual environment (the
 same versions the tests ran), then everything is compiled to bytecode. boto3/botocore are left out: the Lambda Python runtime has
@@ -24,6 +24,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from functions.pipeline import QUEUED_STEPS
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PACKAGES = ("cloud", "functions", "shared")
 RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six"}
@@ -32,13 +34,12 @@ OPTIONAL_UNUSED = {"cryptography", "dex-order-engine"}
 """Imported if present but not needed: redis-py probes for cryptography (TLS OCSP checks, not
 used here); the project's own distribution is copied as source instead."""
 FUNCTIONS = {
-    "trigger": ("cloud.trigger_handler", "functions.trigger"),
-    "quote": ("cloud.quote_handler", "functions.quote"),
-    "route": ("cloud.route_handler", "functions.route"),
-    "execute": ("cloud.execute_handler", "functions.execute"),
+    **{step: ("cloud.steps", f"functions.{step}") for step in QUEUED_STEPS},
     "http": ("cloud.http_handler", "functions.intake", "functions.trigger"),
     "reconcile": ("cloud.reconcile_handler", "functions.reconcile"),
 }
+"""The entry modules of each function's artifact (a queued step also imports its function, which
+the pipeline table loads lazily): one per step of the table, plus the HTTP and scheduled ones."""
 
 
 def traced_modules(entries: tuple[str, ...]) -> dict[str, str | None]:

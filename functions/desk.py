@@ -14,15 +14,14 @@ import msgspec
 
 from functions import trigger
 from functions.intake import read_order
-from functions.pipeline import CHAIN
-from shared.adapters.redis.admission import ClientLimits
-from shared.adapters.postgres.api_keys import ApiClient, PgApiKeys
-from shared.context import Context, Queues
+from functions.pipeline import PIPELINE
+from shared.context import Context
+from shared.domain.clients import ApiClient
+from shared.domain.errors import FieldError, InputError
 from shared.domain.messages import PRINTABLE_KEY, NewOrder, OrderRequest
-from shared.domain.errors import FieldError
+from shared.domain.orders import AUTO_KEY_PREFIX
+from shared.ports import ApiKeys, ClientLimits, Queues
 
-AUTO_KEY_PREFIX = "auto:"
-"""Marks a submission key the engine made up because the client sent none."""
 _decoder = msgspec.json.Decoder(OrderRequest)
 _KEY_PATTERN = re.compile(PRINTABLE_KEY)
 _REFUSALS = {
@@ -33,26 +32,6 @@ _FIELD_PATTERNS = (
     re.compile(r"at `\$\.([A-Za-z0-9_]+)"),
     re.compile(r"field `([A-Za-z0-9_]+)`"),
 )
-
-
-class InputError(Exception):
-    """What the client sent cannot become an order. `status` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str, field: str | None, retry_after_s: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
-        self.retry_after_s = retry_after_s
-
-    def body(self) -> dict[str, str | int | None]:
-        body: dict[str, str | int | None] = {"error": self.message, "field": self.field}
-        if self.retry_after_s is not None:
-            body["retryAfter"] = self.retry_after_s
-        return body
-
-    def headers(self) -> dict[str, str]:
-        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
 
 
 def field_of(error: msgspec.ValidationError) -> str | None:
@@ -150,7 +129,7 @@ class OrderDesk:
             raise InputError(429, _REFUSALS[admission.reason], None, retry_after_s=admission.retry_after_s)
         ctx = dataclasses.replace(self._ctx, ids=_Proposed(proposed))
         try:
-            result = await CHAIN["intake"].handle(NewOrder(request, client.client_id, key, digest), ctx)
+            result = await PIPELINE["intake"].handle(NewOrder(request, client.client_id, key, digest), ctx)
         except FieldError as exc:
             await self._limits.release(client.client_id, proposed)
             raise InputError(422, exc.message, exc.field) from None
@@ -198,7 +177,7 @@ class OrderDesk:
         return order_id
 
 
-async def authenticate(keys: PgApiKeys, key: str | None) -> ApiClient:
+async def authenticate(keys: ApiKeys, key: str | None) -> ApiClient:
     """The client the key belongs to, or InputError 401 naming the header."""
     if not key:
         raise InputError(401, "an API key is required: send it in the X-API-Key header (or ?apiKey=)", "X-API-Key")

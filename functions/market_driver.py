@@ -20,19 +20,17 @@ from decimal import ROUND_CEILING, Decimal
 import msgspec
 
 from functions import trigger
-from shared.adapters.redis.lease import RedisLease
-from shared.adapters.redis.resting_index import RedisTriggerIndex, RestingOrder
-from shared.context import Clock, Context, Queues
+from shared.context import Context
+from shared.domain.market import VENUES, LaunchPlan, Market
 from shared.domain.messages import ExpireRequest, LaunchRefused, TriggerFired
 from shared.domain.prices import price_of_base
-from shared.settings import SimulationSettings
-from shared.domain.tokens import SOL, Token, TokenRegistry, format_decimal
-from shared.domain.resting import Launch, crossed, launch_refusal
-from shared.domain.market import VENUES, LaunchPlan, Market
-from shared.adapters.sim.venues import MarketStore
+from shared.domain.resting import Launch, RestingOrder, crossed, launch_refusal
 from shared.domain.swap import InsufficientLiquidity, SwapOutcome
+from shared.domain.tokens import SOL, Token, TokenRegistry, format_decimal
+from shared.ports import Clock, Lease, MarketStore, Queues, RestingIndex
+from shared.settings import SimulationSettings
 
-log = logging.getLogger("engine.watchers")
+log = logging.getLogger("engine.market")
 LEASE_TTL_MS = 3_000
 LEASE_RENEW_S = 1.0
 """The driver renews its lease every second; when it dies, the lease lapses within 3 s and the
@@ -64,7 +62,7 @@ class PriceWatcher:
         self,
         store: MarketStore,
         tokens: TokenRegistry,
-        index: RedisTriggerIndex,
+        index: RestingIndex,
         queues: Queues,
         clock: Clock,
         fire: Fire,
@@ -193,7 +191,7 @@ class MarketDriver:
     contends for the lease every second; the holder renews it, so its duties move to another
     process within 5 s of its death, and to none while Redis is away."""
 
-    def __init__(self, lease: RedisLease, watcher: PriceWatcher, sim: SimulationSettings, expiry_poll_s: float,
+    def __init__(self, lease: Lease, watcher: PriceWatcher, sim: SimulationSettings, expiry_poll_s: float,
                  renew_s: float = LEASE_RENEW_S) -> None:
         self._lease = lease
         self._watcher = watcher
@@ -215,6 +213,16 @@ class MarketDriver:
                 self._start_duties() if leading else await self._stop_duties()
                 self.leading = leading
             await asyncio.sleep(self._renew_s)
+
+    async def drive_once(self) -> dict[str, int]:
+        """One round of the duties, if this holder can take the lease (a scheduled function, which
+        cannot keep the loop running): a drift tick and the limit orders it fires, and the
+        expiries due. Nothing when another process holds the lease."""
+        if not await self._lease.hold():
+            return {"drifted": 0, "fired": 0, "expired": 0}
+        fired = await self._watcher.drift() if self._sim.drift_interval_ms > 0 else 0
+        return {"drifted": int(self._sim.drift_interval_ms > 0), "fired": fired,
+                "expired": await self._watcher.expire_due()}
 
     def _start_duties(self) -> None:
         if self._sim.drift_interval_ms > 0:

@@ -1,7 +1,8 @@
-"""The pipeline, declared once: which function handles which message.
+"""The pipeline, declared once: which function handles which message, and how one delivery of a
+message runs (attempts, timeout, giving up).
 
 Each function returns the next message (or None); the message's type says which
-function runs next. Adapters (SAQ locally, a cloud queue trigger) read this table; no
+function runs next. Transports (SAQ locally, a cloud queue trigger) read this table; no
 handler names its successor.
 
     NewOrder ─intake─► QuoteRequest ─quote─► RouteRequest ─route─► ExecuteRequest ─execute─► ∎
@@ -33,7 +34,7 @@ class Step:
         return importlib.import_module(f"functions.{self.name}").handle
 
 
-CHAIN: dict[str, Step] = {
+PIPELINE: dict[str, Step] = {
     step.name: step
     for step in (
         Step("intake", NewOrder),
@@ -45,12 +46,11 @@ CHAIN: dict[str, Step] = {
 }
 
 _STEP_OF_TYPE: dict[type, str] = {
-    NewOrder: "intake",
-    **{t: "trigger" for t in TriggerMessage.__args__},
-    QuoteRequest: "quote",
-    RouteRequest: "route",
-    ExecuteRequest: "execute",
+    kind: step.name for step in PIPELINE.values() for kind in getattr(step.message_type, "__args__", (step.message_type,))
 }
+"""Each message type's step, read off the table (a union of types means each of them)."""
+QUEUED_STEPS: tuple[str, ...] = tuple(name for name in PIPELINE if name != "intake")
+"""The steps that run behind a queue: intake runs inline where an order is taken."""
 
 
 def step_for(message: Any) -> str:

@@ -20,7 +20,8 @@ import msgspec
 
 from functions.intake import quote_request
 from functions.pipeline import message_key, step_for
-from shared.context import Context, Queues
+from shared.context import Context
+from shared.ports import Queues
 from shared.domain.messages import ArmRequest, ExecuteRequest, ExpireRequest, Plan, QuoteRequest, TriggerFired
 from shared.domain.orders import OrderRecord
 from shared.domain.states import Status
@@ -95,12 +96,12 @@ async def stalled(ctx: Context, now: datetime) -> list[QuoteRequest | ArmRequest
 
 async def rearm_if_lost(ctx: Context) -> int:
     """Re-arm every waiting order if the trigger index was lost; returns how many were re-armed."""
-    if not await ctx.triggers.claim_rebuild():
+    if not await ctx.resting.claim_rebuild():
         return 0
     count, last = 0, None
     while page := await ctx.orders.waiting_after(last, BATCH):
         for order in page:
-            await ctx.triggers.arm(order)
+            await ctx.resting.arm(order)
         count += len(page)
         last = page[-1].id
     if count:

@@ -30,23 +30,23 @@ async def handle(message: TriggerMessage, ctx: Context) -> QuoteRequest | None:
         resting = await ctx.record(order.id, Status.WAITING, {"expiresAt": format_ts(order.expires_at)},
                                    only_from=frozenset({Status.PENDING}))
         if resting is not None or order.status == Status.WAITING:
-            await ctx.triggers.arm(order)
+            await ctx.resting.arm(order)
         return None
     if isinstance(message, TriggerFired):
         if order.status == Status.WAITING and order.expires_at is not None and expired(order.expires_at, ctx.clock.now()):
             # The price came too late: the order's time ran out first.
             if await ctx.record(order.id, Status.EXPIRED, {"expiresAt": format_ts(order.expires_at)}) is not None:
-                await ctx.triggers.disarm(order)
+                await ctx.resting.disarm(order)
             return None
         if await ctx.record(order.id, Status.TRIGGERED, message.reason) is None and order.status != Status.TRIGGERED:
             return None  # cancelled, expired or already on its way
-        await ctx.triggers.disarm(order)
+        await ctx.resting.disarm(order)
         return _quote_after_trigger(order, message, ctx)
     if isinstance(message, ExpireRequest):
         if order.expires_at is None or not expired(order.expires_at, ctx.clock.now()):
             return None
         if await ctx.record(order.id, Status.EXPIRED, {"expiresAt": format_ts(order.expires_at)}) is not None:
-            await ctx.triggers.disarm(order)
+            await ctx.resting.disarm(order)
         return None
     if isinstance(message, LaunchRefused):
         await ctx.record(order.id, Status.WAITING, {"refused": message.reason, "launch": message.launch})
@@ -76,5 +76,5 @@ async def cancel(order_id: str, ctx: Context):
     event = await ctx.record(order_id, Status.CANCELLED, {"reason": "cancelled by client"})
     if event is not None:
         order = await ctx.orders.get(order_id)
-        await ctx.triggers.disarm(order)
+        await ctx.resting.disarm(order)
     return event

@@ -52,7 +52,7 @@ import msgspec
 import uvloop
 from redis.asyncio import Redis
 
-from functions.pipeline import CHAIN, step_for
+from functions.pipeline import PIPELINE, step_for
 from loadtest import ws_client
 from loadtest.ws_client import LeanSocket
 from local_runtime.services import ensure_database, run_migrations
@@ -61,7 +61,8 @@ from shared.domain.messages import NewOrder
 from shared.settings import load_settings
 from shared.domain.states import TERMINAL_STATUSES
 from functions.desk import decode_order
-from shared.wiring import connect_world, forget_namespace
+from functions.bootstrap import bootstrap
+from shared.adapters.redis.connection import forget_namespace
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDERS = tuple(
@@ -462,7 +463,7 @@ async def in_process_scenario(services: Services, concurrency: int, seconds: flo
     namespace = f"bench{uuid.uuid4().hex[:6]}"
     settings = services.settings.with_changes(database_url=url, namespace=namespace,
                                               sim=services.settings.sim.__class__(zero_delays=True))
-    world = await connect_world(settings)
+    world = await bootstrap(settings)
     requests = [decode_order(json.dumps(order)) for order in ORDERS]
     result = Result("no queue, in-process")
     stop_at = time.monotonic() + seconds
@@ -475,7 +476,7 @@ async def in_process_scenario(services: Services, concurrency: int, seconds: flo
             started = time.perf_counter()
             message = NewOrder(requests[result.orders % len(requests)], "bench", uuid.uuid4().hex)
             while message is not None:
-                message = await CHAIN[step_for(message)].handle(message, world.ctx)
+                message = await PIPELINE[step_for(message)].handle(message, world.ctx)
             result.latencies.append((time.perf_counter() - started) * 1000)
             result.orders += 1
 

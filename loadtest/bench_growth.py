@@ -23,7 +23,7 @@ from functions import intake
 from loadtest.bench import Services, percentile
 from shared.domain.messages import MarketOrderRequest, NewOrder
 from shared.settings import SimulationSettings
-from shared.wiring import connect_world
+from functions.bootstrap import bootstrap
 
 FILL = """
 INSERT INTO orders (id, client_id, idempotency_key, kind, side, status, base_mint, quote_mint, input_mint,
@@ -81,7 +81,7 @@ async def main() -> None:
     namespace = f"growth{uuid.uuid4().hex[:6]}"
     settings = services.settings.with_changes(database_url=url, namespace=namespace,
                                               sim=SimulationSettings(zero_delays=True))
-    world = await connect_world(settings)
+    world = await bootstrap(settings)
     try:
         await fill(world.pool, 1_000)  # a few orders to replay from
         known = [str(r["id"]) for r in await world.pool.fetch("SELECT id FROM orders LIMIT 1000")]

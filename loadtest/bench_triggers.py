@@ -21,13 +21,13 @@ from decimal import Decimal
 from redis.asyncio import Redis
 
 from functions.market_driver import PriceWatcher
-from shared.adapters.redis.resting_index import RedisTriggerIndex
+from shared.adapters.redis.resting_index import RedisRestingIndex
 from shared.domain.orders import OrderRecord
 from shared.settings import load_settings
 from shared.domain.states import Status
 from shared.domain.tokens import SOL, USDC, TokenRegistry
 from shared.adapters.sim.memory_store import MemoryMarketStore
-from shared.wiring import forget_namespace
+from shared.adapters.redis.connection import forget_namespace
 
 ROUNDS = 20
 
@@ -58,7 +58,7 @@ def order(n: int, limit: Decimal) -> OrderRecord:
 
 async def bench(redis: Redis, count: int) -> dict[str, float]:
     namespace = f"bench{uuid.uuid4().hex[:8]}"
-    index = RedisTriggerIndex(redis, namespace)
+    index = RedisRestingIndex(redis, namespace)
     store = MemoryMarketStore()  # this measures the index and the price checks, not the shared store
     market = store.market
     discard = Discard()

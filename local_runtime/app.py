@@ -15,20 +15,19 @@ from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from functions.pipeline import CHAIN
+from functions.bootstrap import bootstrap
+from functions.pipeline import PIPELINE
 from local_runtime.auth import API_KEY_QUERY, DEV_CLIENT, KeyWatch, api_key_guard, register_dev_key
-from local_runtime.bootstrap import start_engine
 from local_runtime.gc_tuning import freeze_startup_heap
 from local_runtime.http_api import ORDER_ROUTES, error_response, healthz, refusal
 from local_runtime.outages import service_unavailable
 from local_runtime.quote_api import get_quote
 from local_runtime.sim_api import SIM_ROUTES
 from local_runtime.ws_api import SOCKETS, SocketSlots
-from shared.adapters.redis.admission import ClientLimits
 from shared.domain.errors import FieldError
 from shared.adapters.outages import SERVICE_ERRORS
 from shared.settings import Settings
-from functions.desk import InputError, OrderDesk
+from shared.domain.errors import InputError
 
 API_DESCRIPTION = """
 Order execution engine for Solana DEX trading on simulated Raydium and Meteora pools.
@@ -100,29 +99,27 @@ def _query(scope) -> str:
     return "?" + urlencode(pairs)[:LOG_QUERY_CHARS]
 
 
-def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(CHAIN)) -> Litestar:
+def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(PIPELINE)) -> Litestar:
     """The app; its lifespan starts the engine and SAQ workers for `worker_steps` in this process."""
     steps = tuple(worker_steps)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        engine = await start_engine(settings)
-        watch = await KeyWatch.start(engine.pool, engine.redis, settings.namespace, engine.ctx.ids.home)
-        app.state.engine, app.state.hub = engine, watch.hub
+        services = await bootstrap(settings)
+        watch = await KeyWatch.start(services.keys, services.redis, settings.namespace, services.ctx.ids.home)
+        app.state.services, app.state.hub = services, watch.hub
         app.state.api_keys, app.state.key_sessions = watch.keys, watch.sessions
-        limits = ClientLimits(engine.redis, settings.namespace, settings.batch_max)
-        app.state.desk = OrderDesk(engine.ctx, engine.queues, limits)
         app.state.socket_slots = SocketSlots(settings.ws_max_sockets_per_client)
         dev_key = await register_dev_key(app.state.api_keys, settings)
         print(f"development API key (client {DEV_CLIENT!r}): {dev_key}", flush=True)
-        await engine.run_workers(steps)
-        engine.run_driver()
+        await services.run_workers(steps)
+        services.run_driver()
         freeze_startup_heap()
         try:
             yield
         finally:
             await watch.stop()
-            await engine.close()
+            await services.close()
 
     api = Router(path="/", route_handlers=[*ORDER_ROUTES, get_quote, *SIM_ROUTES], guards=[api_key_guard],
                  security=[{"apiKey": []}])

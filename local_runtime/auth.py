@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from redis.asyncio import Redis
@@ -195,9 +194,9 @@ class KeyWatch:
     hub: EventHub
 
     @classmethod
-    async def start(cls, pool: asyncpg.Pool, redis: Redis, namespace: str, home: str) -> KeyWatch:
-        """`home`: this process's mark in the ids of the orders it takes (its event channels)."""
-        keys = PgApiKeys(pool, redis, namespace)
+    async def start(cls, keys: PgApiKeys, redis: Redis, namespace: str, home: str) -> KeyWatch:
+        """`keys`: the process's key store (the composition root's); `home`: this process's mark in
+        the ids of the orders it takes (its event channels)."""
         sessions = KeySessions()
         revocations = Revocations(keys, sessions)
         hub = EventHub(redis, namespace, home, channels={revoked_keys_channel(namespace): revocations.heard},

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from local_runtime.app import create_app
 from local_runtime.auth import local_api_key
 from local_runtime.services import ServiceUnavailable, check_services, prepare
-from functions.pipeline import CHAIN
+from functions.pipeline import PIPELINE
 from local_runtime.worker import parse_functions, run_processes, serve, spawn_workers, stop_workers
 from shared.adapters.postgres.api_keys import CACHE_TTL_S, PgApiKeys
 from shared.settings import Settings, load_settings
@@ -60,7 +60,7 @@ def start(settings: Settings, steps: tuple[str, ...], worker_processes: int = 0)
         log_level=settings.log_level.lower(),
         access_log=False,
     )
-    children = spawn_workers(tuple(CHAIN), worker_processes) if worker_processes else []
+    children = spawn_workers(tuple(PIPELINE), worker_processes) if worker_processes else []
     print(f"engine listening on http://{settings.host}:{settings.port} (OpenAPI at /schema)"
           + (f" with {worker_processes} worker process{'es' if worker_processes > 1 else ''}" if children else ""),
           flush=True)
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise ValueError("--worker-processes must be at least 1")
                 return start(settings, (), args.worker_processes)
             if args.workers == "inline":
-                return start(settings, tuple(CHAIN))
+                return start(settings, tuple(PIPELINE))
             return start(settings, () if args.workers == "none" else parse_functions(args.workers))
         if args.command == "worker":
             if args.processes < 1:

@@ -8,8 +8,9 @@ from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.params import QueryParameter
 
-from local_runtime.bootstrap import Engine
-from functions.desk import InputError, OrderDesk
+from functions.bootstrap import Services
+from functions.desk import OrderDesk
+from shared.domain.errors import InputError
 from shared.domain.views import order_view
 from shared.domain.events import MAX_SEQ, Event, parse_after
 
@@ -28,13 +29,13 @@ async def submit_order(request: Request, state: State) -> Response:
     (the body names it). With an `Idempotency-Key` header (or `clientOrderId`) already used: 200 with the
     original order's id, status and events (`"repeat": true`), or 409 if the body differs. 429 with
     `Retry-After` over the client's rate or in-flight limit; 503 when a backing service is down."""
-    desk: OrderDesk = state.desk
+    desk: OrderDesk = state.services.desk
     try:
         done = await desk.submit(await request.body(), request.state.client, request.headers.get("idempotency-key"))
     except InputError as exc:
         return refusal(exc)
     if done.repeat:
-        events = await state.engine.ctx.orders.events(done.order_id)
+        events = await state.services.ctx.orders.events(done.order_id)
         return Response({"orderId": done.order_id, "status": done.status, "repeat": True, "events": events},
                         status_code=200)
     return Response({"orderId": done.order_id, "status": done.status}, status_code=201)
@@ -43,7 +44,7 @@ async def submit_order(request: Request, state: State) -> Response:
 @delete("/api/orders/{order_id:str}", status_code=200, summary="Cancel a pending or waiting order")
 async def cancel_order(order_id: str, request: Request, state: State) -> Response:
     """200 {"orderId","status":"cancelled"}; 409 if the order already triggered or finished; 404 if unknown."""
-    desk: OrderDesk = state.desk
+    desk: OrderDesk = state.services.desk
     try:
         cancelled = await desk.cancel(order_id, request.state.client.client_id)
     except InputError as exc:
@@ -53,12 +54,12 @@ async def cancel_order(order_id: str, request: Request, state: State) -> Respons
 
 @get("/api/orders/{order_id:str}", summary="An order and its current state")
 async def get_order(order_id: str, request: Request, state: State) -> Response:
-    desk: OrderDesk = state.desk
+    desk: OrderDesk = state.services.desk
     try:
         order = await desk.owned(order_id, request.state.client.client_id)
     except InputError as exc:
         return refusal(exc)
-    return Response(order_view(order, state.engine.ctx.tokens))
+    return Response(order_view(order, state.services.ctx.tokens))
 
 
 @get("/api/orders/{order_id:str}/events", summary="An order's events, oldest first")
@@ -71,26 +72,26 @@ async def get_events(
 ) -> Response:
     """422 (`field`: `after`) when `after` is not a seq; 404 if the order is unknown or another client's."""
     start = parse_after(after)  # the one reading of ?after= (the /stream socket and the cloud function share it)
-    desk: OrderDesk = state.desk
+    desk: OrderDesk = state.services.desk
     try:
         order = await desk.owned(order_id, request.state.client.client_id)
     except InputError as exc:
         return refusal(exc)
-    events: list[Event] = await state.engine.ctx.orders.events(order.id, start)
+    events: list[Event] = await state.services.ctx.orders.events(order.id, start)
     return Response(events)
 
 
 @get("/healthz", summary="Reachability of Redis and PostgreSQL")
 async def healthz(state: State) -> Response:
-    engine: Engine = state.engine
+    services: Services = state.services
     checks: dict[str, Any] = {}
     try:
-        await engine.redis.ping()
+        await services.redis.ping()
         checks["redis"] = "ok"
     except Exception as exc:
         checks["redis"] = f"unreachable: {type(exc).__name__}"
     try:
-        await engine.pool.fetchval("SELECT 1")
+        await services.pool.fetchval("SELECT 1")
         checks["postgres"] = "ok"
     except Exception as exc:
         checks["postgres"] = f"unreachable: {type(exc).__name__}"

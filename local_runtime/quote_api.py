@@ -30,7 +30,7 @@ async def get_quote(
     """Best plan (one venue or a split), every venue's quote, amount out, minimum amount out
     (`otherAmountThreshold`), price impact: what a market order of this size would be routed to
     now, by the same quote and route code. Nothing is stored."""
-    ctx = state.engine.ctx
+    ctx = state.services.ctx
     started = time.perf_counter()
     try:
         token_in, token_out, amount_in = await _pair_and_amount(ctx, input_mint, output_mint, amount)

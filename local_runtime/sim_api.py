@@ -8,7 +8,7 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.datastructures import State
 
-from local_runtime.bootstrap import Engine
+from functions.bootstrap import Services
 from shared.domain.errors import FieldError
 from functions.desk import decode_body
 from shared.domain.tokens import Token, check_mint, format_decimal, parse_amount, parse_price
@@ -38,20 +38,20 @@ class PoolLaunch(msgspec.Struct, rename="camel", forbid_unknown_fields=True, fro
 async def move_price(request: Request, state: State) -> Response:
     """Set a pair to `price` (quote per base) on one venue or both, on the market every process
     shares, then fire every limit order it crosses (`limitOrdersFired`: those that really fired)."""
-    engine: Engine = state.engine
+    services: Services = state.services
     move = decode_body(await request.body(), PriceMove)
-    tokens = engine.ctx.tokens
+    tokens = services.ctx.tokens
     await tokens.ensure(move.base_asset, move.quote_asset)
     base, quote = tokens.resolve("baseAsset", move.base_asset), tokens.resolve("quoteAsset", move.quote_asset)
     price = parse_price("price", move.price)
-    market = await engine.market.load(base.mint, quote.mint)
+    market = await services.market.load(base.mint, quote.mint)
     if not market.has_pair(base.mint, quote.mint):
         raise FieldError("quoteAsset", f"no pool trades {base.symbol}/{quote.symbol}")
     current = [p for v in VENUES if (p := market.spot_price(v, base.mint, quote.mint))]
     if current and not min(current) / MAX_MOVE <= price <= max(current) * MAX_MOVE:
         raise FieldError("price", f"a scripted move may change the price at most {MAX_MOVE}× either way")
     try:
-        moved, fired = await engine.watcher.move_price(base, quote, price, move.venue)
+        moved, fired = await services.watcher.move_price(base, quote, price, move.venue)
     except ValueError as exc:  # the pool cannot be moved that far (it would drain a side)
         raise FieldError("price", str(exc)) from None
     spots = {v: format_decimal(p) for v in VENUES if (p := moved.spot_price(v, base.mint, quote.mint))}
@@ -62,8 +62,8 @@ async def move_price(request: Request, state: State) -> Response:
 async def launch_pool(request: Request, state: State) -> Response:
     """Open a pool for a token no venue listed yet, on the market every process shares; sniper
     orders waiting for it see it at once."""
-    engine: Engine = state.engine
-    tokens = engine.ctx.tokens
+    services: Services = state.services
+    tokens = services.ctx.tokens
     launch = decode_body(await request.body(), PoolLaunch)
     mint = check_mint("baseMint", launch.base_mint)
     await tokens.ensure(mint, launch.quote_asset)
@@ -76,10 +76,10 @@ async def launch_pool(request: Request, state: State) -> Response:
     base_amount = parse_amount("baseAmount", launch.base_amount, base)
     quote_amount = parse_amount("quoteAmount", launch.quote_amount, quote)
     try:
-        snipers = await engine.watcher.launch(LaunchPlan(launch.venue, base, base_amount, quote_amount), quote)
+        snipers = await services.watcher.launch(LaunchPlan(launch.venue, base, base_amount, quote_amount), quote)
     except ValueError as exc:
         raise FieldError("venue", f"{launch.venue} already has a pool for this pair") from exc
-    market = await engine.market.load(mint, quote.mint)
+    market = await services.market.load(mint, quote.mint)
     return Response({"venue": launch.venue, "baseMint": mint, "symbol": base.symbol, "decimals": base.decimals,
                      "spot": format_decimal(market.spot_price(launch.venue, mint, quote.mint)), **snipers},
                     status_code=201)

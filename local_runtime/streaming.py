@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from local_runtime.hub import EventHub, Subscription
 from shared.domain.events import Event, RelayedEvent
-from shared.domain.orders import OrderRepository
+from shared.ports import OrderRepository
 from shared.domain.states import TERMINAL_STATUSES
 
 CATCH_UP_INTERVAL_S = 5.0

@@ -14,8 +14,8 @@ import signal
 import subprocess
 import sys
 
-from functions.pipeline import CHAIN
-from local_runtime.bootstrap import start_engine
+from functions.pipeline import PIPELINE
+from functions.bootstrap import bootstrap
 from local_runtime.gc_tuning import freeze_startup_heap
 from shared.settings import Settings
 
@@ -26,29 +26,29 @@ _PR_SET_PDEATHSIG = 1
 def parse_functions(text: str) -> tuple[str, ...]:
     """"all" or a comma-separated subset of the chain's functions, in chain order."""
     if text.strip() in {"", "all"}:
-        return tuple(CHAIN)
+        return tuple(PIPELINE)
     wanted = {name.strip() for name in text.split(",") if name.strip()}
-    unknown = wanted - set(CHAIN)
+    unknown = wanted - set(PIPELINE)
     if unknown:
-        raise ValueError(f"unknown function(s) {', '.join(sorted(unknown))}; choose from {', '.join(CHAIN)}")
-    return tuple(name for name in CHAIN if name in wanted)
+        raise ValueError(f"unknown function(s) {', '.join(sorted(unknown))}; choose from {', '.join(PIPELINE)}")
+    return tuple(name for name in PIPELINE if name in wanted)
 
 
 async def serve(settings: Settings, steps: tuple[str, ...]) -> None:
     """Run the workers until SIGTERM or SIGINT, then stop them cleanly."""
-    engine = await start_engine(settings)
+    services = await bootstrap(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await engine.run_workers(steps)
-    engine.run_driver()  # every engine process contends for the market lease, workers too
+    await services.run_workers(steps)
+    services.run_driver()  # every engine process contends for the market lease, workers too
     freeze_startup_heap()
     print(f"worker ready: {', '.join(steps)}", flush=True)
     try:
         await stop.wait()
     finally:
-        await engine.close()
+        await services.close()
 
 
 def spawn_workers(steps: tuple[str, ...], processes: int) -> list[subprocess.Popen]:

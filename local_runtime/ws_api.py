@@ -20,12 +20,13 @@ import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
-from local_runtime.bootstrap import Engine
+from functions.bootstrap import Services
 from local_runtime.auth import KeySession, KeySessions, presented_key
 from local_runtime.hub import EventHub, Subscription
 from local_runtime.streaming import follow_order
-from functions.desk import CancelAction, InputError, OrderDesk, Submitted, authenticate, decode_body
-from shared.adapters.postgres.api_keys import ApiClient
+from functions.desk import CancelAction, OrderDesk, Submitted, authenticate, decode_body
+from shared.domain.errors import InputError
+from shared.domain.clients import ApiClient
 from shared.domain.events import Event, RelayedEvent, encode_event, parse_after
 from shared.adapters.outages import SERVICE_ERRORS, unavailable_message
 
@@ -178,9 +179,9 @@ async def execute_socket(socket: WebSocket) -> None:
 
 
 async def _serve_orders(socket: WebSocket, client: ApiClient, session: KeySession) -> None:
-    engine: Engine = socket.app.state.engine
-    desk: OrderDesk = socket.app.state.desk
-    settings = engine.settings
+    services: Services = socket.app.state.services
+    desk: OrderDesk = socket.app.state.services.desk
+    settings = services.settings
     hub: EventHub = socket.app.state.hub
     outbox = Outbox(socket)
     following: set[asyncio.Task] = set()
@@ -219,7 +220,7 @@ async def _serve_orders(socket: WebSocket, client: ApiClient, session: KeySessio
                         continue
                     if not await _still_valid(socket, session):
                         break
-                    done, watcher = await _submit_watched(text, client, desk, hub, engine)
+                    done, watcher = await _submit_watched(text, client, desk, hub, services)
                 except InputError as exc:
                     await outbox.put(_error(exc.message, exc.field, status=exc.status, **_retry(exc)))
                     continue
@@ -236,12 +237,12 @@ async def _serve_orders(socket: WebSocket, client: ApiClient, session: KeySessio
 
 
 async def _submit_watched(
-    text: str, client: ApiClient, desk: OrderDesk, hub: EventHub, engine: Engine,
+    text: str, client: ApiClient, desk: OrderDesk, hub: EventHub, services: Services,
 ) -> tuple[Submitted, Subscription | None]:
     """Submit with the order's events subscribed to before the order exists, so its stream
     starts live, with no replay from PostgreSQL. A repeat (the key named an existing order)
     gets no watcher: it is followed from what is stored."""
-    proposed = engine.ctx.ids.order_id()
+    proposed = services.ctx.ids.order_id()
     watcher = await hub.watch(proposed)
     try:
         done = await desk.submit(text, client, order_id=proposed)
@@ -259,7 +260,7 @@ async def _follow(socket: WebSocket, order_id: str, outbox: Outbox, after: int =
     """Stream one order's events after seq `after` to the socket; an outage ends this order's
     stream with an error message (the client resumes with /stream?after=N)."""
     try:
-        await follow_order(order_id, after, socket.app.state.hub, socket.app.state.engine.ctx.orders, outbox.deliver,
+        await follow_order(order_id, after, socket.app.state.hub, socket.app.state.services.ctx.orders, outbox.deliver,
                            watcher, outbox.deliver_now)
     except SERVICE_ERRORS as exc:
         await outbox.put(_error(unavailable_message(exc), None, status=503, orderId=order_id))
@@ -297,7 +298,7 @@ async def stream_socket(socket: WebSocket, order_id: str) -> None:
 
 
 async def _stream_order(socket: WebSocket, order_id: str, client: ApiClient, session: KeySession) -> None:
-    desk: OrderDesk = socket.app.state.desk
+    desk: OrderDesk = socket.app.state.services.desk
     try:
         after = parse_after(socket.query_params.get("after"))  # the one reading of ?after= (HTTP /events too)
         order = await desk.owned(order_id, client.client_id)

@@ -61,6 +61,9 @@ class Settings:
     trigger_poll_ms: int = 200
     """How often expiries are checked (price triggers run on every price change)."""
     default_slippage_bps: int = 50
+    key_cache_ttl_s: int = 30
+    """How long a process trusts an API key it looked up (revocations evict it at once where they
+    are heard; a cloud function hears none and uses 0: PostgreSQL on every request)."""
     dev_api_key: str = ""
     """The development key the local runtime registers (client "dev") and prints at start-up;
     empty: a new random key each start."""

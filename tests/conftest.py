@@ -16,7 +16,7 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from local_runtime.services import ensure_database, run_migrations
-from shared import wiring
+from shared.adapters.redis import connection
 from shared.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, Settings, SimulationSettings
 
 REDIS_URL = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
@@ -77,13 +77,14 @@ def settings(database: str) -> Iterator[Settings]:
 
 @pytest_asyncio.fixture
 async def engine(settings: Settings) -> AsyncIterator:
-    from local_runtime.bootstrap import start_engine
+    """The composition root's services on the real PostgreSQL and Redis (no workers running)."""
+    from functions.bootstrap import bootstrap
 
-    engine = await start_engine(settings)
+    services = await bootstrap(settings)
     try:
-        yield engine
+        yield services
     finally:
-        await engine.close()
+        await services.close()
         await forget_namespace(settings)
 
 
@@ -91,6 +92,6 @@ async def forget_namespace(settings: Settings) -> None:
     """The Redis server is shared by every test and run: leave nothing of a namespace behind."""
     redis = Redis.from_url(settings.redis_url)
     try:
-        await wiring.forget_namespace(redis, settings.namespace)
+        await connection.forget_namespace(redis, settings.namespace)
     finally:
         await redis.aclose()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -14,9 +13,9 @@ from shared.domain.events import Event, format_ts
 from shared.domain.orders import UPDATABLE_FIELDS, OrderRecord
 from shared.settings import Settings, SimulationSettings
 from shared.domain.states import PIPELINE_STATUSES, Status, sources_of
-from shared.domain.tokens import TokenRegistry
 from shared.adapters.sim.memory_store import MemoryMarketStore
-from shared.adapters.sim.venues import SimulatedChain, SimulatedVenues
+from functions.bootstrap import Services, assemble
+from shared.domain.clients import Admission, ApiClient
 
 
 class FixedClock:
@@ -111,7 +110,7 @@ class InMemoryOrderRepository:
         return next((e for e in self.log.get(order_id, []) if e.status == status), None)
 
 
-class InMemoryTriggerIndex:
+class InMemoryRestingIndex:
     def __init__(self) -> None:
         self.armed: dict[str, OrderRecord] = {}
         self.intact = False
@@ -127,20 +126,65 @@ class InMemoryTriggerIndex:
         self.armed.pop(order.id, None)
 
 
-def fake_context(settings: Settings | None = None, store: MemoryMarketStore | None = None) -> Context:
-    """The real simulated world and functions, with in-memory persistence (the market in a
-    MemoryMarketStore: `ctx.venues.store`) and no delays."""
+class SentMessages:
+    """The queue port, recording what would be sent."""
+
+    def __init__(self) -> None:
+        self.sent: list = []
+
+    async def send(self, message) -> None:
+        self.sent.append(message)
+
+    async def connect(self) -> None:
+        pass
+
+    async def disconnect(self) -> None:
+        pass
+
+
+class AdmitAll:
+    """Client limits that admit every order."""
+
+    async def admit(self, client_id: str, per_minute: int, max_in_flight: int, order_id: str) -> Admission:
+        return Admission(True)
+
+    async def release(self, client_id: str, order_id: str) -> None:
+        pass
+
+
+class KnownKeys:
+    """API keys in a dict: key → client."""
+
+    def __init__(self, clients: dict[str, ApiClient] | None = None) -> None:
+        self.clients = clients or {}
+
+    async def client(self, key: str) -> ApiClient | None:
+        return self.clients.get(key)
+
+
+class AlwaysHeld:
+    """A lease this process always holds."""
+
+    holder = "test"
+
+    async def hold(self) -> bool:
+        return True
+
+    async def release(self) -> None:
+        pass
+
+
+def fake_services(settings: Settings | None = None, store: MemoryMarketStore | None = None, **overrides) -> Services:
+    """The composition root's assembly with in-memory fakes for every part with I/O: the real
+    simulated world (in a MemoryMarketStore) and functions, no delays."""
     settings = settings or Settings(sim=SimulationSettings(zero_delays=True, drift_interval_ms=0))
-    store = store or MemoryMarketStore(now_s=lambda: 0.0)
-    return Context(
-        orders=InMemoryOrderRepository(),
-        publisher=ListPublisher(),
-        triggers=InMemoryTriggerIndex(),
-        venues=SimulatedVenues(store, settings.sim, now_s=lambda: 0.0, sleep=asyncio.sleep),
-        chain=SimulatedChain(store, settings.sim, sleep=asyncio.sleep),
-        tokens=TokenRegistry(source=store),
-        clock=FixedClock(),
-        ids=SequentialIds(),
-        settings=settings,
-        log=logging.getLogger("test"),
-    )
+    fakes = dict(orders=InMemoryOrderRepository(), publisher=ListPublisher(), resting=InMemoryRestingIndex(),
+                 market=store or MemoryMarketStore(now_s=lambda: 0.0), now_s=lambda: 0.0, clock=FixedClock(),
+                 ids=SequentialIds(), queues=SentMessages(), limits=AdmitAll(), keys=KnownKeys(), lease=AlwaysHeld(),
+                 log=logging.getLogger("test"))
+    return assemble(settings, **{**fakes, **overrides})
+
+
+def fake_context(settings: Settings | None = None, store: MemoryMarketStore | None = None) -> Context:
+    """The functions' Context from `fake_services` (the market: `ctx.venues.store`)."""
+    return fake_services(settings, store).ctx

@@ -8,6 +8,8 @@ from typing import Any
 
 import msgspec
 
+from shared.domain.errors import InputError
+
 
 MAX_SEQ = 2**31 - 1
 """Sequence numbers are PostgreSQL integers."""
@@ -20,7 +22,6 @@ def parse_after(text: str | None) -> int:
     /stream socket, the cloud HTTP function): ASCII digits only, 0..MAX_SEQ; absent means 0.
     Anything else (other Unicode digits such as `²` or `٣`, a sign, a space, a decimal point, an
     empty value, a number past MAX_SEQ) is `InputError(422, …, "after")`."""
-    from functions.desk import InputError  # here: functions.desk imports this module
 
     if text is None:
         return 0

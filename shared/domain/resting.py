@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal, InvalidOperation, localcontext
 
+import msgspec
+
 from shared.domain.errors import FieldError
 from shared.domain.tokens import Token
 
@@ -106,3 +108,19 @@ def launch_refusal(conditions: dict, launch: Launch) -> str | None:
     if max_impact is not None and launch.price_impact_bps > max_impact:
         return f"price impact {launch.price_impact_bps} bps above maxPriceImpactBps {max_impact}"
     return None
+
+
+class RestingOrder(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What a watcher needs of a waiting order, stored as JSON beside the index entries (the
+    order id is the key's, so it is not stored)."""
+
+    kind: str
+    side: str
+    base_mint: str
+    quote_mint: str
+    input_mint: str
+    output_mint: str
+    amount_in: int
+    limit_price: Decimal | None = None
+    conditions: dict | None = None
+    order_id: str = ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.desk import AUTO_KEY_PREFIX
+from shared.domain.orders import AUTO_KEY_PREFIX
 from shared.domain.events import format_ts
 from shared.domain.orders import OrderRecord
 from shared.domain.tokens import TokenRegistry, format_decimal

@@ -17,7 +17,7 @@ from moto.server import ThreadedMotoServer
 from deploy.build import FUNCTIONS, RUNTIME_PROVIDED, build, copy_distribution
 from functions import intake, quote
 from shared.domain.messages import MarketOrderRequest, NewOrder
-from shared.wiring import connect_world
+from functions.bootstrap import bootstrap
 from tests.cloud_events import sqs_event, sqs_record
 from tests.e2e.runtime import free_port
 
@@ -25,8 +25,8 @@ HANDLE = """
 import importlib.util, json, sys
 absent = [name for name in ("litestar", "uvicorn", "saq", "piccolo", "pytest") if importlib.util.find_spec(name)]
 assert not absent, f"the artifact's environment should not have {absent}"
-import cloud.route_handler
-print(json.dumps(cloud.route_handler.handler(json.load(sys.stdin), None)))
+import cloud.steps
+print(json.dumps(cloud.steps.route(json.load(sys.stdin), None)))
 """
 
 
@@ -43,7 +43,7 @@ async def test_the_route_artifact_handles_a_recorded_event_in_an_empty_environme
     for name in RUNTIME_PROVIDED:
         copy_distribution(name, provided)
 
-    world = await connect_world(settings)
+    world = await bootstrap(settings)
     try:
         request = MarketOrderRequest(side="sell", base_asset="SOL", quote_asset="USDC", amount="1.5")
         quoted = await quote.handle(await intake.handle(NewOrder(request, "c", "k"), world.ctx), world.ctx)

@@ -232,7 +232,7 @@ async def _revoke_under_open_sockets(runtime, second_web, opened, client, key, r
 async def test_revocations_lost_while_the_subscription_was_down_are_caught_up_from_postgresql(engine):
     """Pub/sub drops what is published while a subscriber reconnects: after the hub's connection is
     back, the key cache is emptied and every open socket's key is read again from PostgreSQL."""
-    watch = await KeyWatch.start(engine.pool, engine.redis, engine.settings.namespace, engine.ctx.ids.home)
+    watch = await KeyWatch.start(engine.keys, engine.redis, engine.settings.namespace, engine.ctx.ids.home)
     keys, sessions, hub = watch.keys, watch.sessions, watch.hub
     silent = PgApiKeys(engine.pool)  # revokes without telling anyone: the lost message
     try:
@@ -538,11 +538,11 @@ async def test_concurrent_submissions_with_one_idempotency_key_make_one_order(ru
 async def test_a_duplicate_racing_the_original_is_answered_as_a_repeat(engine):
     """Deterministic version of the race above, in process: the duplicate's idempotency check runs
     before the original is stored, its admission waits until the original is acknowledged."""
-    from shared.adapters.redis.admission import ClientLimits
-    from shared.adapters.postgres.api_keys import ApiClient
+    from shared.adapters.redis.admission import RedisClientLimits
+    from shared.domain.clients import ApiClient
     from functions.desk import OrderDesk
 
-    class HeldLimits(ClientLimits):
+    class HeldLimits(RedisClientLimits):
         def __init__(self, *args) -> None:
             super().__init__(*args)
             self.held, self.go, self.calls = asyncio.Event(), asyncio.Event(), 0

@@ -17,7 +17,7 @@ import uuid
 import base58
 import pytest
 
-from functions.pipeline import CHAIN
+from functions.pipeline import PIPELINE
 from shared.domain.states import TERMINAL_STATUSES
 from shared.domain.tokens import SOL, Token
 from shared.domain.market import Market
@@ -91,9 +91,9 @@ def landed_per_order(cluster: Cluster) -> dict[str, int]:
 
 def test_each_function_in_its_own_process_confirms_every_order(cluster):
     web = cluster.webs[0]
-    for name in CHAIN:
+    for name in PIPELINE:
         cluster.add_worker(name)
-    assert len(cluster.processes) == len(CHAIN) + 1
+    assert len(cluster.processes) == len(PIPELINE) + 1
     order_ids = [web.post_order(ORDER).json()["orderId"] for _ in range(20)]
     done = wait_all_terminal(web, order_ids, 30)
     assert {o["status"] for o in done.values()} == {"confirmed"}

@@ -18,7 +18,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from cloud import container as container_module
-from cloud import execute_handler, http_handler, quote_handler, route_handler, trigger_handler
+from cloud import http_handler, steps
 from cloud.batch import process_batch
 from shared.adapters.postgres.api_keys import PgApiKeys
 from shared.settings import Settings, load_settings
@@ -27,8 +27,8 @@ from tests.cloud_events import http_event
 from tests.conftest import REDIS_URL, forget_namespace, run_sync
 from tests.e2e.runtime import assert_conserved, free_port
 
-HANDLERS = {"trigger": trigger_handler.handler, "quote": quote_handler.handler, "route": route_handler.handler,
-            "execute": execute_handler.handler}
+HANDLERS = {"trigger": steps.trigger, "quote": steps.quote, "route": steps.route,
+            "execute": steps.execute}
 MAX_RECEIVES = 3
 
 
@@ -132,7 +132,7 @@ def cloud(database, monkeypatch):
         monkeypatch.setenv(name, value)
     container_module.reset()
     box = container_module.container()
-    key = box.run(PgApiKeys(box.world.pool).create("alice", datetime.now(UTC)))
+    key = box.run(PgApiKeys(box.services.pool).create("alice", datetime.now(UTC)))
     yield EventSourceMapping(sqs, urls), sqs, dead, key
     container_module.reset()
     server.stop()
@@ -186,7 +186,7 @@ async def order_statuses(database: str, order_ids: list[str]) -> dict[str, str]:
 def test_two_containers_fill_both_sides_of_one_market_and_conserve_every_pool(cloud):
     mapping, _, _, _ = cloud
     first = container_module.container()  # the one the HTTP function and the poller above use
-    key = first.run(PgApiKeys(first.world.pool).create("bulk", datetime.now(UTC), max_in_flight=100))
+    key = first.run(PgApiKeys(first.services.pool).create("bulk", datetime.now(UTC), max_in_flight=100))
     second = container_module.Container(load_settings())  # another container: built on its own
     containers = TwoContainers(mapping, [first, second])
     try:

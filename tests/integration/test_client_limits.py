@@ -9,8 +9,8 @@ import uuid
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from shared import wiring
-from shared.adapters.redis.admission import ClientLimits, owner_key
+from shared.adapters.redis.connection import forget_namespace
+from shared.adapters.redis.admission import RedisClientLimits, owner_key
 from tests.conftest import REDIS_URL
 
 
@@ -21,13 +21,13 @@ async def redis():
     try:
         yield client, namespace
     finally:
-        await wiring.forget_namespace(client, namespace)
+        await forget_namespace(client, namespace)
         await client.aclose()
 
 
 async def test_concurrent_orders_get_exactly_the_in_flight_slots_there_are(redis):
     client, namespace = redis
-    limits = ClientLimits(client, namespace)
+    limits = RedisClientLimits(client, namespace)
     orders = [f"o{n}" for n in range(40)]
     verdicts = await asyncio.gather(*(limits.admit("alice", 1000, 7, o) for o in orders))
     assert limits._admissions.batches < len(orders)  # they did share calls
@@ -41,7 +41,7 @@ async def test_concurrent_orders_get_exactly_the_in_flight_slots_there_are(redis
 
 async def test_the_rate_window_counts_each_order_of_a_batch_and_says_when_to_retry(redis):
     client, namespace = redis
-    limits = ClientLimits(client, namespace)
+    limits = RedisClientLimits(client, namespace)
     verdicts = await asyncio.gather(*(limits.admit("bob", 5, 1000, f"b{n}") for n in range(12)),
                                     *(limits.admit("carol", 5, 1000, f"c{n}") for n in range(3)))
     bob, carol = verdicts[:12], verdicts[12:]
@@ -52,7 +52,7 @@ async def test_the_rate_window_counts_each_order_of_a_batch_and_says_when_to_ret
 
 async def test_one_at_a_time_admits_the_same_way(redis):
     client, namespace = redis
-    limits = ClientLimits(client, namespace, max_batch=1)
+    limits = RedisClientLimits(client, namespace, max_batch=1)
     verdicts = await asyncio.gather(*(limits.admit("dave", 1000, 3, f"d{n}") for n in range(6)))
     assert sum(v.admitted for v in verdicts) == 3
     assert await limits.in_flight("dave") == 3

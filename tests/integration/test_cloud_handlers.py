@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from cloud import container as container_module
-from cloud import execute_handler, http_handler, quote_handler, route_handler
+from cloud import http_handler, steps
 from cloud.container import Container
 from functions import intake
 from shared.adapters.postgres.api_keys import PgApiKeys
@@ -29,13 +29,18 @@ class CapturingQueues:
     async def send(self, message, redrive: bool = False) -> None:
         self.sent.append(message)
 
+    async def connect(self) -> None:
+        pass
+
+    async def disconnect(self) -> None:
+        pass
+
 
 @pytest.fixture
 def box(settings, monkeypatch):
     """The container a Lambda would build, on this test's database and namespace."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    built = Container(settings.with_changes(queue_backend="sqs"))
-    built.queues = CapturingQueues()
+    built = Container(settings.with_changes(queue_backend="sqs"), queues=CapturingQueues())
     monkeypatch.setattr(container_module, "_container", built)
     yield built
     built.close()
@@ -61,14 +66,14 @@ def statuses(box: Container, order_id: str) -> list[str]:
 
 def test_a_clean_batch_runs_every_record_and_hands_each_result_on(box):
     requests = new_quote_requests(box, 3)
-    answer = quote_handler.handler(sqs_event(*(sqs_record(body(r)) for r in requests)), None)
+    answer = steps.quote(sqs_event(*(sqs_record(body(r)) for r in requests)), None)
     assert answer == {"batchItemFailures": []}
     routes = drain(box)
     assert sorted(r.order_id for r in routes) == sorted(r.order_id for r in requests)
     assert all(isinstance(r, RouteRequest) for r in routes)
-    assert route_handler.handler(sqs_event(*(sqs_record(body(r)) for r in routes)), None)["batchItemFailures"] == []
+    assert steps.route(sqs_event(*(sqs_record(body(r)) for r in routes)), None)["batchItemFailures"] == []
     executes = drain(box)
-    assert execute_handler.handler(sqs_event(*(sqs_record(body(e)) for e in executes)), None)["batchItemFailures"] == []
+    assert steps.execute(sqs_event(*(sqs_record(body(e)) for e in executes)), None)["batchItemFailures"] == []
     for request in requests:
         assert statuses(box, request.order_id) == ["pending", "routing", "routed", "building", "submitted",
                                                    "confirmed"]
@@ -79,20 +84,20 @@ def test_only_the_failing_records_of_a_batch_are_reported(box):
     broken = RouteRequest(good[0].order_id, good[0].input_mint, good[0].output_mint, 50, quotes=[])  # NoRoute
     records = [sqs_record(body(good[0])), sqs_record("{not json", message_id="poison-1"),
                sqs_record(body(good[1]))]
-    answer = quote_handler.handler(sqs_event(*records), None)
+    answer = steps.quote(sqs_event(*records), None)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "poison-1"}]}
     assert len(drain(box)) == 2
     failing = sqs_record(body(broken), message_id="raises-1")
-    assert route_handler.handler(sqs_event(failing), None) == {"batchItemFailures": [{"itemIdentifier": "raises-1"}]}
+    assert steps.route(sqs_event(failing), None) == {"batchItemFailures": [{"itemIdentifier": "raises-1"}]}
     assert "failed" not in statuses(box, good[0].order_id)  # SQS will redeliver it: not given up yet
 
 
 def test_the_last_receive_gives_up_and_fails_the_order_instead_of_reporting_it(box):
     [request] = new_quote_requests(box, 1)
-    quote_handler.handler(sqs_event(sqs_record(body(request))), None)
+    steps.quote(sqs_event(sqs_record(body(request))), None)
     drain(box)
     broken = RouteRequest(request.order_id, request.input_mint, request.output_mint, 50, quotes=[])
-    answer = route_handler.handler(sqs_event(sqs_record(body(broken), receive_count=3)), None)
+    answer = steps.route(sqs_event(sqs_record(body(broken), receive_count=3)), None)
     assert answer == {"batchItemFailures": []}
     order = box.run(box.ctx.orders.get(request.order_id))
     assert order.status == "failed" and order.attempts == 3 and "NoRoute" in order.failure_reason
@@ -101,22 +106,22 @@ def test_the_last_receive_gives_up_and_fails_the_order_instead_of_reporting_it(b
 def test_a_duplicate_delivery_changes_nothing(box):
     [request] = new_quote_requests(box, 1)
     event = sqs_event(sqs_record(body(request)))
-    quote_handler.handler(event, None)
-    quote_handler.handler(event, None)  # delivered twice
+    steps.quote(event, None)
+    steps.quote(event, None)  # delivered twice
     first, second = drain(box)
     assert first == second
-    route_handler.handler(sqs_event(sqs_record(body(first)), sqs_record(body(second))), None)
+    steps.route(sqs_event(sqs_record(body(first)), sqs_record(body(second))), None)
     executes = drain(box)
     assert all(isinstance(e, ExecuteRequest) and e.plan == executes[0].plan for e in executes)
     for _ in range(2):
-        execute_handler.handler(sqs_event(*(sqs_record(body(e)) for e in executes)), None)
+        steps.execute(sqs_event(*(sqs_record(body(e)) for e in executes)), None)
     assert statuses(box, request.order_id) == ["pending", "routing", "routed", "building", "submitted", "confirmed"]
-    landed = box.run(box.world.pool.fetchval("SELECT count(*) FROM chain_transactions"))
+    landed = box.run(box.services.pool.fetchval("SELECT count(*) FROM chain_transactions"))
     assert landed == 1
 
 
 def test_the_http_entry_point_validates_authenticates_and_stores_like_the_local_runtime(box):
-    key = box.run(PgApiKeys(box.world.pool).create("alice", datetime.now(UTC)))
+    key = box.run(PgApiKeys(box.services.pool).create("alice", datetime.now(UTC)))
     order = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "1"}
     missing_key = http_handler.handler(http_event("POST", "/api/orders/execute", order), None)
     assert missing_key["statusCode"] == 401 and json.loads(missing_key["body"])["field"] == "X-API-Key"
@@ -129,7 +134,7 @@ def test_the_http_entry_point_validates_authenticates_and_stores_like_the_local_
     assert [type(m) for m in drain(box)] == [QuoteRequest]  # handed to the quote queue
     read = http_handler.handler(http_event("GET", f"/api/orders/{order_id}", headers={"x-api-key": key}), None)
     assert read["statusCode"] == 200 and json.loads(read["body"])["status"] == "pending"
-    other = box.run(PgApiKeys(box.world.pool).create("bob", datetime.now(UTC)))
+    other = box.run(PgApiKeys(box.services.pool).create("bob", datetime.now(UTC)))
     hidden = http_handler.handler(http_event("GET", f"/api/orders/{order_id}", headers={"x-api-key": other}), None)
     assert hidden["statusCode"] == 404
 
@@ -141,8 +146,8 @@ def test_a_failed_hand_off_is_redelivered_and_never_fails_the_order(box):
         async def send(self, message, redrive: bool = False) -> None:
             raise ConnectionError("SQS unreachable")
 
-    box.queues = Down()
-    answer = quote_handler.handler(sqs_event(sqs_record(body(request), receive_count=3, message_id="m1")), None)
+    box.services.queues = Down()
+    answer = steps.quote(sqs_event(sqs_record(body(request), receive_count=3, message_id="m1")), None)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
     assert statuses(box, request.order_id) == ["pending", "routing"]  # the step ran; the order is not failed
 
@@ -150,7 +155,7 @@ def test_a_failed_hand_off_is_redelivered_and_never_fails_the_order(box):
 def test_the_http_entry_point_refuses_a_revoked_key_on_the_very_next_request(box):
     """A function hears no revocation (it holds no subscription): it must read the key in PostgreSQL
     on every request, so a key revoked between two requests is refused by the second, on every route."""
-    keys = PgApiKeys(box.world.pool)
+    keys = PgApiKeys(box.services.pool)
     key = box.run(keys.create("carol", datetime.now(UTC)))
     order = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "1"}
     created = http_handler.handler(http_event("POST", "/api/orders/execute", order, {"x-api-key": key}), None)
@@ -169,7 +174,7 @@ def test_the_http_entry_point_refuses_a_revoked_key_on_the_very_next_request(box
 
 @pytest.mark.parametrize("after", BAD_AFTER, ids=[repr(a) for a in BAD_AFTER])
 def test_the_http_entry_point_reads_after_like_the_local_runtime(box, after):
-    key = box.run(PgApiKeys(box.world.pool).create("dave", datetime.now(UTC)))
+    key = box.run(PgApiKeys(box.services.pool).create("dave", datetime.now(UTC)))
     order = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "1"}
     created = http_handler.handler(http_event("POST", "/api/orders/execute", order, {"x-api-key": key}), None)
     order_id = json.loads(created["body"])["orderId"]

@@ -9,8 +9,8 @@ import uuid
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from shared import wiring
-from shared.adapters.redis.admission import ClientLimits
+from shared.adapters.redis.connection import forget_namespace
+from shared.adapters.redis.admission import RedisClientLimits
 from shared.domain.events import Event, decode_event
 from shared.adapters.redis.publisher import RedisPublisher, event_channel
 from shared.domain.states import Status
@@ -28,7 +28,7 @@ async def redis():
     client = Redis.from_url(REDIS_URL)
     namespace = f"t{uuid.uuid4().hex[:10]}"
     yield client, namespace
-    await wiring.forget_namespace(client, namespace)
+    await forget_namespace(client, namespace)
     await client.aclose()
 
 
@@ -120,7 +120,7 @@ async def test_a_failed_pipeline_is_dropped_and_logged_and_the_next_events_still
 
 async def test_ending_and_resting_events_free_their_orders_in_flight_slots_in_the_same_call(redis):
     client, namespace = redis
-    limits = ClientLimits(client, namespace)
+    limits = RedisClientLimits(client, namespace)
     ids = [str(uuid.uuid4()) for _ in range(4)]
     for order_id in ids:
         assert (await limits.admit("alice", 1000, 10, order_id)).admitted

@@ -13,14 +13,14 @@ from decimal import Decimal
 import msgspec
 
 from functions import execute, intake, quote, reconcile, route, trigger
-from shared.adapters.redis.admission import ClientLimits
-from shared.adapters.postgres.api_keys import ApiClient
+from shared.adapters.redis.admission import RedisClientLimits
+from shared.domain.clients import ApiClient
 from shared.domain.messages import (ArmRequest, ExecuteRequest, LimitOrderRequest, MarketOrderRequest, NewOrder, Plan,
                              QuoteRequest, TriggerFired)
 from shared.domain.states import TERMINAL_STATUSES, Status
 from functions.desk import OrderDesk
 from shared.domain.tokens import SOL, USDC
-from shared.wiring import forget_namespace
+from shared.adapters.redis.connection import forget_namespace
 
 STEPS = ("trigger", "quote", "route", "execute")
 SLIPPAGE_BPS = 1_000
@@ -70,9 +70,7 @@ def limit(price: str, amount: str = "1") -> LimitOrderRequest:
 async def start_workers(engine) -> None:
     """SAQ workers for every step, without the reconciler's cron: each test runs the reconciler
     itself, so what re-drives an order is the test's doing alone."""
-    engine.workers = engine.queues.workers(engine.ctx, STEPS)
-    for worker in engine.workers:
-        engine._tasks.append(asyncio.create_task(worker.start(), name=f"worker-{worker.queue.name}"))
+    await engine.run_workers(STEPS, reconciler=False)
 
 
 async def age_everything(engine, seconds: int = 3600) -> None:
@@ -189,7 +187,7 @@ async def test_the_reconciler_re_drives_an_order_stuck_in_every_pipeline_status(
     assert {stuck[i][0]: s for i, s in done.items() if s != Status.CONFIRMED} == {"pending limit": Status.WAITING}
     await assert_each_landed_once(engine, stuck)
     # The resting one is armed again (it was pending: never armed), and nothing is stuck any more.
-    assert await engine.triggers.count_limits(SOL.mint, USDC.mint, "sell") == 1
+    assert await engine.resting.count_limits(SOL.mint, USDC.mint, "sell") == 1
     await age_everything(engine)
     assert await reconcile.stalled(engine.ctx, engine.ctx.clock.now()) == []
 
@@ -222,7 +220,7 @@ async def forget_all_redis_keys(engine) -> int:
 
 async def test_after_redis_loses_everything_mid_pipeline_every_order_completes_and_limits_still_fire(engine):
     ctx = engine.ctx
-    desk = OrderDesk(ctx, engine.queues, ClientLimits(engine.redis, engine.settings.namespace))
+    desk = OrderDesk(ctx, engine.queues, RedisClientLimits(engine.redis, engine.settings.namespace))
     await engine.watcher.move_price(SOL, USDC, Decimal(150), None)
 
     # Orders at every point of the pipeline, their next jobs waiting in Redis (no worker runs yet).
@@ -249,14 +247,14 @@ async def test_after_redis_loses_everything_mid_pipeline_every_order_completes_a
     assert await reconcile.rearm_if_lost(ctx) == 2  # the first round marks the index as built
     unarmed = (await desk.submit(msgspec.json.encode(msgspec.to_builtins(limit("200"))), CLIENT)).order_id
     moving = queued_quotes + queued_routes + queued_executes
-    assert await engine.triggers.count_limits(SOL.mint, USDC.mint, "sell") == 2
+    assert await engine.resting.count_limits(SOL.mint, USDC.mint, "sell") == 2
 
     assert await forget_all_redis_keys(engine) > 0
     await start_workers(engine)
     await asyncio.sleep(0.5)
     assert set((await statuses(engine, moving)).values()) == {Status.PENDING, Status.ROUTING, Status.ROUTED}
     assert (await ctx.orders.get(unarmed)).status == Status.PENDING  # its ArmRequest went with Redis
-    assert await engine.triggers.count_limits(SOL.mint, USDC.mint, "sell") == 0  # and the index too
+    assert await engine.resting.count_limits(SOL.mint, USDC.mint, "sell") == 0  # and the index too
 
     # The reconciler's round (run by hand, once the orders are past their deadlines).
     assert await reconcile.rearm_if_lost(ctx) == 2
@@ -268,7 +266,7 @@ async def test_after_redis_loses_everything_mid_pipeline_every_order_completes_a
         await engine.queues.send(message)
     await wait_for(engine, {**{i: {Status.CONFIRMED} for i in moving}, **{i: {Status.WAITING} for i in resting},
                             unarmed: {Status.WAITING}})
-    assert await engine.triggers.count_limits(SOL.mint, USDC.mint, "sell") == 3
+    assert await engine.resting.count_limits(SOL.mint, USDC.mint, "sell") == 3
 
     # The re-armed limits still fire on a price move, once each, and fill at or above their limit.
     assert await engine.watcher.prices_changed() == 0  # still at ~150

@@ -11,13 +11,13 @@ from decimal import Decimal
 
 from functions import intake, trigger
 from functions.market_driver import PriceWatcher, fire_now
-from shared.adapters.redis.resting_index import RedisTriggerIndex
+from shared.adapters.redis.resting_index import RedisRestingIndex
 from shared.domain.messages import ArmRequest, LimitOrderRequest, NewOrder, SniperOrderRequest, TriggerFired
 from shared.domain.orders import OrderRecord
 from shared.domain.states import Status
 from shared.domain.tokens import SOL, USDC, Token, TokenRegistry
 from shared.domain.market import LaunchPlan
-from shared.wiring import forget_namespace
+from shared.adapters.redis.connection import forget_namespace
 from tests.fakes import FixedClock
 
 
@@ -56,7 +56,7 @@ def resting_sell(n: int, limit: Decimal) -> OrderRecord:
 
 
 async def test_a_price_move_fires_only_the_ten_limit_orders_it_crosses_among_ten_thousand(engine):
-    index = RedisTriggerIndex(engine.redis, engine.settings.namespace)
+    index = RedisRestingIndex(engine.redis, engine.settings.namespace)
     queues = CapturingQueues()
     watcher = watcher_on(engine, index, queues)
     await set_price(engine, Decimal(150))
@@ -79,7 +79,7 @@ async def test_a_price_move_fires_only_the_ten_limit_orders_it_crosses_among_ten
 
 
 async def test_two_watchers_hand_a_crossed_order_over_once(engine):
-    index = RedisTriggerIndex(engine.redis, engine.settings.namespace)
+    index = RedisRestingIndex(engine.redis, engine.settings.namespace)
     queues = CapturingQueues()
     watchers = [watcher_on(engine, index, queues) for _ in range(2)]
     await set_price(engine, Decimal(150))
@@ -120,13 +120,13 @@ async def test_expired_order_cannot_trigger(engine):
     order = await engine.ctx.orders.get(order_id)
     late = Status.EXPIRED
     await engine.ctx.record(order_id, late, {"expiresAt": "now"})
-    await engine.ctx.triggers.disarm(order)
+    await engine.ctx.resting.disarm(order)
     assert await trigger.handle(TriggerFired(order_id, {}), engine.ctx) is None
     assert [e.status for e in await engine.ctx.orders.events(order_id)] == ["pending", "waiting", "expired"]
 
 
 async def test_random_launches_eventually_list_the_token_a_sniper_waits_for(engine):
-    index = RedisTriggerIndex(engine.redis, engine.settings.namespace)
+    index = RedisRestingIndex(engine.redis, engine.settings.namespace)
     queues = CapturingQueues()
     tokens = TokenRegistry()
     watcher = watcher_on(engine, index, queues, tokens)
@@ -154,7 +154,7 @@ async def test_after_redis_loses_everything_waiting_orders_are_re_armed_and_stil
     assert await reconcile.rearm_if_lost(engine.ctx) == 1  # first round: the index was never marked built
     await forget_namespace(engine.redis, engine.settings.namespace)  # FLUSHALL, for this engine's keys
     queues = CapturingQueues()
-    watcher = watcher_on(engine, engine.triggers, queues)
+    watcher = watcher_on(engine, engine.resting, queues)
     await set_price(engine, Decimal(150))
     assert await watcher.prices_changed() == 0  # the limit is gone from Redis: nothing can fire it
     assert await reconcile.rearm_if_lost(engine.ctx) == 1
@@ -167,7 +167,7 @@ async def test_a_price_move_counts_only_the_orders_that_fired_not_those_a_cancel
     """The count is what really fired: each claimed order goes through `trigger`, whose conditional
     waiting → triggered change loses to a cancel that came first."""
     queues = CapturingQueues()
-    watcher = watcher_on(engine, engine.triggers, queues, engine.ctx.tokens, functools.partial(fire_now, engine.ctx, queues))
+    watcher = watcher_on(engine, engine.resting, queues, engine.ctx.tokens, functools.partial(fire_now, engine.ctx, queues))
     await set_price(engine, Decimal(90))
     order_ids = [await waiting_limit_order(engine, f"count-{n}") for n in range(12)]
     for order_id in order_ids[::2]:  # the cancel's change lands; the index entry is still there
@@ -185,7 +185,7 @@ async def test_a_launch_against_another_quote_asset_is_ignored_by_a_sniper_not_r
     arm = await intake.handle(NewOrder(request, "client", "sniper-usdc"), engine.ctx)
     await trigger.handle(arm, engine.ctx)
     queues = CapturingQueues()
-    watcher = watcher_on(engine, engine.triggers, queues, engine.ctx.tokens, functools.partial(fire_now, engine.ctx, queues))
+    watcher = watcher_on(engine, engine.resting, queues, engine.ctx.tokens, functools.partial(fire_now, engine.ctx, queues))
     token = Token("NEW", mint, 6)
     on_sol = await watcher.launch(LaunchPlan("raydium", token, 10**12, 100 * 10**9), SOL)
     assert on_sol == {"fired": 0, "refused": 0} and queues.sent == []

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 from collections import Counter
 from types import SimpleNamespace
-from typing import ClassVar
 
 import msgspec
 
 import pytest_asyncio
 
-from functions.pipeline import Step
-from local_runtime.bootstrap import start_engine
+from functions.bootstrap import bootstrap
+from functions.pipeline import message_key, step_for
 from shared.adapters.queues.saq import SaqQueues
 from shared.domain.messages import QuoteRequest
 from shared.domain.tokens import SOL, USDC
 from functions.desk import OrderDesk
-from shared.adapters.redis.admission import ClientLimits
-from shared.adapters.postgres.api_keys import ApiClient
+from shared.domain.clients import ApiClient
 from shared.domain.states import TERMINAL_STATUSES, Status
 
 CLIENT = ApiClient("c", orders_per_minute=10_000, max_in_flight=10_000)
@@ -39,7 +36,7 @@ async def wait_terminal(engine, order_ids, seconds: float = 20.0) -> dict[str, o
 
 
 def desk_for(engine) -> OrderDesk:
-    return OrderDesk(engine.ctx, engine.queues, ClientLimits(engine.redis, engine.settings.namespace))
+    return engine.desk
 
 
 async def submit(desk: OrderDesk) -> str:
@@ -48,7 +45,7 @@ async def submit(desk: OrderDesk) -> str:
 
 @pytest_asyncio.fixture
 async def running(settings):
-    engine = await start_engine(settings)
+    engine = await bootstrap(settings)
     await engine.run_workers(["quote", "route", "execute"])
     try:
         yield engine, desk_for(engine)
@@ -70,7 +67,7 @@ async def test_orders_flow_through_the_four_queues_to_confirmed(running):
 
 async def test_a_step_failing_every_attempt_ends_failed_after_three_attempts(settings):
     broken = dataclasses.replace(settings, sim=dataclasses.replace(settings.sim, quote_failure_permille=1000))
-    engine = await start_engine(broken)
+    engine = await bootstrap(broken)
     await engine.run_workers(["quote", "route", "execute"])
     try:
         order_id = await submit(desk_for(engine))
@@ -89,32 +86,25 @@ async def test_an_undecodable_job_does_not_stop_other_orders(running):
     assert (await wait_terminal(engine, [order_id]))[order_id].status == Status.CONFIRMED
 
 
-class FlakyQuote(Step):
-    """A quote step whose handler fails the first delivery of order "b" only."""
+async def test_a_message_to_deliver_again_in_a_batched_job_is_sent_again_alone(settings):
+    """The delivery loop says per message whether to deliver it again; the SAQ adapter sends only
+    those again, each in a job of its own with its next attempt number."""
+    queues = SaqQueues(settings.with_changes(job_retry_delay_ms=1), step_for, message_key, ["quote"])
+    calls: Counter = Counter()
 
-    calls: ClassVar[Counter] = Counter()
+    async def deliver(step: str, bodies: list[str], attempt: int) -> list[bool]:
+        ids = [msgspec.json.decode(body, type=QuoteRequest).order_id for body in bodies]
+        calls.update(ids)
+        return [order_id == "b" and calls["b"] == 1 for order_id in ids]  # "b" fails its first delivery
 
-    @property
-    def handle(self):
-        async def handle(message, ctx):
-            FlakyQuote.calls[message.order_id] += 1
-            if message.order_id == "b" and FlakyQuote.calls["b"] == 1:
-                raise RuntimeError("venue hiccup")
-            return None
-
-        return handle
-
-
-async def test_a_message_that_fails_in_a_batched_job_is_retried_alone(settings):
-    queues = SaqQueues(settings.with_changes(job_retry_delay_ms=1), steps=["quote"])
     await queues.connect()
     try:
-        name, run = queues.job_function(FlakyQuote("quote", QuoteRequest), SimpleNamespace(log=logging.getLogger()))
+        [worker] = queues.workers(["quote"], deliver)
+        run = worker.functions["quote"]
         batch = [msgspec.json.encode(QuoteRequest(order_id, SOL.mint, USDC.mint, 1, 50)).decode()
                  for order_id in ("a", "b", "c")]
         await run({"job": SimpleNamespace(attempts=1)}, messages=batch, attempt=1)
-        assert FlakyQuote.calls == {"a": 1, "b": 1, "c": 1}
-        # Only "b" comes back, as its second delivery, in a job of its own.
+        assert calls == {"a": 1, "b": 1, "c": 1}
         queue = queues.queues["quote"]
         await asyncio.sleep(0.01)
         await queue.schedule()
@@ -122,13 +112,13 @@ async def test_a_message_that_fails_in_a_batched_job_is_retried_alone(settings):
         assert job.kwargs["attempt"] == 2
         assert [msgspec.json.decode(m, type=QuoteRequest).order_id for m in job.kwargs["messages"]] == ["b"]
         await run({"job": SimpleNamespace(attempts=1)}, **job.kwargs)
-        assert FlakyQuote.calls == {"a": 1, "b": 2, "c": 1}
+        assert calls == {"a": 1, "b": 2, "c": 1}
     finally:
         await queues.disconnect()
 
 
 async def test_messages_sent_together_travel_in_one_job(settings):
-    queues = SaqQueues(settings, steps=["quote"])
+    queues = SaqQueues(settings, step_for, message_key, ["quote"])
     await queues.connect()
     try:
         await asyncio.gather(*(queues.send(QuoteRequest(str(i), SOL.mint, USDC.mint, 1, 50)) for i in range(30)))

@@ -7,12 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from functions.pipeline import QUEUED_STEPS
 from cfnlint.decode import decode
 
 from deploy.build import FUNCTIONS
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "template.yaml"
-QUEUED = ("trigger", "quote", "route", "execute")
+QUEUED = QUEUED_STEPS
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def test_each_queued_function_has_its_queue_dead_letter_queue_and_partial_batch_
     function = resources[f"{name}Function"]["Properties"]
     queue = resources[f"{name}Queue"]["Properties"]
     event = function["Events"]["Queue"]["Properties"]
-    assert function["Handler"] == f"cloud.{step}_handler.handler"
+    assert function["Handler"] == f"cloud.steps.{step}"
     assert function["CodeUri"] == f"../dist/lambda/{step}.zip"
     assert event["Queue"] == {"Fn::GetAtt": [f"{name}Queue", "Arn"]}
     assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -49,4 +51,5 @@ def test_each_queued_function_has_its_queue_dead_letter_queue_and_partial_batch_
 
 def test_every_built_function_is_declared(resources):
     handlers = {r["Properties"]["Handler"] for r in resources.values() if r["Type"] == "AWS::Serverless::Function"}
-    assert handlers == {f"{entries[0]}.handler" for entries in FUNCTIONS.values()}
+    assert handlers == {f"cloud.steps.{name}" if entries[0] == "cloud.steps" else f"{entries[0]}.handler"
+                        for name, entries in FUNCTIONS.items()}

@@ -8,7 +8,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from shared.domain.events import MAX_SEQ, Event, decode_event, decode_for_relay, encode_event, parse_after
-from functions.desk import InputError
+from shared.domain.errors import InputError
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20),

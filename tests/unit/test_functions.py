@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from functions import execute, intake, quote, route
-from functions.pipeline import CHAIN, give_up, step_for
+from functions.pipeline import PIPELINE, give_up, step_for
 from functions.intake import OrderRejected
 from shared.domain.messages import (
     ExecuteRequest, LimitOrderRequest, MarketOrderRequest, NewOrder, OrderRequest, SniperOrderRequest,
@@ -32,7 +32,7 @@ async def run_chain(ctx, message) -> str:
     """Each step's output into the next, as the chain table says; returns the order id."""
     order_id = None
     while message is not None:
-        message = await CHAIN[step_for(message)].handle(message, ctx)
+        message = await PIPELINE[step_for(message)].handle(message, ctx)
         if message is not None:
             order_id = message.order_id
     return order_id

@@ -112,9 +112,9 @@ async def test_the_trigger_index_is_rebuilt_once_after_it_was_lost():
     ctx = fake_context()
     for n in range(3):
         await trigger.handle(await intake.handle(NewOrder(LIMIT, "c", f"k{n}"), ctx), ctx)
-    ctx.triggers.armed.clear()  # Redis lost the index
+    ctx.resting.armed.clear()  # Redis lost the index
     assert await reconcile.rearm_if_lost(ctx) == 3
-    assert len(ctx.triggers.armed) == 3
+    assert len(ctx.resting.armed) == 3
     assert await reconcile.rearm_if_lost(ctx) == 0  # intact now: no second rebuild
 
 

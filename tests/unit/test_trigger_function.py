@@ -12,7 +12,7 @@ import base58
 import pytest
 
 from functions import intake, trigger
-from functions.pipeline import CHAIN, step_for
+from functions.pipeline import PIPELINE, step_for
 from functions.intake import LIMIT_NOT_MET
 from shared.domain.messages import (
     ArmRequest,
@@ -77,7 +77,7 @@ async def statuses(ctx, order_id: str) -> list[str]:
 
 async def run_chain(ctx, message) -> None:
     while message is not None:
-        message = await CHAIN[step_for(message)].handle(message, ctx)
+        message = await PIPELINE[step_for(message)].handle(message, ctx)
 
 
 FIRED = {"venue": "raydium", "price": "181.2", "limitPrice": "180.5"}
@@ -94,8 +94,8 @@ async def test_arming_makes_a_limit_order_wait_until_its_expiry():
     assert order.status == Status.WAITING and order.expires_at == NOW + timedelta(hours=1)
     assert [(e.seq, e.status) for e in events] == [(1, "pending"), (2, "waiting")]
     assert events[1].data == {"expiresAt": "2026-11-25T13:00:00.000Z"}
-    assert list(ctx.triggers.armed) == [order_id]
-    indexed = ctx.triggers.armed[order_id]
+    assert list(ctx.resting.armed) == [order_id]
+    indexed = ctx.resting.armed[order_id]
     assert (indexed.side, indexed.limit_price, indexed.expires_at) == ("sell", Decimal("180.5"), order.expires_at)
     assert ctx.publisher.events == events
 
@@ -103,10 +103,10 @@ async def test_arming_makes_a_limit_order_wait_until_its_expiry():
 async def test_a_redelivered_arm_request_re_arms_without_a_second_event():
     ctx = context()
     order_id = await resting(ctx, limit_sell())
-    ctx.triggers.armed.clear()  # the index lost it
+    ctx.resting.armed.clear()  # the index lost it
     assert await trigger.handle(ArmRequest(order_id), ctx) is None
     assert await statuses(ctx, order_id) == ["pending", "waiting"]
-    assert order_id in ctx.triggers.armed
+    assert order_id in ctx.resting.armed
 
 
 async def test_an_order_cancelled_before_arming_never_rests():
@@ -115,7 +115,7 @@ async def test_an_order_cancelled_before_arming_never_rests():
     assert await trigger.cancel(arm.order_id, ctx) is not None
     assert await trigger.handle(arm, ctx) is None
     assert await statuses(ctx, arm.order_id) == ["pending", "cancelled"]
-    assert ctx.triggers.armed == {}
+    assert ctx.resting.armed == {}
 
 
 # --- firing ------------------------------------------------------------------------------------
@@ -133,7 +133,7 @@ async def test_a_fired_limit_order_is_triggered_and_goes_to_quote_with_its_limit
     triggered = (await ctx.orders.events(order_id))[-1]
     assert (triggered.seq, triggered.status, triggered.data) == (3, "triggered", FIRED)
     assert (await ctx.orders.get(order_id)).status == Status.TRIGGERED
-    assert ctx.triggers.armed == {}
+    assert ctx.resting.armed == {}
 
 
 async def test_a_second_delivery_of_the_trigger_writes_nothing_and_hands_on_the_same_quote():
@@ -214,11 +214,11 @@ async def test_a_cancelled_order_ignores_its_trigger():
     order_id = await resting(ctx, limit_sell())
     cancelled = await trigger.cancel(order_id, ctx)
     assert (cancelled.status, cancelled.data) == ("cancelled", {"reason": "cancelled by client"})
-    assert ctx.triggers.armed == {}
+    assert ctx.resting.armed == {}
     assert await trigger.handle(TriggerFired(order_id, FIRED), ctx) is None
     assert await statuses(ctx, order_id) == ["pending", "waiting", "cancelled"]
     assert (await ctx.orders.get(order_id)).status == Status.CANCELLED
-    assert ctx.triggers.armed == {}
+    assert ctx.resting.armed == {}
 
 
 async def test_a_triggered_order_can_no_longer_be_cancelled():
@@ -244,11 +244,11 @@ async def test_expiry_boundary(offset: timedelta, expires: bool):
         assert order.status == Status.EXPIRED
         last = (await ctx.orders.events(order_id))[-1]
         assert (last.status, last.data) == ("expired", {"expiresAt": "2026-11-25T13:00:00.000Z"})
-        assert ctx.triggers.armed == {}
+        assert ctx.resting.armed == {}
     else:
         assert order.status == Status.WAITING
         assert await statuses(ctx, order_id) == ["pending", "waiting"]
-        assert order_id in ctx.triggers.armed
+        assert order_id in ctx.resting.armed
 
 
 async def test_an_expired_order_is_not_triggered_afterwards():
@@ -293,7 +293,7 @@ async def test_a_refused_launch_is_noted_and_the_sniper_keeps_waiting():
     assert (note.seq, note.status, note.data) == (3, "waiting", {"refused": reason, "launch": LAUNCH})
     assert ctx.publisher.events[-1] == note
     assert (await ctx.orders.get(order_id)).status == Status.WAITING
-    assert order_id in ctx.triggers.armed
+    assert order_id in ctx.resting.armed
     # A later launch that passes still fires it.
     ctx.tokens.add(NEW_TOKEN)
     assert isinstance(await trigger.handle(TriggerFired(order_id, {"launch": LAUNCH}), ctx), QuoteRequest)

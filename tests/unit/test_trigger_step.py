@@ -30,7 +30,7 @@ async def test_arming_rests_the_order_and_indexes_it():
     ctx = fake_context()
     order_id = await resting_limit(ctx)
     assert await statuses(ctx, order_id) == ["pending", "waiting"]
-    assert order_id in ctx.triggers.armed
+    assert order_id in ctx.resting.armed
 
 
 async def test_a_fired_limit_goes_to_quote_with_its_limit_as_floor():
@@ -40,7 +40,7 @@ async def test_a_fired_limit_goes_to_quote_with_its_limit_as_floor():
     assert isinstance(nxt, QuoteRequest) and nxt.floor_amount_out == 270_750_000  # 1.5 × 180.5 USDC
     assert nxt.floor_reason == "limit_price_not_met"
     assert await statuses(ctx, order_id) == ["pending", "waiting", "triggered"]
-    assert order_id not in ctx.triggers.armed
+    assert order_id not in ctx.resting.armed
 
 
 async def test_a_second_delivery_of_the_same_firing_writes_nothing():
@@ -83,4 +83,4 @@ async def test_a_refused_launch_is_a_note_and_the_sniper_keeps_waiting():
     events = await ctx.orders.events(arm.order_id)
     assert [e.status for e in events] == ["pending", "waiting", "waiting"]
     assert events[-1].data["refused"].startswith("liquidity 20")
-    assert arm.order_id in ctx.triggers.armed
+    assert arm.order_id in ctx.resting.armed

@@ -18,6 +18,8 @@ from datetime import datetime
 import asyncpg
 from redis.asyncio import Redis
 
+from shared.domain.clients import ApiClient
+
 KEY_PREFIX = "dex_"
 CACHE_TTL_S = 30.0
 """How long a process trusts a key it has looked up. A revocation evicts it at once in every web
@@ -38,14 +40,6 @@ def revoked_keys_channel(namespace: str) -> str:
 
 def is_key_hash(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
-
-
-@dataclass(frozen=True, slots=True)
-class ApiClient:
-    client_id: str
-    orders_per_minute: int | None = None
-    """This client's own limits; None: the engine's defaults."""
-    max_in_flight: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,17 +21,16 @@ from saq import CronJob, Worker
 from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
 
-from functions import reconcile
-from functions.pipeline import CHAIN, RetryLater, Step, message_key, run_attempt, step_for
 from shared.adapters.batching import Coalescer
-from shared.context import Context
 from shared.adapters.postgres.upkeep import UPKEEP_INTERVAL_S
+from shared.adapters.redis.connection import new_redis
 from shared.settings import Settings
-from shared.wiring import new_redis
 
 log = logging.getLogger("engine.saq")
 
 _encoder = msgspec.json.Encoder()
+Deliver = Callable[[str, list[str], int], Awaitable[list[bool]]]
+"""Runs a job's messages (step, bodies, delivery number) and says, for each, whether to deliver it again."""
 JOB_TIMEOUT_MARGIN_S = 5
 """SAQ's own timeout sits above the step's, so the step times out first and can give up cleanly."""
 
@@ -99,13 +98,17 @@ class SaqQueues:
     """The queue port on SAQ: `send(message)` and the workers that consume each queue.
 
     Messages for one function sent while its previous job is being enqueued travel together
-    in the next job (group commit, shared/batching.py), as an SQS batch would: a SAQ job
-    costs ~16 Redis commands however many messages it carries. Each message of a job runs on
-    its own (concurrently, with its own timeout); one that fails is sent again alone, after a
-    backoff, with its attempt number, so it never holds back or repeats the others."""
+    in the next job (group commit, shared/adapters/batching.py), as an SQS batch would: a SAQ
+    job costs ~16 Redis commands however many messages it carries. Each message of a job runs on
+    its own (the delivery loop handed to `workers`); one to deliver again is sent again alone,
+    after a backoff, with its attempt number, so it never holds back or repeats the others.
+    Which queue a message goes to (`route`) and what identifies it across deliveries (`key`)
+    come from the pipeline table, handed in by the composition root."""
 
-    def __init__(self, settings: Settings, steps: Iterable[str] = CHAIN) -> None:
+    def __init__(self, settings: Settings, route: Callable[[Any], str], key: Callable[[Any], str],
+                 steps: Iterable[str]) -> None:
         self._settings = settings
+        self._route = route
         # BLMOVE holds a connection per waiting job slot: each queue gets its own pool.
         size = settings.worker_concurrency + 16
         self.maintenance = EngineQueue(new_redis(settings.redis_url, 8), name=f"{settings.namespace}:maintenance")
@@ -118,8 +121,8 @@ class SaqQueues:
             for name in steps
         }
         self._senders = {
-            name: Coalescer(functools.partial(self._enqueue, name), max_batch=settings.batch_max, max_in_flight=2,
-                            unique=message_key)
+            name: Coalescer(functools.partial(self._enqueue_messages, name), max_batch=settings.batch_max,
+                            max_in_flight=2, unique=key)
             for name in steps
         }
 
@@ -132,13 +135,17 @@ class SaqQueues:
             await queue.disconnect()
 
     async def send(self, message: Any) -> None:
-        """Enqueue `message` for the function the chain table gives it to; returns once its job
-        is stored in Redis."""
-        await self._senders[step_for(message)].submit(message)
+        """Enqueue `message` for the function the pipeline table gives it to; returns once its
+        job is stored in Redis."""
+        await self._senders[self._route(message)].submit(message)
 
-    async def _enqueue(self, step: str, messages: list[Any], attempt: int = 1, delay_s: float = 0) -> list[None]:
-        """One job carrying `messages`, delivery number `attempt` of each. Its SAQ retries
-        only cover a worker that died holding it (the sweep re-queues it)."""
+    async def _enqueue_messages(self, step: str, messages: list[Any]) -> list[None]:
+        await self._enqueue(step, [_encoder.encode(m).decode() for m in messages])
+        return [None] * len(messages)
+
+    async def _enqueue(self, step: str, bodies: list[str], attempt: int = 1, delay_s: float = 0) -> None:
+        """One job carrying `bodies` (encoded messages), delivery number `attempt` of each. Its
+        SAQ retries only cover a worker that died holding it (the sweep re-queues it)."""
         settings = self._settings
         await self.queues[step].enqueue(
             step,
@@ -148,63 +155,44 @@ class SaqQueues:
             retry_backoff=True,
             ttl=-1,  # forget a finished job at once: the order's record is in PostgreSQL, not in SAQ
             scheduled=time.time() + delay_s if delay_s else 0,
-            messages=[_encoder.encode(m).decode() for m in messages],
+            messages=bodies,
             attempt=attempt,
         )
-        return [None] * len(messages)
 
-    def job_function(self, step: Step, ctx: Context):
-        decoder = msgspec.json.Decoder(step.message_type)
+    def _job(self, step: str, deliver: Deliver):
         settings = self._settings
-        timeout = settings.step_timeout_s(step.name)
-
-        async def one(message: str, attempt: int) -> Any:
-            """Run one message and send its result on at once (not when the whole job is done);
-            returns the message if it should be delivered again, else None."""
-            try:
-                decoded = decoder.decode(message)
-            except msgspec.DecodeError:
-                log.error("dropping undecodable %s message: %.200s", step.name, message)
-                return None
-            try:
-                result = await run_attempt(step, decoded, ctx, attempt, settings.job_attempts, timeout)
-            except RetryLater:
-                return decoded
-            except Exception:  # giving up failed too (e.g. PostgreSQL down): try again later
-                log.exception("%s %s could not give up; retrying", step.name, message_key(decoded))
-                return decoded
-            if result is not None:
-                await self.send(result)  # if this fails the job fails, and SAQ runs it again
-            return None
 
         async def run(saq_ctx: dict[str, Any], *, messages: list[str], attempt: int = 1) -> None:
             # A job the sweep re-queued after its worker died counts as another delivery.
             delivery = attempt + saq_ctx["job"].attempts - 1
-            again = [m for m in await asyncio.gather(*(one(m, delivery) for m in messages)) if m is not None]
+            again = [body for body, retry in zip(messages, await deliver(step, messages, delivery), strict=True)
+                     if retry]
             if again:
                 delay_s = settings.job_retry_delay_ms / 1000 * 2 ** (delivery - 1)
-                await self._enqueue(step.name, again, attempt=delivery + 1, delay_s=delay_s)
+                await self._enqueue(step, again, attempt=delivery + 1, delay_s=delay_s)
 
-        return (step.name, run)
+        return (step, run)
 
-    def workers(self, ctx: Context, steps: Iterable[str] = CHAIN) -> list[Worker]:
+    def workers(self, steps: Iterable[str], deliver: Deliver) -> list[Worker]:
+        """A SAQ worker per step, each job's messages run by `deliver`."""
         return [
             HostedWorker(
                 self.queues[name],
-                functions=[self.job_function(CHAIN[name], ctx)],
+                functions=[self._job(name, deliver)],
                 concurrency=self._settings.worker_concurrency,
                 timers={"sweep": 10},
             )
             for name in steps
         ]
 
-    def reconciler(self, ctx: Context, upkeep: Callable[[], Awaitable[Any]] | None = None) -> Worker:
+    def reconciler(self, reconcile: Callable[[], Awaitable[Any]], upkeep: Callable[[], Awaitable[Any]] | None = None
+                   ) -> Worker:
         """A worker whose SAQ cron runs `reconcile` every `reconcile_interval_s` (and `upkeep`,
         if given, every UPKEEP_INTERVAL_S). Every process with workers runs one; each cron
         job's unique key makes one of them run each round."""
 
-        async def run(saq_ctx: dict[str, Any]) -> dict[str, int]:
-            return await reconcile.run_round(ctx, self)
+        async def run(saq_ctx: dict[str, Any]) -> Any:
+            return await reconcile()
 
         async def tidy(saq_ctx: dict[str, Any]) -> Any:
             return await upkeep()

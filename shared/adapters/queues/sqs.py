@@ -5,11 +5,11 @@ process when DEX_QUEUE_BACKEND=sqs)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from functions.pipeline import step_for
 from shared.settings import Settings
 
 _encoder = msgspec.json.Encoder()
@@ -27,21 +27,24 @@ def parse_queue_urls(text: str) -> dict[str, str]:
 
 
 class SqsQueues:
-    def __init__(self, client: Any, urls: dict[str, str]) -> None:
+    """`route` names the step a message goes to (the pipeline table's, handed in)."""
+
+    def __init__(self, client: Any, urls: dict[str, str], route: Callable[[Any], str]) -> None:
         self._client = client
         self._urls = urls
+        self._route = route
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SqsQueues:
+    def from_settings(cls, settings: Settings, route: Callable[[Any], str]) -> SqsQueues:
         import boto3  # provided by the Lambda runtime; imported only where SQS is used
 
         client = boto3.client("sqs", endpoint_url=settings.sqs_endpoint_url or None)
-        return cls(client, parse_queue_urls(settings.sqs_queue_urls))
+        return cls(client, parse_queue_urls(settings.sqs_queue_urls), route)
 
     async def send(self, message: Any) -> None:
         """Send `message` to the queue of the function the chain table gives it to. (A re-drive
         is just another delivery, which every step absorbs.)"""
-        step = step_for(message)
+        step = self._route(message)
         try:
             url = self._urls[step]
         except KeyError:

@@ -13,11 +13,11 @@ process killed) cannot hold a slot for ever.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from shared.adapters.batching import Coalescer
+from shared.domain.clients import Admission
 
 STALE_AFTER_MS = 10 * 60 * 1000
 WINDOW_MS = 60_000
@@ -63,14 +63,6 @@ end
 whose owner key names the client holding it."""
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
-    admitted: bool
-    reason: str | None = None
-    """"rate" (orders per minute) or "in_flight"."""
-    retry_after_s: int = 0
-
-
 def inflight_prefix(namespace: str) -> str:
     return f"{namespace}:inflight:"
 
@@ -79,7 +71,7 @@ def owner_key(namespace: str, order_id: str) -> str:
     return f"{namespace}:inflight-owner:{order_id}"
 
 
-class ClientLimits:
+class RedisClientLimits:
     """Admissions of concurrent orders share one script call (group commit, shared/batching.py)."""
 
     def __init__(self, redis: Redis, namespace: str, max_batch: int = 256) -> None:

@@ -45,7 +45,7 @@ each settling event; KEYS: those orders' owner keys."""
 
 def order_home(order_id: str) -> str:
     """The web process that took the order, as the order's id marks it (4 hex digits: bytes 10–11
-    of the UUID, see shared/wiring.py TimeOrderedIds)."""
+    of the UUID, see shared/adapters/clock.py TimeOrderedIds)."""
     return order_id[24:28]
 
 

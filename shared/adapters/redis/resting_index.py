@@ -16,25 +16,10 @@ import msgspec
 from redis.asyncio import Redis
 
 from shared.domain.orders import OrderRecord
+from shared.domain.resting import RestingOrder
 
 _SCORE_SLACK = 1e-9
 """Relative widening of the float range so rounding never hides a crossing order."""
-
-
-class RestingOrder(msgspec.Struct, frozen=True, omit_defaults=True):
-    """What a watcher needs of a waiting order, stored as JSON beside the index entries (the
-    order id is the key's, so it is not stored)."""
-
-    kind: str
-    side: str
-    base_mint: str
-    quote_mint: str
-    input_mint: str
-    output_mint: str
-    amount_in: int
-    limit_price: Decimal | None = None
-    conditions: dict | None = None
-    order_id: str = ""
 
 
 _resting_decoder = msgspec.json.Decoder(RestingOrder)
@@ -50,7 +35,7 @@ def _millis_up(moment: datetime) -> int:
     return -(-round(moment.timestamp() * 1_000_000) // 1000)
 
 
-class RedisTriggerIndex:
+class RedisRestingIndex:
     def __init__(self, redis: Redis, namespace: str) -> None:
         self._redis = redis
         self._ns = namespace

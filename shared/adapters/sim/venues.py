@@ -1,18 +1,17 @@
-"""The simulated venues and chain as the functions meet them: the shared market (a store every
-process reads and changes atomically) behind quote latency, timeouts, outages and chain delays."""
+"""The simulated venues as the functions meet them: the shared market (a store every process
+reads and changes atomically) behind quote latency, timeouts and outages."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Iterable
-from typing import NamedTuple, Protocol
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
-from shared.domain.chain import ChainUnavailable, Landing, Transaction
 from shared.domain.messages import QuoteCurve, VenueFailure, VenueQuote
 from shared.settings import SimulationSettings
-from shared.domain.tokens import Token
 from shared.domain.market import METEORA, RAYDIUM, Market, pair_key
+from shared.ports import MarketStore
 from shared.domain.swap import InsufficientLiquidity, SwapOutcome
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -20,35 +19,6 @@ Sleep = Callable[[float], Awaitable[None]]
 
 class VenueUnavailable(Exception):
     """The venue did not answer (simulated outage or timeout)."""
-
-
-class MarketStore(Protocol):
-    """The one simulated world every process shares (a chain's state): pools, pairs and their
-    prices, launched tokens, and the ledger of landed transactions. Reads give a snapshot;
-    every change is atomic against every other, whichever process makes it."""
-
-    async def load(self, mint_a: str, mint_b: str) -> Market:
-        """The pair's state now (a Market without it if no venue trades it)."""
-        ...
-
-    async def load_all(self) -> Market: ...
-
-    async def modify(self, change: Callable[[Market], object], mints: Iterable[tuple[str, str]] | None = None
-                     ) -> object:
-        """Apply `change` to the named pairs (every pair if None) atomically, new pairs and pools
-        included, and return what it returned. It must be pure: it may run again."""
-        ...
-
-    async def land(self, tx: Transaction) -> Landing:
-        """Land `tx` on the pool it names, atomically, once: a signature that already landed gives
-        back its stored landing."""
-        ...
-
-    async def find_landing(self, signature: str) -> Landing | None: ...
-
-    async def find_tokens(self, assets: Iterable[str]) -> list[Token]:
-        """Listed tokens whose mint (or symbol, any case) is one of `assets`."""
-        ...
 
 
 class Pricing(NamedTuple):
@@ -124,40 +94,3 @@ class SimulatedVenues:
         except (VenueUnavailable, InsufficientLiquidity) as exc:
             # An outage may pass (retry); a pool that cannot fill this size will not.
             return VenueFailure(venue, str(exc), retryable=isinstance(exc, VenueUnavailable))
-
-
-class SimulatedChain:
-    """Build, send and confirm on the shared market: delays and dropped transactions here; the
-    landing itself (atomic, once per signature) is the store's."""
-
-    def __init__(self, store: MarketStore, sim: SimulationSettings, sleep: Sleep) -> None:
-        self._store = store
-        self._sim = sim
-        self._sleep = sleep
-        self._rng = random.Random(sim.seed + 2)
-
-    async def _delay(self, ms: int) -> None:
-        ms = self._sim.delay_ms(ms)
-        if ms:
-            await self._sleep(ms / 1000)
-
-    async def build(self, tx: Transaction) -> None:
-        await self._delay(self._sim.build_delay_ms)
-
-    async def send(self, tx: Transaction) -> None:
-        await self._delay(self._sim.submit_delay_ms)
-        if self._rng.randrange(1000) < self._sim.chain_failure_permille:
-            raise ChainUnavailable("blockhash not found; transaction was not processed")
-
-    async def confirm(self, tx: Transaction, built_now: bool = False) -> Landing:
-        """Wait for the transaction to land and return its result. The swap is priced and applied
-        to the shared pool atomically, so transactions from every process see each other's effect
-        in the order they land, as on a chain, and a signature lands at most once. `built_now`:
-        the caller built it in this delivery, so no earlier one can have landed it and the ledger
-        need not be asked before the wait."""
-        await self._delay(self._sim.confirm_delay_ms + self._rng.randint(0, self._sim.confirm_jitter_ms))
-        if not built_now:
-            landed = await self._store.find_landing(tx.signature)
-            if landed is not None:
-                return landed
-        return await self._store.land(tx)

@@ -1,0 +1,213 @@
+"""The ports: every Protocol the service layer depends on, implemented by shared/adapters/ and by
+the tests' fakes. Nothing here imports an adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from shared.domain.chain import Landing, Transaction
+from shared.domain.clients import Admission, ApiClient
+from shared.domain.events import Event
+from shared.domain.market import Market
+from shared.domain.messages import QuoteCurve, VenueFailure, VenueQuote
+from shared.domain.orders import OrderRecord
+from shared.domain.resting import RestingOrder
+from shared.domain.states import Status
+from shared.domain.swap import SwapOutcome
+from shared.domain.tokens import Token
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class Ids(Protocol):
+    def order_id(self) -> str: ...
+
+
+class OrderRepository(Protocol):
+    """Orders and their events (PostgreSQL; an in-memory fake for unit tests)."""
+
+    async def create(self, order: OrderRecord, data: dict[str, Any]) -> Event | None:
+        """Store a new order in status pending with its first event (seq 1); None if the
+        client already has an order with this idempotency key (nothing is written)."""
+        ...
+
+    async def find_by_key(self, client_id: str, idempotency_key: str) -> OrderRecord | None: ...
+
+    async def transition(
+        self, order_id: str, new: Status, at: datetime, data: dict[str, Any], changes: dict[str, Any],
+        only_from: frozenset[Status] | None = None,
+    ) -> Event | None:
+        """Move the order to `new` if the state table allows it from its current status (and,
+        with `only_from`, that status is one of those), apply `changes` and append the event
+        with the next seq, atomically. Returns None (and changes nothing) otherwise."""
+        ...
+
+    async def get(self, order_id: str) -> OrderRecord | None: ...
+
+    async def moving_since(self, before: datetime, limit: int, statuses: frozenset[Status]) -> list[OrderRecord]:
+        """Orders in one of these pipeline statuses (pending, triggered, routing … submitted) not
+        updated since `before`, oldest first."""
+        ...
+
+    async def overdue(self, before: datetime, limit: int) -> list[OrderRecord]:
+        """Waiting orders whose expiry is before `before`."""
+        ...
+
+    async def waiting_after(self, after_id: str | None, limit: int) -> list[OrderRecord]:
+        """A page of waiting orders in id order, after `after_id`."""
+        ...
+
+    async def events(self, order_id: str, after_seq: int = 0) -> list[Event]: ...
+
+    async def event(self, order_id: str, status: Status) -> Event | None:
+        """The event that moved the order to `status`, if any."""
+        ...
+
+
+class Publisher(Protocol):
+    async def publish(self, event: Event) -> None:
+        """Hand a stored event over for delivery; it may be sent after this returns, but an
+        order's events are sent in the order they were handed over."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait until every event handed over so far has been sent (or given up on)."""
+        ...
+
+
+class Queues(Protocol):
+    """Hands a step's message to the function the pipeline table gives it to (SAQ locally, SQS in
+    the cloud)."""
+
+    async def send(self, message: Any) -> None: ...
+
+    async def connect(self) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+
+class RestingIndex(Protocol):
+    """Resting (limit and sniper) orders, indexed so a price change or launch touches only the
+    orders it concerns; removing an entry is the claim that fires an order once."""
+
+    async def arm(self, order: OrderRecord) -> None:
+        """Index a waiting order by what fires it (limit price, or token to snipe) and its expiry.
+        Idempotent."""
+        ...
+
+    async def disarm(self, order: OrderRecord) -> None:
+        """Remove the order from every index. Idempotent."""
+        ...
+
+    async def claim_rebuild(self) -> bool:
+        """True once after the index was lost (or never built): the caller re-arms every
+        waiting order from the database. False while the index is intact."""
+        ...
+
+    async def limit_candidates(self, base_mint: str, quote_mint: str, side: str, best_price: Decimal
+                               ) -> list[RestingOrder]:
+        """A superset of the limit orders the best spot price has reached."""
+        ...
+
+    async def claim_limit(self, order: RestingOrder) -> bool: ...
+
+    async def snipers(self, mint: str) -> list[RestingOrder]: ...
+
+    async def awaited_mints(self) -> list[str]: ...
+
+    async def claim_sniper(self, order: RestingOrder) -> bool: ...
+
+    async def due_expiries(self, now: datetime) -> list[str]: ...
+
+    async def claim_expiry(self, order_id: str) -> bool: ...
+
+
+class MarketStore(Protocol):
+    """The one simulated world every process shares (a chain's state): pools, pairs and their
+    prices, launched tokens, and the ledger of landed transactions. Reads give a snapshot;
+    every change is atomic against every other, whichever process makes it."""
+
+    async def load(self, mint_a: str, mint_b: str) -> Market:
+        """The pair's state now (a Market without it if no venue trades it)."""
+        ...
+
+    async def load_all(self) -> Market: ...
+
+    async def modify(self, change: Callable[[Market], object], mints: Iterable[tuple[str, str]] | None = None
+                     ) -> object:
+        """Apply `change` to the named pairs (every pair if None) atomically, new pairs and pools
+        included, and return what it returned. It must be pure: it may run again."""
+        ...
+
+    async def land(self, tx: Transaction) -> Landing:
+        """Land `tx` on the pool it names, atomically, once: a signature that already landed gives
+        back its stored landing."""
+        ...
+
+    async def find_landing(self, signature: str) -> Landing | None: ...
+
+    async def find_tokens(self, assets: Iterable[str]) -> list[Token]:
+        """Listed tokens whose mint (or symbol, any case) is one of `assets`."""
+        ...
+
+
+class Venues(Protocol):
+    """The DEX venues: which pairs trade, and what each venue gives for a size now."""
+
+    async def supports(self, mint_a: str, mint_b: str) -> bool: ...
+
+    async def price(self, mint_in: str, mint_out: str, amount_in: int, venues: list[str] | None,
+                    split_steps: int, split_min_share_bps: int
+                    ) -> tuple[list[VenueQuote], list[VenueFailure], list[QuoteCurve]]:
+        """Every venue's quote for the whole size (or those named), its failures, and the split
+        curves when a split may pay (outputs at `split_steps` sizes pairing up into splits)."""
+        ...
+
+    async def outcomes(self, mint_in: str, mint_out: str, legs: list[tuple[str, int]]) -> list[SwapOutcome]:
+        """The pool math for each (venue, amount in) now."""
+        ...
+
+
+class Chain(Protocol):
+    """Where swaps land: a signed transaction is built, sent, and lands at most once."""
+
+    async def build(self, tx: Transaction) -> None: ...
+
+    async def send(self, tx: Transaction) -> None: ...
+
+    async def confirm(self, tx: Transaction, built_now: bool = False) -> Landing: ...
+
+
+class Lease(Protocol):
+    """At most one holder at a time; the holder renews it, and another takes it when it lapses."""
+
+    holder: str
+
+    async def hold(self) -> bool:
+        """Renew or take the lease; True if this holder has it now."""
+        ...
+
+    async def release(self) -> None: ...
+
+
+class ApiKeys(Protocol):
+    async def client(self, key: str) -> ApiClient | None:
+        """The client a key belongs to, or None (unknown or revoked)."""
+        ...
+
+
+class ClientLimits(Protocol):
+    """Per-client admission shared by every web process: orders per minute and in flight."""
+
+    async def admit(self, client_id: str, per_minute: int, max_in_flight: int, order_id: str) -> Admission:
+        """Count the request and reserve an in-flight slot for `order_id`."""
+        ...
+
+    async def release(self, client_id: str, order_id: str) -> None:
+        """Give back the slot reserved for an order that was refused or turned out to be a repeat."""
+        ...
