@@ -39,7 +39,7 @@ from shared.adapters.queues import queue_port
 from shared.adapters.redis.admission import RedisClientLimits
 from shared.adapters.redis.connection import new_redis
 from shared.adapters.redis.lease import RedisLease
-from shared.adapters.redis.publisher import RedisPublisher
+from shared.adapters.redis.publisher import PublisherSettlingSlots
 from shared.adapters.redis.resting_index import RedisRestingIndex
 from shared.adapters.sim.chain import SimulatedChain
 from shared.adapters.sim.venues import SimulatedVenues
@@ -149,7 +149,7 @@ def assemble(settings: Settings, pool: asyncpg.Pool | None = None, redis: Redis 
     queues = part("queues", lambda: queue_port(settings, step_for, message_key, PIPELINE))
     ctx = Context(
         orders=part("orders", lambda: PgOrderRepository(pool, max_batch=batch)),
-        publisher=part("publisher", lambda: RedisPublisher(redis, ns, max_batch=batch)),
+        publisher=part("publisher", lambda: PublisherSettlingSlots(redis, ns, max_batch=batch)),
         resting=resting,
         venues=part("venues", lambda: SimulatedVenues(market, settings.sim, now_s=now_s, sleep=sleep)),
         chain=part("chain", lambda: SimulatedChain(market, settings.sim, sleep=sleep)),

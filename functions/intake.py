@@ -12,19 +12,18 @@ from typing import Any
 
 import msgspec
 
-from shared.domain.chain import SLIPPAGE
 from shared.context import Context
 from shared.domain.errors import FieldError
 from shared.domain.events import format_ts
 from shared.domain.messages import ArmRequest, LimitOrderRequest, NewOrder, OrderRequest, QuoteRequest, SniperOrderRequest
-from shared.domain.orders import OrderRecord
+from shared.domain.orders import FailureReason, Kind, OrderRecord, Side
 from shared.settings import Settings
 from shared.domain.states import Status
 from shared.domain.tokens import Token, TokenRegistry, check_mint, format_decimal, parse_amount, parse_price
 from shared.domain.resting import Expiry, floor_amount_out, parse_expiry, read_expiry
 
-LIMIT_NOT_MET = "limit_price_not_met"
 _encoder = msgspec.json.Encoder()
+LIMIT_NOT_MET = FailureReason.LIMIT_NOT_MET  # TODO(issue 17): the twin-test merge still imports it from here
 
 
 class OrderRejected(FieldError):
@@ -55,11 +54,11 @@ class OrderTerms:
 
     @property
     def sold_mint(self) -> str:
-        return self.base_mint if self.side == "sell" else self.quote.mint
+        return self.base_mint if self.side == Side.SELL else self.quote.mint
 
     @property
     def bought_mint(self) -> str:
-        return self.quote.mint if self.side == "sell" else self.base_mint
+        return self.quote.mint if self.side == Side.SELL else self.base_mint
 
     def fingerprint(self) -> str:
         """What the idempotency check compares: the parsed order, not the text it came as."""
@@ -90,7 +89,7 @@ def read_order(request: OrderRequest, tokens: TokenRegistry, settings: Settings)
     base = tokens.resolve("baseAsset", request.base_asset)
     if base == quote:
         raise OrderRejected("quoteAsset", "quoteAsset must differ from baseAsset")
-    sold, bought = (base, quote) if request.side == "sell" else (quote, base)
+    sold, bought = (base, quote) if request.side == Side.SELL else (quote, base)
     amount_in = parse_amount("amount", request.amount, sold)
     check_size(settings, sold, amount_in)
     floor = 0 if request.min_amount_out is None else parse_amount("minAmountOut", request.min_amount_out, bought)
@@ -105,7 +104,7 @@ def _read_sniper(request: SniperOrderRequest, tokens: TokenRegistry, settings: S
                  common: dict[str, Any]) -> OrderTerms:
     """A sniper's base is a mint no venue may list yet (it need not be a known token at all)."""
     quote = common["quote"]
-    if request.side != "buy":
+    if request.side != Side.BUY:
         raise OrderRejected("side", "sniper orders buy a newly launched token: side must be \"buy\"")
     base = tokens.find(request.base_asset)
     base_mint = base.mint if base else check_mint("baseAsset", request.base_asset)
@@ -130,15 +129,15 @@ async def handle(message: NewOrder, ctx: Context) -> QuoteRequest | ArmRequest |
     event = await ctx.orders.create(order, _pending_data(order, terms))
     if event is None:  # a delivery of this submission (or a racing one) stored the order first: it owns it
         raced = await ctx.orders.find_by_key(message.client_id, message.submission_key)
-        return _next(raced) if raced is not None and raced.status == Status.PENDING else None
+        return after_pending(raced) if raced is not None and raced.status == Status.PENDING else None
     await ctx.publisher.publish(event)
-    return _next(order)
+    return after_pending(order)
 
 
 async def _check_market(terms: OrderTerms, ctx: Context) -> None:
     """A market or limit order needs a venue trading its pair; a sniper's token must not trade yet."""
     trades = await ctx.venues.supports(terms.base_mint, terms.quote.mint)
-    if terms.kind == "sniper":
+    if terms.kind == Kind.SNIPER:
         if terms.base is not None and trades:
             raise OrderRejected("baseAsset", "this token already trades; use a market or limit order")
     elif not trades:
@@ -196,8 +195,9 @@ def _pending_data(order: OrderRecord, terms: OrderTerms) -> dict[str, Any]:
     return data
 
 
-def _next(order: OrderRecord) -> QuoteRequest | ArmRequest:
-    if order.kind != "market":
+def after_pending(order: OrderRecord) -> QuoteRequest | ArmRequest:
+    """What follows `pending`: a market order is quoted; a limit or sniper order goes to rest."""
+    if order.kind != Kind.MARKET:
         return ArmRequest(order.id)
     return quote_request(order)
 
@@ -207,5 +207,6 @@ def quote_request(order: OrderRecord) -> QuoteRequest:
     return QuoteRequest(
         order.id, order.input_mint, order.output_mint, order.amount_in, order.slippage_bps,
         floor_amount_out=order.min_amount_out or 0,
-        floor_reason=LIMIT_NOT_MET if order.limit_price is not None else SLIPPAGE, side=order.side,
+        floor_reason=FailureReason.LIMIT_NOT_MET if order.limit_price is not None else FailureReason.SLIPPAGE,
+        side=order.side,
     )

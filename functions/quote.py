@@ -10,10 +10,10 @@ from __future__ import annotations
 import msgspec
 
 from shared.context import Context
+from shared.domain.orders import FailureReason
 from shared.domain.messages import QuoteCurve, QuoteRequest, RouteRequest, VenueFailure, VenueQuote
 from shared.domain.states import Status
 
-NO_ROUTE = "no_route"
 SPLIT_STEPS = 100
 SPLIT_MIN_SHARE_BPS = 5
 """An order under 5 bps of the shallower pool's depth (when both pools can fill it alone) stays
@@ -47,8 +47,8 @@ async def handle(message: QuoteRequest, ctx: Context) -> RouteRequest | None:
         await ctx.record(
             message.order_id,
             Status.FAILED,
-            {"error": NO_ROUTE, "reason": reason, "failures": msgspec.to_builtins(failures), "attempts": ctx.attempt()},
-            failure_reason=f"{NO_ROUTE}: {reason}",
+            {"error": FailureReason.NO_ROUTE, "reason": reason, "failures": msgspec.to_builtins(failures), "attempts": ctx.attempt()},
+            failure_reason=f"{FailureReason.NO_ROUTE}: {reason}",
             attempts=ctx.attempt(),
         )
         return None

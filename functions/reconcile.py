@@ -18,12 +18,12 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from functions.intake import quote_request
+from functions.intake import after_pending, quote_request
 from functions.pipeline import message_key, step_for
 from shared.context import Context
 from shared.ports import Queues
 from shared.domain.messages import ArmRequest, ExecuteRequest, ExpireRequest, Plan, QuoteRequest, TriggerFired
-from shared.domain.orders import OrderRecord
+from shared.domain.orders import Kind, OrderRecord
 from shared.domain.states import Status
 
 BATCH = 500
@@ -51,7 +51,7 @@ def _steps_for(statuses: frozenset[Status]) -> set[str]:
 
 
 def _step_in_front(order: OrderRecord) -> str:
-    if order.status == Status.PENDING and order.kind != "market":
+    if order.status == Status.PENDING and order.kind != Kind.MARKET:
         return "trigger"
     return STEP_IN_FRONT[order.status]
 
@@ -60,7 +60,7 @@ async def redrive(order: OrderRecord, ctx: Context):
     """The message that makes the step in front of `order` run again (None: nothing to do)."""
     status = order.status
     if status == Status.PENDING:
-        return quote_request(order) if order.kind == "market" else ArmRequest(order.id)
+        return after_pending(order)
     if status == Status.TRIGGERED:
         fired = await ctx.orders.event(order.id, Status.TRIGGERED)
         return TriggerFired(order.id, fired.data if fired else {})

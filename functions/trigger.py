@@ -15,7 +15,7 @@ import msgspec
 from functions.intake import quote_request
 from shared.context import Context
 from shared.domain.events import format_ts
-from shared.domain.orders import OrderRecord
+from shared.domain.orders import Kind, OrderRecord, Side
 from shared.domain.messages import ArmRequest, ExpireRequest, LaunchRefused, QuoteRequest, TriggerFired, TriggerMessage
 from shared.domain.states import Status
 from shared.domain.resting import expired, floor_amount_out
@@ -58,14 +58,14 @@ def _quote_after_trigger(order: OrderRecord, fired: TriggerFired, ctx: Context) 
     """A limit order keeps its limit as floor; a sniper buys only on the launched pool that
     passed its checks, never above its maxPrice."""
     request = quote_request(order)
-    if order.kind != "sniper":
+    if order.kind != Kind.SNIPER:
         return request
     launch = fired.reason.get("launch", {})
     floor = request.floor_amount_out
     max_price = (order.conditions or {}).get("maxPrice")
     if max_price is not None:
         base, quote = ctx.tokens.by_mint(order.base_mint), ctx.tokens.by_mint(order.quote_mint)
-        floor = max(floor, floor_amount_out("buy", order.amount_in, Decimal(max_price), base, quote))
+        floor = max(floor, floor_amount_out(Side.BUY, order.amount_in, Decimal(max_price), base, quote))
     venues = [launch["venue"]] if "venue" in launch else []
     return msgspec.structs.replace(request, floor_amount_out=floor, venues=venues)
 

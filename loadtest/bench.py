@@ -56,7 +56,7 @@ from functions.pipeline import PIPELINE, step_for
 from loadtest import ws_client
 from loadtest.ws_client import LeanSocket
 from local_runtime.services import ensure_database, run_migrations
-from shared.domain.chain import SLIPPAGE
+from shared.domain.orders import FailureReason
 from shared.domain.messages import NewOrder
 from shared.settings import load_settings
 from shared.domain.states import TERMINAL_STATUSES
@@ -230,7 +230,7 @@ async def stored_figures(url: str, result: Result) -> int:
         result.events_per_order = events / orders
         not_confirmed, result.slippage = await connection.fetchrow(
             "SELECT count(*), count(*) FILTER (WHERE failure_reason = $1) FROM orders WHERE status <> 'confirmed'",
-            SLIPPAGE)
+            FailureReason.SLIPPAGE)
         for row in await connection.fetch("SELECT coalesce(failure_reason, status) AS why, count(*) AS n FROM orders"
                                           " WHERE status <> 'confirmed' GROUP BY 1 ORDER BY 2 DESC LIMIT 3"):
             print(f"  {result.name or 'scenario'}: {row['n']} not confirmed: {row['why'][:150]}", file=sys.stderr)

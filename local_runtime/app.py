@@ -19,8 +19,7 @@ from functions.bootstrap import bootstrap
 from functions.pipeline import PIPELINE
 from local_runtime.auth import API_KEY_QUERY, DEV_CLIENT, KeyWatch, api_key_guard, register_dev_key
 from local_runtime.gc_tuning import freeze_startup_heap
-from local_runtime.http_api import ORDER_ROUTES, error_response, healthz, refusal
-from local_runtime.outages import service_unavailable
+from local_runtime.http_api import ORDER_ROUTES, healthz, invalid_field, refusal, service_unavailable
 from local_runtime.quote_api import get_quote
 from local_runtime.sim_api import SIM_ROUTES
 from local_runtime.ws_api import SOCKETS, SocketSlots
@@ -127,8 +126,8 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(PIPELINE)
         route_handlers=[api, healthz, *SOCKETS],
         lifespan=[lifespan],
         exception_handlers={
-            InputError: lambda _, exc: refusal(exc),
-            FieldError: lambda _, exc: error_response(422, exc.message, exc.field),
+            InputError: refusal,
+            FieldError: invalid_field,
             ValidationException: invalid_parameter,
             **{error: service_unavailable for error in SERVICE_ERRORS},
         },

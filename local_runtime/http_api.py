@@ -1,4 +1,6 @@
-"""HTTP routes: submit an order, read it and its events, health."""
+"""HTTP routes (submit an order, read it and its events, health) and the app's error answers: a
+refusal (InputError, FieldError) or a backing service down (503). A route raises; the app's
+exception handlers answer."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from litestar.params import QueryParameter
 
 from functions.bootstrap import Services
 from functions.desk import OrderDesk
-from shared.domain.errors import InputError
+from shared.adapters.outages import unavailable_message
+from shared.domain.errors import FieldError, InputError
 from shared.domain.views import order_view
 from shared.domain.events import MAX_SEQ, Event, parse_after
 
@@ -18,8 +21,17 @@ def error_response(status: int, message: str, field: str | None = None) -> Respo
     return Response({"error": message, "field": field}, status_code=status)
 
 
-def refusal(exc: InputError) -> Response:
+def refusal(_: Request, exc: InputError) -> Response:
     return Response(exc.body(), status_code=exc.status, headers=exc.headers())
+
+
+def invalid_field(_: Request, exc: FieldError) -> Response:
+    return error_response(422, exc.message, exc.field)
+
+
+def service_unavailable(_: Request, exc: Exception) -> Response:
+    """Redis or PostgreSQL is down (shared/adapters/outages.py says which errors mean that)."""
+    return Response({"error": unavailable_message(exc), "field": None}, status_code=503, headers={"Retry-After": "1"})
 
 
 @post("/api/orders/execute", status_code=201, summary="Submit an order")
@@ -30,10 +42,7 @@ async def submit_order(request: Request, state: State) -> Response:
     original order's id, status and events (`"repeat": true`), or 409 if the body differs. 429 with
     `Retry-After` over the client's rate or in-flight limit; 503 when a backing service is down."""
     desk: OrderDesk = state.services.desk
-    try:
-        done = await desk.submit(await request.body(), request.state.client, request.headers.get("idempotency-key"))
-    except InputError as exc:
-        return refusal(exc)
+    done = await desk.submit(await request.body(), request.state.client, request.headers.get("idempotency-key"))
     if done.repeat:
         events = await state.services.ctx.orders.events(done.order_id)
         return Response({"orderId": done.order_id, "status": done.status, "repeat": True, "events": events},
@@ -45,20 +54,14 @@ async def submit_order(request: Request, state: State) -> Response:
 async def cancel_order(order_id: str, request: Request, state: State) -> Response:
     """200 {"orderId","status":"cancelled"}; 409 if the order already triggered or finished; 404 if unknown."""
     desk: OrderDesk = state.services.desk
-    try:
-        cancelled = await desk.cancel(order_id, request.state.client.client_id)
-    except InputError as exc:
-        return refusal(exc)
+    cancelled = await desk.cancel(order_id, request.state.client.client_id)
     return Response({"orderId": cancelled, "status": "cancelled"})
 
 
 @get("/api/orders/{order_id:str}", summary="An order and its current state")
 async def get_order(order_id: str, request: Request, state: State) -> Response:
     desk: OrderDesk = state.services.desk
-    try:
-        order = await desk.owned(order_id, request.state.client.client_id)
-    except InputError as exc:
-        return refusal(exc)
+    order = await desk.owned(order_id, request.state.client.client_id)
     return Response(order_view(order, state.services.ctx.tokens))
 
 
@@ -73,10 +76,7 @@ async def get_events(
     """422 (`field`: `after`) when `after` is not a seq; 404 if the order is unknown or another client's."""
     start = parse_after(after)  # the one reading of ?after= (the /stream socket and the cloud function share it)
     desk: OrderDesk = state.services.desk
-    try:
-        order = await desk.owned(order_id, request.state.client.client_id)
-    except InputError as exc:
-        return refusal(exc)
+    order = await desk.owned(order_id, request.state.client.client_id)
     events: list[Event] = await state.services.ctx.orders.events(order.id, start)
     return Response(events)
 

@@ -32,10 +32,7 @@ async def get_quote(
     now, by the same quote and route code. Nothing is stored."""
     ctx = state.services.ctx
     started = time.perf_counter()
-    try:
-        token_in, token_out, amount_in = await _pair_and_amount(ctx, input_mint, output_mint, amount)
-    except FieldError as exc:
-        return error_response(422, exc.message, exc.field)
+    token_in, token_out, amount_in = await _pair_and_amount(ctx, input_mint, output_mint, amount)
     quotes, failures, curves = await price_order(ctx, token_in.mint, token_out.mint, amount_in)
     try:
         plan = plan_route(amount_in, quotes, curves, token_in.mint, token_out.mint, slippage_bps)

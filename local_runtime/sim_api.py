@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
 
 import msgspec
 from litestar import Request, Response, post
@@ -12,7 +11,7 @@ from functions.bootstrap import Services
 from shared.domain.errors import FieldError
 from functions.desk import decode_body
 from shared.domain.tokens import Token, check_mint, format_decimal, parse_amount, parse_price
-from shared.domain.market import VENUES, LaunchPlan
+from shared.domain.market import VENUES, LaunchPlan, Venue
 
 MAX_MOVE = 100
 
@@ -21,11 +20,11 @@ class PriceMove(msgspec.Struct, rename="camel", forbid_unknown_fields=True, froz
     base_asset: str
     quote_asset: str
     price: str
-    venue: Literal["raydium", "meteora"] | None = None
+    venue: Venue | None = None
 
 
 class PoolLaunch(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
-    venue: Literal["raydium", "meteora"]
+    venue: Venue
     base_mint: str
     quote_asset: str
     base_amount: str

@@ -20,96 +20,115 @@ CATCH_UP_INTERVAL_S = 5.0
 """With no live event for this long, look in PostgreSQL anyway (a publish may have been lost)."""
 
 
+Deliver = Callable[[Event | RelayedEvent], Awaitable[None]]
+
+
 async def follow_order(
     order_id: str,
     after_seq: int,
     hub: EventHub,
     orders: OrderRepository,
-    deliver: Callable[[Event | RelayedEvent], Awaitable[None]],
-    watcher: Subscription | None = None,
+    deliver: Deliver,
+    subscription: Subscription | None = None,
     deliver_now: Callable[[Event | RelayedEvent], bool] | None = None,
 ) -> None:
-    """With `watcher` (subscribed before the order was created, so nothing can have been
+    """With `subscription` (made before the order was created, so nothing can have been
     published before it), there is nothing to replay: events arrive live from seq 1.
     `deliver_now` delivers without waiting, or returns False if it cannot (then `deliver` does)."""
-    fresh = watcher is not None
-    watcher = watcher or await hub.watch(order_id)
-    last = after_seq
-    parked = finished = False  # waiting on the queue; the terminal event went out directly
+    fresh = subscription is not None
+    follower = _Follower(order_id, after_seq, orders, deliver, deliver_now, subscription or await hub.watch(order_id))
+    try:
+        await follower.run(fresh)
+    finally:
+        follower.close()
+        await hub.unwatch(follower.subscription)
 
-    async def catch_up() -> bool:
-        nonlocal last
-        for event in await orders.events(order_id, last):
-            await deliver(event)
-            last = event.seq
+
+class _Follower:
+    """One stream: `last` is the seq delivered last; the queue brings live events, PostgreSQL fills
+    any gap."""
+
+    def __init__(self, order_id: str, after_seq: int, orders: OrderRepository, deliver: Deliver,
+                 deliver_now: Callable[[Event | RelayedEvent], bool] | None, subscription: Subscription) -> None:
+        self.order_id, self.after_seq, self.last = order_id, after_seq, after_seq
+        self.orders, self.deliver, self.deliver_now = orders, deliver, deliver_now
+        self.subscription = subscription
+        self.parked = self.finished = False  # waiting on the queue; the terminal event went out directly
+        self.quiet = _Quiet(subscription)
+        if deliver_now is not None:
+            subscription.direct = self.direct
+
+    async def run(self, fresh: bool) -> None:
+        if not fresh and await self.catch_up():
+            return
+        if self.last == self.after_seq > 0 and await self.ended_before():
+            return
+        while not await self.next_event():
+            pass
+
+    async def next_event(self) -> bool:
+        """Take the next live event (or nudge) off the queue; True once the stream is over."""
+        self.parked = True
+        try:
+            event = await self.subscription.queue.get()
+        finally:
+            self.parked = False
+        if self.finished:
+            return True
+        if event is not None:
+            self.quiet.heard()
+        if event is None or self.subscription.lagged or event.seq > self.last + 1:
+            self.subscription.lagged = False
+            if await self.catch_up():
+                return True
+            return event is None and self.last == self.after_seq > 0 and await self.ended_before()
+        if event.seq <= self.last:
+            return event.status in TERMINAL_STATUSES  # the order ended at or before where the client started
+        await self.deliver(event)
+        self.last = event.seq
+        return event.status in TERMINAL_STATUSES
+
+    async def catch_up(self) -> bool:
+        """Deliver what PostgreSQL has after `last`; True if that reached the terminal event."""
+        for event in await self.orders.events(self.order_id, self.last):
+            await self.deliver(event)
+            self.last = event.seq
             if event.status in TERMINAL_STATUSES:
                 return True
         return False
 
-    async def ended_before() -> bool:
+    async def ended_before(self) -> bool:
         """The client asked for events after the terminal one: nothing will ever come."""
-        stored = await orders.events(order_id, 0)
-        return bool(stored) and stored[-1].status in TERMINAL_STATUSES and stored[-1].seq <= last
+        stored = await self.orders.events(self.order_id, 0)
+        return bool(stored) and stored[-1].status in TERMINAL_STATUSES and stored[-1].seq <= self.last
 
-    def direct(event: Event | RelayedEvent | None) -> bool:
-        nonlocal last, finished
-        if not parked or finished or watcher.lagged or event is None or event.seq != last + 1:
+    def direct(self, event: Event | RelayedEvent | None) -> bool:
+        """Called by the hub's reader while this stream waits: deliver the next event in order at
+        once (True), or leave it to the queue (False)."""
+        if not self.parked or self.finished or self.subscription.lagged or event is None \
+                or event.seq != self.last + 1:
             return False
-        if not deliver_now(event):
+        if not self.deliver_now(event):
             return False
-        last = event.seq
-        quiet.heard()
+        self.last = event.seq
+        self.quiet.heard()
         if event.status in TERMINAL_STATUSES:
-            finished = True
-            watcher.nudge()  # wake the follower to end the stream
+            self.finished = True
+            self.subscription.nudge()  # wake the follower to end the stream
         return True
 
-    quiet = _Quiet(watcher)
-    if deliver_now is not None:
-        watcher.direct = direct
-    try:
-        if not fresh and await catch_up():
-            return
-        if last == after_seq > 0 and await ended_before():
-            return
-        while True:
-            parked = True
-            try:
-                event = await watcher.queue.get()
-            finally:
-                parked = False
-            if finished:
-                return
-            if event is not None:
-                quiet.heard()
-            if event is None or watcher.lagged or event.seq > last + 1:
-                watcher.lagged = False
-                if await catch_up():
-                    return
-                if event is None and last == after_seq > 0 and await ended_before():
-                    return
-                continue
-            if event.seq <= last:
-                if event.status in TERMINAL_STATUSES:
-                    return  # the order ended at or before the seq the client asked to start after
-                continue
-            await deliver(event)
-            last = event.seq
-            if event.status in TERMINAL_STATUSES:
-                return
-    finally:
-        watcher.direct = None
-        quiet.cancel()
-        await hub.unwatch(watcher)
+    def close(self) -> None:
+        self.subscription.direct = None
+        self.quiet.cancel()
 
 
 class _Quiet:
-    """Nudges the watcher (a None on its queue) after CATCH_UP_INTERVAL_S without a live event.
+    """Nudges the subscription (a None on its queue) after CATCH_UP_INTERVAL_S without a live event.
     One timer per stream, moved only when it fires: an event just pushes the deadline back
     (`wait_for` would make a task per event on Python 3.11, `asyncio.timeout` a timer)."""
 
-    def __init__(self, watcher: Subscription) -> None:
-        self._watcher = watcher
+    def __init__(self, subscription: Subscription) -> None:
+        self._subscription = subscription
         self._loop = asyncio.get_running_loop()
         self.heard()
         self._timer = self._loop.call_at(self._deadline, self._fire)
@@ -119,7 +138,7 @@ class _Quiet:
 
     def _fire(self) -> None:
         if self._loop.time() >= self._deadline:
-            self._watcher.nudge()
+            self._subscription.nudge()
             self.heard()
         self._timer = self._loop.call_at(self._deadline, self._fire)
 

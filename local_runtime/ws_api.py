@@ -220,14 +220,14 @@ async def _serve_orders(socket: WebSocket, client: ApiClient, session: KeySessio
                         continue
                     if not await _still_valid(socket, session):
                         break
-                    done, watcher = await _submit_watched(text, client, desk, hub, services)
+                    done, subscription = await _submit_subscribed(text, client, desk, hub, services)
                 except InputError as exc:
                     await outbox.put(_error(exc.message, exc.field, status=exc.status, **_retry(exc)))
                     continue
                 except SERVICE_ERRORS as exc:
                     await outbox.put(_error(unavailable_message(exc), None, status=503))
                     continue
-                task = tasks.create_task(_follow(socket, done.order_id, outbox, watcher=watcher))
+                task = tasks.create_task(_follow(socket, done.order_id, outbox, subscription=subscription))
                 following.add(task)
                 task.add_done_callback(following.discard)
     except* _Revoked:
@@ -236,32 +236,32 @@ async def _serve_orders(socket: WebSocket, client: ApiClient, session: KeySessio
         pass
 
 
-async def _submit_watched(
+async def _submit_subscribed(
     text: str, client: ApiClient, desk: OrderDesk, hub: EventHub, services: Services,
 ) -> tuple[Submitted, Subscription | None]:
     """Submit with the order's events subscribed to before the order exists, so its stream
     starts live, with no replay from PostgreSQL. A repeat (the key named an existing order)
-    gets no watcher: it is followed from what is stored."""
+    gets no subscription: it is followed from what is stored."""
     proposed = services.ctx.ids.order_id()
-    watcher = await hub.watch(proposed)
+    subscription = await hub.watch(proposed)
     try:
         done = await desk.submit(text, client, order_id=proposed)
     except BaseException:
-        await hub.unwatch(watcher)
+        await hub.unwatch(subscription)
         raise
     if done.order_id != proposed:
-        await hub.unwatch(watcher)
+        await hub.unwatch(subscription)
         return done, None
-    return done, watcher
+    return done, subscription
 
 
 async def _follow(socket: WebSocket, order_id: str, outbox: Outbox, after: int = 0,
-                  watcher: Subscription | None = None) -> None:
+                  subscription: Subscription | None = None) -> None:
     """Stream one order's events after seq `after` to the socket; an outage ends this order's
     stream with an error message (the client resumes with /stream?after=N)."""
     try:
         await follow_order(order_id, after, socket.app.state.hub, socket.app.state.services.ctx.orders, outbox.deliver,
-                           watcher, outbox.deliver_now)
+                           subscription, outbox.deliver_now)
     except SERVICE_ERRORS as exc:
         await outbox.put(_error(unavailable_message(exc), None, status=503, orderId=order_id))
 

@@ -7,11 +7,11 @@ import hashlib
 
 import msgspec
 
-from shared import b58
+from solders.signature import Signature
 from shared.domain.market import Market
+from shared.domain.orders import FailureReason
 from shared.domain.swap import InsufficientLiquidity
 
-SLIPPAGE = "slippage"
 
 
 class ChainUnavailable(Exception):
@@ -38,9 +38,9 @@ class Landing(msgspec.Struct, frozen=True, rename="camel"):
 
 
 def transaction_signature(order_id: str, leg: int) -> str:
-    """64 bytes in base58, derived from the order and leg as a signed transaction would be:
-    the same swap always has the same signature, so it can only land once."""
-    return b58.encode(hashlib.sha512(f"swap:{order_id}:{leg}".encode()).digest())
+    """A Solana signature (64 bytes, base58), derived from the order and leg as a signed transaction
+    would be: the same swap always has the same signature, so it can only land once."""
+    return str(Signature(hashlib.sha512(f"swap:{order_id}:{leg}".encode()).digest()))
 
 
 def land_on(market: Market, tx: Transaction, slot: int, now_s: float) -> Landing:
@@ -52,6 +52,6 @@ def land_on(market: Market, tx: Transaction, slot: int, now_s: float) -> Landing
     except InsufficientLiquidity as exc:
         return Landing(tx.signature, False, 0, slot, f"insufficient liquidity: {exc}")
     if outcome.amount_out < tx.min_amount_out:
-        return Landing(tx.signature, False, 0, slot, SLIPPAGE)
+        return Landing(tx.signature, False, 0, slot, FailureReason.SLIPPAGE)
     market.outcome(tx.venue, tx.input_mint, tx.output_mint, tx.amount_in, now_s, apply=True)
     return Landing(tx.signature, True, outcome.amount_out, slot)

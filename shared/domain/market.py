@@ -13,20 +13,25 @@ import functools
 import hashlib
 import random
 from dataclasses import dataclass
+from enum import StrEnum
 from decimal import Decimal
 
 import msgspec
 
-from shared import b58
+from solders.pubkey import Pubkey
 from shared.domain.messages import QuoteCurve, VenueQuote
 from shared.domain.tokens import BONK, JUP, SOL, USDC, USDT, Token
 from shared.domain.meteora import DlmmPool
 from shared.domain.raydium import ConstantProductPool
 from shared.domain.swap import DustAmount, InsufficientLiquidity, SwapOutcome
 
-RAYDIUM = "raydium"
-METEORA = "meteora"
-VENUES = (RAYDIUM, METEORA)
+class Venue(StrEnum):
+    RAYDIUM = "raydium"
+    METEORA = "meteora"
+
+
+RAYDIUM, METEORA = Venue.RAYDIUM, Venue.METEORA
+VENUES = tuple(Venue)
 
 Pool = ConstantProductPool | DlmmPool
 LAUNCH_BIN_STEP = 100
@@ -78,7 +83,7 @@ def pool_address(venue: str, mint_a: str, mint_b: str) -> str:
 
 @functools.lru_cache(maxsize=4096)  # pairs are few; launched tokens add some
 def _pool_address(venue: str, mint_a: str, mint_b: str) -> str:
-    return b58.encode(hashlib.sha256(f"{venue}:{mint_a}/{mint_b}".encode()).digest())
+    return str(Pubkey(hashlib.sha256(f"{venue}:{mint_a}/{mint_b}".encode()).digest()))
 
 
 def _fills(pool: Pool, mint_in: str, amount_in: int, now_s: float) -> bool:
@@ -308,7 +313,7 @@ class Market:
         if unlisted and rng.random() < 0.5:
             mint = rng.choice(unlisted)
         else:
-            mint = b58.encode(rng.randbytes(32))
+            mint = str(Pubkey(rng.randbytes(32)))
         if self.has_pair(mint, quote.mint):
             return None
         base = Token(f"NEW{mint[:4].upper()}", mint, 6)

@@ -6,9 +6,11 @@ ids and the little the next step needs; PostgreSQL stays the source of truth.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
+
+from shared.domain.orders import Side
 
 SlippageBps = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
 AssetText = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -26,7 +28,7 @@ class _OrderFields(
 ):
     """What every order has. `amount` is in the token being sold (exact in)."""
 
-    side: Literal["buy", "sell"]
+    side: Side
     base_asset: AssetText
     quote_asset: AssetText
     amount: AmountText

@@ -3,11 +3,38 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from shared.domain.states import Status
+
+class Kind(StrEnum):
+    """What an order is: executed now, resting until a price, or waiting for a launch."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+    SNIPER = "sniper"
+
+
+class Side(StrEnum):
+    """A sell gives base for quote; a buy gives quote for base."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+
+class FailureReason(StrEnum):
+    """Why an order did not fill (the `error` of its terminal event)."""
+
+    SLIPPAGE = "slippage"
+    """The fill would give less than the order's minimum."""
+    NO_ROUTE = "no_route"
+    """No venue can fill this size."""
+    LIMIT_NOT_MET = "limit_price_not_met"
+    """The price moved back before the fired limit order could fill at its limit."""
+
 
 AUTO_KEY_PREFIX = "auto:"
 """Marks a submission key the engine made up because the client sent none."""
@@ -22,8 +49,8 @@ UPDATABLE_FIELDS = frozenset(
 class OrderRecord:
     id: str
     client_id: str
-    kind: str
-    side: str
+    kind: Kind
+    side: Side
     status: Status
     base_mint: str
     quote_mint: str

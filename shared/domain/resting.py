@@ -12,6 +12,7 @@ from decimal import ROUND_CEILING, Decimal, InvalidOperation, localcontext
 import msgspec
 
 from shared.domain.errors import FieldError
+from shared.domain.orders import OrderRecord
 from shared.domain.tokens import Token
 
 MAX_LIFETIME = timedelta(days=30)
@@ -124,3 +125,8 @@ class RestingOrder(msgspec.Struct, frozen=True, omit_defaults=True):
     limit_price: Decimal | None = None
     conditions: dict | None = None
     order_id: str = ""
+
+    @classmethod
+    def of(cls, order: OrderRecord) -> RestingOrder:
+        """The order's fields a watcher needs (by name: this struct declares which)."""
+        return cls(**{name: getattr(order, name) for name in cls.__struct_fields__ if name != "order_id"})

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-import base58
+from solders.pubkey import Pubkey
 
 from shared.domain.errors import FieldError
 
@@ -106,11 +106,9 @@ class TokenRegistry:
 def check_mint(field: str, mint: str) -> str:
     """A well-formed Solana address: base58 that decodes to 32 bytes."""
     try:
-        valid = len(base58.b58decode(mint)) == 32
+        Pubkey.from_string(mint)
     except ValueError:
-        valid = False
-    if not valid:
-        raise TokenError(field, f"{field} must be a token symbol or a base58 mint address")
+        raise TokenError(field, f"{field} must be a token symbol or a base58 mint address") from None
     return mint
 
 

@@ -18,7 +18,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from shared.domain.chain import SLIPPAGE, Landing, Transaction, transaction_signature
+from shared.domain.chain import Landing, Transaction, transaction_signature
+from shared.domain.orders import FailureReason
 from shared.adapters.postgres.market_store import PgMarketStore
 from shared.domain.tokens import BONK, JUP, SOL, USDC, USDT, Token
 from shared.domain.market import METEORA, RAYDIUM, Market, PairSpec, pair_key
@@ -187,7 +188,7 @@ async def test_the_same_signature_landed_concurrently_lands_once(subject):
 async def test_a_swap_below_its_minimum_fails_with_slippage_and_moves_nothing(subject):
     before = await subject.store.load_all()
     refused = await subject.store.land(sell_one_sol(1, min_out=ONE_SOL_OUT + 1))
-    assert (refused.succeeded, refused.amount_out, refused.error) == (False, 0, SLIPPAGE)
+    assert (refused.succeeded, refused.amount_out, refused.error) == (False, 0, FailureReason.SLIPPAGE)
     assert await subject.store.find_landing(refused.signature) == refused
     assert await subject.store.land(sell_one_sol(1, min_out=ONE_SOL_OUT + 1)) == refused  # refused once, for good
     assert (await subject.store.load_all()).pools == before.pools
@@ -331,7 +332,7 @@ async def test_reserves_change_by_exactly_the_ledgers_net_flows(subject):
     before = await subject.store.load_all()
     landings = await asyncio.gather(*(subject.store.land(tx) for tx in txs))
     assert sum(not landing.succeeded for landing in landings) == 8
-    assert {landing.error for landing in landings if not landing.succeeded} == {SLIPPAGE}
+    assert {landing.error for landing in landings if not landing.succeeded} == {FailureReason.SLIPPAGE}
     ledger = await subject.ledger()
     assert sorted(row.signature for row in ledger) == sorted(tx.signature for tx in txs)
     assert {row.signature: row.amount_out for row in ledger} == {

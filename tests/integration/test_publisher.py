@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from shared.adapters.redis.connection import forget_namespace
 from shared.adapters.redis.admission import RedisClientLimits
 from shared.domain.events import Event, decode_event
-from shared.adapters.redis.publisher import RedisPublisher, event_channel
+from shared.adapters.redis.publisher import PublisherSettlingSlots, event_channel
 from shared.domain.states import Status
 from tests.conftest import REDIS_URL
 
@@ -52,7 +52,7 @@ async def received(pubsub, count: int) -> list[int]:
 
 async def test_events_leave_in_the_order_they_were_handed_over_across_many_batches(redis):
     client, namespace = redis
-    publisher = RedisPublisher(client, namespace, max_batch=7)
+    publisher = PublisherSettlingSlots(client, namespace, max_batch=7)
     pubsub = await subscribed(client, namespace)
     for seq in range(1, 101):
         await publisher.publish(event(seq))
@@ -63,7 +63,7 @@ async def test_events_leave_in_the_order_they_were_handed_over_across_many_batch
     await pubsub.aclose()
 
 
-class Slow(RedisPublisher):
+class Slow(PublisherSettlingSlots):
     """Each pipeline takes a while (a busy Redis); records the seqs it has sent."""
 
     def __init__(self, *args, **kwargs) -> None:
@@ -90,7 +90,7 @@ async def test_publish_hands_over_and_flush_waits_until_everything_is_sent(redis
     await pubsub.aclose()
 
 
-class FailingOnce(RedisPublisher):
+class FailingOnce(PublisherSettlingSlots):
     """The first pipeline fails (Redis went away for a moment); later ones go through."""
 
     def __init__(self, *args, **kwargs) -> None:
@@ -124,7 +124,7 @@ async def test_ending_and_resting_events_free_their_orders_in_flight_slots_in_th
     ids = [str(uuid.uuid4()) for _ in range(4)]
     for order_id in ids:
         assert (await limits.admit("alice", 1000, 10, order_id)).admitted
-    publisher = RedisPublisher(client, namespace)
+    publisher = PublisherSettlingSlots(client, namespace)
     statuses = (Status.CONFIRMED, Status.ROUTING, Status.WAITING, Status.FAILED)
     for order_id, status in zip(ids, statuses, strict=True):
         await publisher.publish(event(2, status, order_id))

@@ -6,8 +6,8 @@ Piccolo owns the schema and its migrations; the hot path uses single statements
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -17,7 +17,7 @@ import msgspec
 from shared.adapters.batching import Coalescer
 from shared.adapters.postgres.recordsets import recordset as _recordset, rows_json as _rows_json
 from shared.domain.events import Event, format_ts
-from shared.domain.orders import UPDATABLE_FIELDS, OrderRecord
+from shared.domain.orders import UPDATABLE_FIELDS, Kind, OrderRecord, Side
 from shared.domain.states import TERMINAL_STATUSES, Status, sources_of
 
 _json = msgspec.json.Encoder()
@@ -33,51 +33,37 @@ def _event(row: asyncpg.Record) -> Event:
     )
 
 
-def _int_or_none(value: Decimal | None) -> int | None:
-    return None if value is None else int(value)
+_COLUMN_TYPES: dict[str, str] = {
+    "id": "uuid", "client_id": "text", "idempotency_key": "text", "request_hash": "text", "kind": "text",
+    "side": "text", "status": "text", "base_mint": "text", "quote_mint": "text", "input_mint": "text",
+    "output_mint": "text", "amount_in": "numeric", "slippage_bps": "int", "limit_price": "numeric",
+    "expires_at": "timestamptz", "conditions": "jsonb", "min_amount_out": "numeric", "venue": "text", "plan": "jsonb",
+    "tx_signature": "text", "amount_out": "numeric", "filled_amount_in": "numeric", "executed_price": "numeric",
+    "failure_reason": "text", "attempts": "int", "last_seq": "int", "created_at": "timestamptz",
+    "updated_at": "timestamptz",
+}
+"""Each OrderRecord field's column type: the one place the adapter names the order's fields."""
+assert set(_COLUMN_TYPES) == {f.name for f in fields(OrderRecord)}, "every order field needs its column type here"
+_INTEGERS = {name for name, kind in _COLUMN_TYPES.items() if kind == "numeric"} - {"limit_price", "executed_price"}
+"""Amounts are Numeric(20, 0) columns (u64) and ints in the record."""
+_READ_AS = {"id": str, "kind": Kind, "side": Side, "status": Status,
+            **{name: msgspec.json.decode for name, kind in _COLUMN_TYPES.items() if kind == "jsonb"},
+            **dict.fromkeys(_INTEGERS, int)}
 
 
 def _record(row: asyncpg.Record) -> OrderRecord:
-    return OrderRecord(
-        id=str(row["id"]),
-        client_id=row["client_id"],
-        kind=row["kind"],
-        side=row["side"],
-        status=Status(row["status"]),
-        base_mint=row["base_mint"],
-        quote_mint=row["quote_mint"],
-        input_mint=row["input_mint"],
-        output_mint=row["output_mint"],
-        amount_in=int(row["amount_in"]),
-        slippage_bps=row["slippage_bps"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        idempotency_key=row["idempotency_key"],
-        request_hash=row["request_hash"],
-        limit_price=row["limit_price"],
-        expires_at=row["expires_at"],
-        conditions=None if row["conditions"] is None else msgspec.json.decode(row["conditions"]),
-        min_amount_out=_int_or_none(row["min_amount_out"]),
-        venue=row["venue"],
-        plan=None if row["plan"] is None else msgspec.json.decode(row["plan"]),
-        tx_signature=row["tx_signature"],
-        amount_out=_int_or_none(row["amount_out"]),
-        filled_amount_in=_int_or_none(row["filled_amount_in"]),
-        executed_price=row["executed_price"],
-        failure_reason=row["failure_reason"],
-        attempts=row["attempts"],
-        last_seq=row["last_seq"],
-    )
+    values = {}
+    for name in _COLUMN_TYPES:
+        value = row[name]
+        values[name] = value if value is None or name not in _READ_AS else _READ_AS[name](value)
+    return OrderRecord(**values)
 
 
-_ORDER_COLUMNS = (
-    ("id", "uuid"), ("client_id", "text"), ("idempotency_key", "text"), ("kind", "text"), ("side", "text"),
-    ("base_mint", "text"), ("quote_mint", "text"), ("input_mint", "text"), ("output_mint", "text"),
-    ("amount_in", "numeric"), ("slippage_bps", "int"), ("limit_price", "numeric"), ("expires_at", "timestamptz"),
-    ("conditions", "jsonb"), ("min_amount_out", "numeric"), ("request_hash", "text"), ("created_at", "timestamptz"),
-)
-_CREATE_COLUMNS = (*_ORDER_COLUMNS, ("payload", "jsonb"))
-
+_CREATED_FIELDS = ("id", "client_id", "idempotency_key", "kind", "side", "base_mint", "quote_mint", "input_mint",
+                   "output_mint", "amount_in", "slippage_bps", "limit_price", "expires_at", "conditions",
+                   "min_amount_out", "request_hash", "created_at")
+"""What a new order stores beside its status (pending), counters and update time."""
+_CREATE_COLUMNS = (*((name, _COLUMN_TYPES[name]) for name in _CREATED_FIELDS), ("payload", "jsonb"))
 
 _CREATE_MANY = f"""
 WITH i AS (SELECT * FROM {_recordset(_CREATE_COLUMNS)}),
@@ -100,15 +86,10 @@ l AS (INSERT INTO open_orders (order_id) SELECT id FROM o)
 SELECT id::text FROM o
 """
 
-_FIELD_TYPES = {
-    "min_amount_out": "numeric", "venue": "text", "plan": "jsonb", "tx_signature": "text", "amount_out": "numeric",
-    "filled_amount_in": "numeric", "executed_price": "numeric", "failure_reason": "text", "attempts": "int",
-}
-_FIELDS = tuple(sorted(_FIELD_TYPES))
-assert set(_FIELDS) == UPDATABLE_FIELDS, "every updatable field needs its column type here"
+_FIELDS = tuple(sorted(UPDATABLE_FIELDS))
 _TRANSITION_COLUMNS = (
     ("id", "uuid"), ("status", "text"), ("at", "timestamptz"), ("sources", "text"), ("payload", "jsonb"),
-    ("mask", "int"), *((name, _FIELD_TYPES[name]) for name in _FIELDS),
+    ("mask", "int"), *((name, _COLUMN_TYPES[name]) for name in _FIELDS),
 )
 _BIT = {name: 1 << bit for bit, name in enumerate(_FIELDS)}
 _TERMINAL = "', '".join(sorted(TERMINAL_STATUSES))
@@ -165,12 +146,7 @@ class PgOrderRepository:
         self._reads = Coalescer(self._get_many, max_batch=max_batch, max_in_flight=2)
 
     async def create(self, order: OrderRecord, data: dict[str, Any]) -> Event | None:
-        row = (
-            order.id, order.client_id, order.idempotency_key, order.kind, order.side, order.base_mint,
-            order.quote_mint, order.input_mint, order.output_mint, order.amount_in, order.slippage_bps,
-            order.limit_price, order.expires_at, order.conditions, order.min_amount_out, order.request_hash,
-            order.created_at, data,
-        )
+        row = (*(getattr(order, name) for name in _CREATED_FIELDS), data)
         if not await self._creates.submit(row):
             return None
         return Event(order.id, 1, Status.PENDING, format_ts(order.created_at), data)

@@ -1,4 +1,5 @@
-"""Publishing stored events on Redis pub/sub, one channel per order.
+"""Publishing stored events on Redis pub/sub, one channel per order — and, in the same call,
+settling the in-flight slots of the orders those events finish.
 
 `publish` hands the event over and returns at once: the event is already in PostgreSQL, so
 the step goes on without waiting for Redis (a publish costs a round trip, and a step records
@@ -11,9 +12,10 @@ subscribers notice the gap by seq, or the silence, and read the events from Post
 `flush` waits until everything handed over so far has been sent (a cloud function before it
 returns, a process before it exits).
 
-An event that ends the order's active life (terminal, or resting as `waiting`) also
-settles its in-flight slot (per-client admission, shared/adapters/redis_limits.py) in the
-same script call.
+An event that ends the order's active life (terminal, or resting as `waiting`) frees the
+order's in-flight slot (per-client admission, shared/adapters/redis/admission.py) in the same
+script call: one round trip for both, which is why this publisher does two jobs; the class
+says so in its name.
 """
 
 from __future__ import annotations
@@ -60,7 +62,10 @@ def home_pattern(namespace: str, home: str) -> str:
     return f"{namespace}:events:{home}:*"
 
 
-class RedisPublisher:
+class PublisherSettlingSlots:
+    """The publisher port on Redis: each stored event to its order's channel, in order; and the
+    in-flight slot of an order its event finishes (or puts to rest) freed in the same call."""
+
     def __init__(self, redis: Redis, namespace: str, max_batch: int = 256) -> None:
         self._script = redis.register_script(PUBLISH_MANY)
         self._namespace = namespace

@@ -15,7 +15,7 @@ from decimal import Decimal
 import msgspec
 from redis.asyncio import Redis
 
-from shared.domain.orders import OrderRecord
+from shared.domain.orders import Kind, OrderRecord
 from shared.domain.resting import RestingOrder
 
 _SCORE_SLACK = 1e-9
@@ -58,16 +58,13 @@ class RedisRestingIndex:
         return f"{self._ns}:expiry"
 
     async def arm(self, order: OrderRecord) -> None:
-        details = RestingOrder(
-            order.kind, order.side, order.base_mint, order.quote_mint, order.input_mint, order.output_mint,
-            order.amount_in, order.limit_price, order.conditions,
-        )
+        details = RestingOrder.of(order)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.set(self._details_key(order.id), msgspec.json.encode(details))
-            if order.kind == "limit":
+            if order.kind == Kind.LIMIT:
                 pipe.zadd(self._limit_key(order.base_mint, order.quote_mint, order.side),
                           {order.id: float(order.limit_price)})
-            elif order.kind == "sniper":
+            elif order.kind == Kind.SNIPER:
                 pipe.sadd(self._snipe_key(order.base_mint), order.id)
                 pipe.sadd(self._awaited_key, order.base_mint)
             if order.expires_at is not None:
