@@ -1,0 +1,1 @@
+"""The service layer: the pipeline's steps (intake, trigger, quote, route, execute), the pipeline table and its one delivery loop, the reconciler, the order desk, the market driver, and the composition root."""

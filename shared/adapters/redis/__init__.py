@@ -1,0 +1,1 @@
+"""Redis: event publishing, per-client admission, the resting-order index, the market lease, connections."""
