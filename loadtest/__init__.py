@@ -1,0 +1,1 @@
+"""Load and benchmark tools: the bench, locust, the chaos command, and probes."""
