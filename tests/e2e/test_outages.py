@@ -1,13 +1,10 @@
-"""PostgreSQL goes away under the running runtime and comes back (a TCP proxy in front of it is
-cut and restored): while it is away every way in answers 503 naming PostgreSQL and stores
-nothing, a valid key is never mistaken for a bad one, and an order caught mid-execution still
-ends once; afterwards orders are accepted again within seconds, and a client retrying with its
-idempotency key gets one order."""
+"""PostgreSQL going away under the running runtime and coming back (a TCP proxy in front of it is cut)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
@@ -17,11 +14,58 @@ import pytest
 
 from shared.settings import Settings
 from tests.conftest import DATABASE_URL, REDIS_URL, _admin, forget_namespace, run_sync
-from tests.e2e.runtime import Runtime, connect, receive_json, receive_until_terminal
-from tests.e2e.test_postgres_outage import CuttableProxy
+from tests.e2e.runtime import Runtime, connect, free_port, receive_json, receive_until_terminal
 
 SELL = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "0.5"}
 FLOW = ["pending", "routing", "routed", "building", "submitted", "confirmed"]
+
+
+class CuttableProxy:
+    """A TCP proxy to PostgreSQL on its own event loop thread; `cut()` closes the listener and
+    every open connection, `restore()` listens again on the same port."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self.writers |= {writer, upstream_writer}
+        await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer))
+
+    def _call(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(10)
+
+    def restore(self) -> None:
+        async def listen():
+            self.server = await asyncio.start_server(self._client, "127.0.0.1", self.port, reuse_address=True)
+        self._call(listen())
+
+    def cut(self) -> None:
+        async def close():
+            self.server.close()
+            for writer in self.writers:
+                writer.close()
+            self.writers.clear()
+        self._call(close())
 
 
 @pytest.fixture
@@ -69,6 +113,9 @@ def assert_503_naming_postgres(answer) -> None:
 
 
 async def test_while_postgres_is_down_nothing_is_taken_and_afterwards_everything_completes_once(behind_proxy):
+    """While it is away every way in answers 503 naming PostgreSQL and stores nothing, a valid key is never
+    mistaken for a bad one, and an order caught mid-execution still ends once; afterwards orders are accepted
+    again within seconds, and a client retrying with its idempotency key gets one order."""
     runtime, proxy, direct = behind_proxy
     unseen_key = await runtime.create_key(f"unseen-{uuid.uuid4().hex[:6]}")  # this process never looked it up
     idempotency = {"Idempotency-Key": f"retry-{uuid.uuid4().hex}"}

@@ -1,5 +1,4 @@
-"""When a resting order fires: price and expiry parsing, limit crossing, the limit's floor
-on the fill, expiry boundaries and the sniper's safety checks (shared/triggers.py)."""
+"""shared/domain/resting.py: expiry, limit crossing, the limit's floor on a fill, a sniper's safety checks."""
 
 from __future__ import annotations
 
@@ -14,50 +13,12 @@ from hypothesis import strategies as st
 
 from shared.domain.errors import FieldError
 from shared.domain.prices import price_of_base
-from shared.domain.tokens import BONK, SOL, USDC, parse_price
-from shared.domain.resting import (
-    MAX_LIFETIME,
-    Launch,
-    crossed,
-    expired,
-    floor_amount_out,
-    launch_refusal,
-    parse_expiry,
-)
 from shared.domain.raydium import ConstantProductPool
+from shared.domain.resting import MAX_LIFETIME, Launch, crossed, expired, floor_amount_out, launch_refusal, parse_expiry
+from shared.domain.tokens import BONK, SOL, USDC, parse_price
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
-
-
-# --- parse_price ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("180.5", Decimal("180.5")),
-        ("1", Decimal(1)),
-        ("0.00000015", Decimal("0.00000015")),
-        ("007.50", Decimal("7.5")),
-        ("1" * 30, Decimal("1" * 30)),  # 30 significant digits: the most allowed
-        ("0.000" + "1" * 30, Decimal("0.000" + "1" * 30)),  # leading zeros are not significant
-    ],
-)
-def test_parse_price_reads_positive_decimal_strings(text: str, expected: Decimal) -> None:
-    assert parse_price("limitPrice", text) == expected
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["", "0", "0.000", "-1", "+1", "1e3", "1E3", ".5", "5.", "1,5", "abc", "NaN", "Infinity", " 1", "1 ", "1" * 31],
-)
-@pytest.mark.parametrize("field", ["limitPrice", "maxPrice"])
-def test_parse_price_errors_name_the_field(text: str, field: str) -> None:
-    with pytest.raises(FieldError) as caught:
-        parse_price(field, text)
-    assert caught.value.field == field
-    assert field in caught.value.message
 
 
 # --- parse_expiry --------------------------------------------------------------------------
@@ -181,10 +142,18 @@ def test_floor_of_a_sell_at_the_limit_hand_checked() -> None:
     assert floor_amount_out("sell", 1_500_000_000, Decimal("180.5"), SOL, USDC) == 270_750_000
 
 
-def test_floor_of_a_sell_rounds_up() -> None:
-    # 1_000_000_001 lamports · 0.1805 = 180_500_000.1805 → 180_500_001: 180_500_000 would be
-    # 180.5 USDC for slightly more than 1 SOL, a price below the limit.
-    assert floor_amount_out("sell", 1_000_000_001, Decimal("180.5"), SOL, USDC) == 180_500_001
+@pytest.mark.parametrize(
+    ("lamports", "limit", "floor"),
+    [
+        # 1_000_000_001 lamports · 0.1805 = 180_500_000.1805 → 180_500_001: 180_500_000 would be
+        # 180.5 USDC for slightly more than 1 SOL, a price below the limit.
+        (1_000_000_001, "180.5", 180_500_001),
+        # 1 lamport at 180.5555555 USDC/SOL = 0.1805555555 USDC units: rounded up to 1, never down to 0.
+        (1, "180.5555555", 1),
+    ],
+)
+def test_floor_of_a_sell_rounds_up(lamports: int, limit: str, floor: int) -> None:
+    assert floor_amount_out("sell", lamports, Decimal(limit), SOL, USDC) == floor
 
 
 def test_floor_of_a_buy_at_the_limit_hand_checked() -> None:
@@ -192,10 +161,19 @@ def test_floor_of_a_buy_at_the_limit_hand_checked() -> None:
     assert floor_amount_out("buy", 180_500_000, Decimal("180.5"), SOL, USDC) == 1_000_000_000
 
 
-def test_floor_of_a_buy_rounds_up() -> None:
-    # 100 USDC: 100_000_000 / 0.1805 = 554_016_620.498… → 554_016_621. Getting 554_016_620
-    # lamports would mean paying 180.50000016… USDC/SOL, above the limit.
-    assert floor_amount_out("buy", 100_000_000, Decimal("180.5"), SOL, USDC) == 554_016_621
+@pytest.mark.parametrize(
+    ("limit", "floor"),
+    [
+        # 100 USDC: 100_000_000 / 0.1805 = 554_016_620.498… → 554_016_621. Getting 554_016_620
+        # lamports would mean paying 180.50000016… USDC/SOL, above the limit.
+        ("180.5", 554_016_621),
+        # 100 USDC at 150 USDC/SOL = 0.6666…667 SOL: 666_666_666.67 lamports → 666_666_667; a fill of
+        # 666_666_666 lamports would be a price of 150.0000002 USDC/SOL.
+        ("150", 666_666_667),
+    ],
+)
+def test_floor_of_a_buy_rounds_up(limit: str, floor: int) -> None:
+    assert floor_amount_out("buy", 100_000_000, Decimal(limit), SOL, USDC) == floor
 
 
 def test_floor_where_the_quote_token_has_more_decimals_than_the_base() -> None:
@@ -250,32 +228,21 @@ def test_a_launch_without_conditions_is_accepted() -> None:
 
 
 @pytest.mark.parametrize(
-    ("liquidity", "refused"), [("49.999999999", True), ("50", False), ("50.000000001", False)]
+    ("conditions", "launch", "refusal"),
+    [
+        ({"minLiquidity": "50"}, _launch(liquidity="49.999999999"), "liquidity 49.999999999 below minLiquidity 50"),
+        ({"minLiquidity": "50"}, _launch(liquidity="50"), None),
+        ({"minLiquidity": "50"}, _launch(liquidity="50.000000001"), None),
+        ({"maxPrice": "0.001"}, _launch(price="0.0009999"), None),
+        ({"maxPrice": "0.001"}, _launch(price="0.001"), None),
+        ({"maxPrice": "0.001"}, _launch(price="0.0010001"), "price 0.0010001 above maxPrice 0.001"),
+        ({"maxPriceImpactBps": 100}, _launch(impact_bps=99), None),
+        ({"maxPriceImpactBps": 100}, _launch(impact_bps=100), None),
+        ({"maxPriceImpactBps": 100}, _launch(impact_bps=101), "price impact 101 bps above maxPriceImpactBps 100"),
+    ],
 )
-def test_min_liquidity_boundary(liquidity: str, refused: bool) -> None:
-    refusal = launch_refusal({"minLiquidity": "50"}, _launch(liquidity=liquidity))
-    if refused:
-        assert refusal == f"liquidity {liquidity} below minLiquidity 50"
-    else:
-        assert refusal is None
-
-
-@pytest.mark.parametrize(("price", "refused"), [("0.0009999", False), ("0.001", False), ("0.0010001", True)])
-def test_max_price_boundary(price: str, refused: bool) -> None:
-    refusal = launch_refusal({"maxPrice": "0.001"}, _launch(price=price))
-    if refused:
-        assert refusal == f"price {price} above maxPrice 0.001"
-    else:
-        assert refusal is None
-
-
-@pytest.mark.parametrize(("impact", "refused"), [(99, False), (100, False), (101, True)])
-def test_max_price_impact_boundary(impact: int, refused: bool) -> None:
-    refusal = launch_refusal({"maxPriceImpactBps": 100}, _launch(impact_bps=impact))
-    if refused:
-        assert refusal == f"price impact {impact} bps above maxPriceImpactBps 100"
-    else:
-        assert refusal is None
+def test_each_check_passes_at_its_bound_and_refuses_just_past_it(conditions, launch, refusal) -> None:
+    assert launch_refusal(conditions, launch) == refusal
 
 
 def test_a_zero_impact_cap_refuses_any_impact() -> None:

@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.domain.tokens import SOL, U64_MAX, USDC, TokenError, TokenRegistry, format_decimal, parse_amount, parse_price
+from shared.domain.tokens import (
+    SOL,
+    U64_MAX,
+    USDC,
+    TokenError,
+    TokenRegistry,
+    format_decimal,
+    parse_amount,
+    parse_price,
+)
 
 # --- parse_amount: accepted --------------------------------------------------------------
 
@@ -110,6 +119,36 @@ def test_text_longer_than_64_characters_is_refused() -> None:
     with pytest.raises(TokenError) as caught:
         parse_amount("amount", "1" + "0" * 64, USDC)
     assert caught.value.field == "amount"
+
+
+# --- parse_price ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("180.5", Decimal("180.5")),
+        ("1", Decimal(1)),
+        ("0.00000015", Decimal("0.00000015")),
+        ("007.50", Decimal("7.5")),
+        ("1" * 30, Decimal("1" * 30)),  # 30 significant digits: the most allowed
+        ("0.000" + "1" * 30, Decimal("0.000" + "1" * 30)),  # leading zeros are not significant
+    ],
+)
+def test_parse_price_reads_positive_decimal_strings(text: str, expected: Decimal) -> None:
+    assert parse_price("limitPrice", text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",  # surrounding whitespace: test_amounts_and_prices_refuse_surrounding_whitespace_alike
+    ["", "0", "0.000", "-1", "+1", "1e3", "1E3", ".5", "5.", "1,5", "abc", "NaN", "Infinity", "1" * 31],
+)
+@pytest.mark.parametrize("field", ["limitPrice", "maxPrice"])
+def test_parse_price_errors_name_the_field(text: str, field: str) -> None:
+    with pytest.raises(TokenError) as caught:
+        parse_price(field, text)
+    assert caught.value.field == field
+    assert field in caught.value.message
 
 
 # --- TokenRegistry ------------------------------------------------------------------------

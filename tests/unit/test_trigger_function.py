@@ -1,6 +1,4 @@
-"""The `trigger` function on in-memory fakes: limit and sniper orders rest (`waiting`), fire
-(`triggered`, then on to `quote`) once however often the message comes, expire, are
-cancelled, and note refused launches while they keep waiting."""
+"""functions/trigger.py on in-memory fakes: orders rest, fire once, expire, are cancelled, note refused launches."""
 
 from __future__ import annotations
 
@@ -13,7 +11,6 @@ import pytest
 
 from functions import intake, trigger
 from functions.pipeline import PIPELINE, step_for
-from functions.intake import LIMIT_NOT_MET
 from shared.domain.messages import (
     ArmRequest,
     ExpireRequest,
@@ -24,12 +21,14 @@ from shared.domain.messages import (
     SniperOrderRequest,
     TriggerFired,
 )
+from shared.domain.resting import floor_amount_out
 from shared.domain.states import Status
 from shared.domain.tokens import SOL, USDC, Token
-from shared.domain.resting import floor_amount_out
 from tests.fakes import fake_context
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+LIMIT_NOT_MET = "limit_price_not_met"
+"""The error a client sees when a fired limit order cannot fill at its limit."""
 MICROSECOND = timedelta(microseconds=1)
 NEW_MINT = base58.b58encode(bytes(range(1, 33))).decode()
 NEW_TOKEN = Token("NEWT", NEW_MINT, 6)
@@ -219,6 +218,8 @@ async def test_a_cancelled_order_ignores_its_trigger():
     assert await statuses(ctx, order_id) == ["pending", "waiting", "cancelled"]
     assert (await ctx.orders.get(order_id)).status == Status.CANCELLED
     assert ctx.resting.armed == {}
+    assert await trigger.cancel(order_id, ctx) is None  # a second cancel changes nothing
+    assert await statuses(ctx, order_id) == ["pending", "waiting", "cancelled"]
 
 
 async def test_a_triggered_order_can_no_longer_be_cancelled():
