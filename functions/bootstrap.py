@@ -168,6 +168,6 @@ def assemble(settings: Settings, pool: asyncpg.Pool | None = None, redis: Redis 
         settings=settings, ctx=ctx, queues=queues, market=market, resting=resting, limits=limits,
         keys=part("keys", lambda: PgApiKeys(pool, redis, ns, cache_ttl_s=settings.key_cache_ttl_s)),
         desk=OrderDesk(ctx, queues, limits), watcher=watcher,
-        driver=MarketDriver(lease, watcher, settings.sim, settings.trigger_poll_ms / 1000),
+        driver=MarketDriver(lease, watcher, settings.sim, settings.expiry_poll_ms / 1000),
         pool=pool, redis=redis,
     )

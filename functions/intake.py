@@ -23,7 +23,6 @@ from shared.domain.tokens import Token, TokenRegistry, check_mint, format_decima
 from shared.domain.resting import Expiry, floor_amount_out, parse_expiry, read_expiry
 
 _encoder = msgspec.json.Encoder()
-LIMIT_NOT_MET = FailureReason.LIMIT_NOT_MET  # TODO(issue 17): the twin-test merge still imports it from here
 
 
 class OrderRejected(FieldError):

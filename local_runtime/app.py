@@ -23,10 +23,9 @@ from local_runtime.http_api import ORDER_ROUTES, healthz, invalid_field, refusal
 from local_runtime.quote_api import get_quote
 from local_runtime.sim_api import SIM_ROUTES
 from local_runtime.ws_api import SOCKETS, SocketSlots
-from shared.domain.errors import FieldError
+from shared.domain.errors import FieldError, InputError
 from shared.adapters.outages import SERVICE_ERRORS
 from shared.settings import Settings
-from shared.domain.errors import InputError
 
 API_DESCRIPTION = """
 Order execution engine for Solana DEX trading on simulated Raydium and Meteora pools.
@@ -76,12 +75,13 @@ def log_exception(logger: Logger, scope, traceback: list[str]) -> None:
     """What Litestar logs for an exception a handler or guard raised: a client's error (any 4xx: a
     bad parameter, a missing key) is one line; anything else gets its traceback."""
     exc = sys.exc_info()[1]
-    status = exc.status if isinstance(exc, InputError) else getattr(exc, "status_code", None)
-    if isinstance(exc, (InputError, HTTPException)) and isinstance(status, int) and 400 <= status < 500:
+    status = 422 if isinstance(exc, FieldError) else exc.status if isinstance(exc, InputError) \
+        else getattr(exc, "status_code", None)
+    if isinstance(exc, (InputError, FieldError, HTTPException)) and isinstance(status, int) and 400 <= status < 500:
         if isinstance(exc, ValidationException):
             status, detail = 422, parameter_error(exc)[0]  # as invalid_parameter answers it
         else:
-            detail = exc.message if isinstance(exc, InputError) else exc.detail
+            detail = exc.message if isinstance(exc, (InputError, FieldError)) else exc.detail
         logger.info("%s %r%s -> %d %s: %r", scope.get("method", scope["type"]), scope["path"], _query(scope), status,
                     type(exc).__name__, str(detail)[:LOG_QUERY_CHARS])
         return

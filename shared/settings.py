@@ -58,7 +58,7 @@ class Settings:
     execute_job_timeout_s: int = 60
     intake_job_timeout_s: int = 10
     trigger_job_timeout_s: int = 10
-    trigger_poll_ms: int = 200
+    expiry_poll_ms: int = 200
     """How often expiries are checked (price triggers run on every price change)."""
     default_slippage_bps: int = 50
     key_cache_ttl_s: int = 30

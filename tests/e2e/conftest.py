@@ -1,3 +1,5 @@
+"""Shared fixtures of the end-to-end tests: the local runtime as a user starts it, per test module."""
+
 from __future__ import annotations
 
 import uuid
@@ -22,7 +24,7 @@ def runtime() -> Iterator[Runtime]:
             "DEX_SIM_ZERO_DELAYS": "true",
             "DEX_WORKER_CONCURRENCY": "50",
             "DEX_SIM_DRIFT_INTERVAL_MS": "0",  # prices move only when a test moves them
-            "DEX_TRIGGER_POLL_MS": "100",
+            "DEX_EXPIRY_POLL_MS": "100",
             "DEX_ORDERS_PER_MINUTE": "100000",  # the development client is not what these tests limit
             "DEX_MAX_IN_FLIGHT": "10000",
         }

@@ -14,8 +14,8 @@ import json
 import time
 import uuid
 
-import base58
 import pytest
+from solders.pubkey import Pubkey
 
 from functions.pipeline import PIPELINE
 from shared.domain.states import TERMINAL_STATUSES
@@ -44,7 +44,7 @@ SLOW_CHAIN = {
     "DEX_SIM_CONFIRM_DELAY_MS": "1000",
     "DEX_SIM_CONFIRM_JITTER_MS": "50",
 }
-FROZEN = {"DEX_SIM_ZERO_DELAYS": "true", "DEX_SIM_DRIFT_INTERVAL_MS": "0", "DEX_TRIGGER_POLL_MS": "100"}
+FROZEN = {"DEX_SIM_ZERO_DELAYS": "true", "DEX_SIM_DRIFT_INTERVAL_MS": "0", "DEX_EXPIRY_POLL_MS": "100"}
 """Prices move only when a test moves them; no simulated delay."""
 
 
@@ -197,7 +197,7 @@ def test_a_launch_a_price_move_and_a_limit_order_reach_across_web_processes(clus
     web1, web2 = cluster.webs
 
     # A sniper order waiting on web 2 fills on the launch made on web 1, executed by the worker process.
-    mint = base58.b58encode(hashlib.sha256(f"launched on web 1 {uuid.uuid4()}".encode()).digest()).decode()
+    mint = str(Pubkey(hashlib.sha256(f"launched on web 1 {uuid.uuid4()}".encode()).digest()))
     sniper = web2.post_order({"type": "sniper", "side": "buy", "baseAsset": mint, "quoteAsset": "SOL", "amount": "0.5",
                               "minLiquidity": "50", "maxPrice": "0.001", "expiresAt": 600}).json()["orderId"]
     assert web2.wait_for_status(sniper, {"waiting"})["status"] == "waiting"

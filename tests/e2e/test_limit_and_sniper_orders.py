@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 
-import base58
+from solders.pubkey import Pubkey
 
 from tests.e2e.runtime import connect, receive_until_terminal
 
 LIMIT_SELL = {"type": "limit", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "1",
               "limitPrice": "200", "expiresAt": 600}
-NEW_MINT = base58.b58encode(hashlib.sha256(b"a token launched during the e2e tests").digest()).decode()
+NEW_MINT = str(Pubkey(hashlib.sha256(b"a token launched during the e2e tests").digest()))
 
 
 def statuses(runtime, order_id: str) -> list[str]:

@@ -6,8 +6,8 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import base58
 import pytest
+from solders.pubkey import Pubkey
 
 from functions import intake, trigger
 from functions.pipeline import PIPELINE, step_for
@@ -24,13 +24,14 @@ from shared.domain.messages import (
 from shared.domain.resting import floor_amount_out
 from shared.domain.states import Status
 from shared.domain.tokens import SOL, USDC, Token
+from shared.domain.orders import FailureReason
 from tests.fakes import fake_context
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-LIMIT_NOT_MET = "limit_price_not_met"
+LIMIT_NOT_MET = FailureReason.LIMIT_NOT_MET
 """The error a client sees when a fired limit order cannot fill at its limit."""
 MICROSECOND = timedelta(microseconds=1)
-NEW_MINT = base58.b58encode(bytes(range(1, 33))).decode()
+NEW_MINT = str(Pubkey(bytes(range(1, 33))))
 NEW_TOKEN = Token("NEWT", NEW_MINT, 6)
 
 
