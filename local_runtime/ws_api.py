@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import msgspec
@@ -160,13 +160,20 @@ class SocketSlots:
                 del self._open[client_id]
 
 
-@websocket("/api/orders/execute")
-async def execute_socket(socket: WebSocket) -> None:
-    """Send an order as JSON (same body as POST /api/orders/execute); receive its events until terminal."""
+@contextlib.asynccontextmanager
+async def _opened(socket: WebSocket) -> AsyncIterator[tuple[ApiClient | None, KeySession]]:
+    """Accept the socket and register it under its key (so a revocation reaches it) for as long as
+    it is open: (its client, or None once refused, with the refusal sent; its key session)."""
     await socket.accept()
     sessions: KeySessions = socket.app.state.key_sessions
     with sessions.hold(presented_key(socket)) as session:
-        client = await _authenticated(socket, session)
+        yield await _authenticated(socket, session), session
+
+
+@websocket("/api/orders/execute")
+async def execute_socket(socket: WebSocket) -> None:
+    """Send an order as JSON (same body as POST /api/orders/execute); receive its events until terminal."""
+    async with _opened(socket) as (client, session):
         if client is None:
             return
         slots: SocketSlots = socket.app.state.socket_slots
@@ -288,10 +295,7 @@ def _retry(exc: InputError) -> dict[str, int]:
 @websocket("/api/orders/{order_id:str}/stream")
 async def stream_socket(socket: WebSocket, order_id: str) -> None:
     """Replays stored events after `?after=N` (default 0), then live ones until the terminal event."""
-    await socket.accept()
-    sessions: KeySessions = socket.app.state.key_sessions
-    with sessions.hold(presented_key(socket)) as session:
-        client = await _authenticated(socket, session)
+    async with _opened(socket) as (client, session):
         if client is None:
             return
         await _stream_order(socket, order_id, client, session)
