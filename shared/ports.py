@@ -64,6 +64,11 @@ class OrderRepository(Protocol):
 
     async def events(self, order_id: str, after_seq: int = 0) -> list[Event]: ...
 
+    async def recent(self, client_id: str, before: str | None, limit: int) -> list[OrderRecord]:
+        """The client's orders, newest first, older than the order `before` (an order id; None: from
+        the newest): a page of the client's history, the cursor being the last id of the page before."""
+        ...
+
     async def event(self, order_id: str, status: Status) -> Event | None:
         """The event that moved the order to `status`, if any."""
         ...

@@ -48,6 +48,13 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    log_format: str = "text"
+    """"text": human-readable lines; "json": one JSON object per line (logger, level, message, order id)."""
+    metrics_dir: str = ""
+    """Where the processes of one engine share their Prometheus metrics (multiprocess mode); empty: a
+    directory the start command makes for them."""
+    saq_ui: bool = False
+    """Mount SAQ's own web UI under /saq (development only: it shows and can retry jobs)."""
     worker_concurrency: int = 200
     db_pool_size: int = 10
     redis_pool_size: int = 64
@@ -160,6 +167,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values[f.name] = _convert(env[name], getattr(defaults, f.name), name)
     settings = replace(defaults, **values)
     _order_sizes(settings.max_order_sizes)  # a malformed list fails at start-up, not on an order
+    if settings.log_format not in ("text", "json"):
+        raise ValueError(f"setting DEX_LOG_FORMAT must be text or json, got {settings.log_format!r}")
     if settings.queue_backend not in ("saq", "sqs"):
         raise ValueError(f"setting DEX_QUEUE_BACKEND must be saq or sqs, got {settings.queue_backend!r}")
     return settings
