@@ -1,5 +1,5 @@
 """route: pick the plan that gives this order the most — one venue, or a split across both —
-store it, and log the decision as one structured line."""
+store it, and log the decision as one record (one line of text, or its fields as keys of a JSON line)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,17 @@ from shared.domain.routing import advantage_bps, plan_route, share_percent
 from shared.domain.states import Status
 from shared.domain.tokens import format_decimal
 
+
+class RoutingDecision(dict):
+    """The routing decision as one log record. Where logs are text it is one readable line,
+    `routed {"orderId":…,"venue":…,…}`; a JSON formatter puts its items in the line itself as keys
+    (venue, amounts, effective prices, reason, legs…), with `message` as the line's message
+    (local_runtime/logs.py)."""
+
+    message = "routed"
+
+    def __str__(self) -> str:
+        return f"{self.message} {msgspec.json.encode(self).decode()}"
 
 
 async def handle(message: RouteRequest, ctx: Context) -> ExecuteRequest | None:
@@ -64,5 +75,5 @@ async def handle(message: RouteRequest, ctx: Context) -> ExecuteRequest | None:
             return None
         plan = msgspec.convert(order.plan, Plan)
     else:
-        ctx.log.info("routed %s", msgspec.json.encode({"orderId": message.order_id, **data}).decode())
+        ctx.log.info(RoutingDecision(orderId=message.order_id, **data), extra={"order_id": message.order_id})
     return ExecuteRequest(message.order_id, plan, message.side)
