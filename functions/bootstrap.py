@@ -30,6 +30,7 @@ from functions.desk import OrderDesk
 from functions.market_driver import LEASE_TTL_MS, MarketDriver, PriceWatcher, fire_now
 from functions.pipeline import PIPELINE, message_key, step_for
 from shared.adapters.clock import SystemClock, TimeOrderedIds
+from shared.adapters.metrics import NullMetrics, prometheus_metrics
 from shared.adapters.postgres.api_keys import PgApiKeys
 from shared.adapters.postgres.connection import connect_postgres
 from shared.adapters.postgres.market_store import PgMarketStore
@@ -135,7 +136,7 @@ async def bootstrap(settings: Settings, min_connections: int = 2, **overrides: A
 def assemble(settings: Settings, pool: asyncpg.Pool | None = None, redis: Redis | None = None,
              **overrides: Any) -> Services:
     """Every part, real or given: `orders`, `publisher`, `resting`, `market`, `venues`, `chain`,
-    `tokens`, `clock`, `ids`, `queues`, `limits`, `keys`, `lease`, `now_s`, `sleep`, `log`."""
+    `tokens`, `clock`, `ids`, `queues`, `limits`, `keys`, `lease`, `now_s`, `sleep`, `log`, `metrics`."""
 
     def part(name: str, build):
         return overrides[name] if name in overrides else build()
@@ -147,9 +148,13 @@ def assemble(settings: Settings, pool: asyncpg.Pool | None = None, redis: Redis 
     market = part("market", lambda: PgMarketStore(pool, now_s=now_s, max_batch=batch))
     resting = part("resting", lambda: RedisRestingIndex(redis, ns))
     queues = part("queues", lambda: queue_port(settings, step_for, message_key, PIPELINE))
+    # Prometheus where something scrapes it (the local runtime's processes, through the metrics
+    # directory); a cloud function (SQS) counts nothing.
+    metrics = part("metrics", lambda: NullMetrics() if settings.queue_backend == "sqs"
+                   else prometheus_metrics(settings.metrics_dir))
     ctx = Context(
         orders=part("orders", lambda: PgOrderRepository(pool, max_batch=batch)),
-        publisher=part("publisher", lambda: PublisherSettlingSlots(redis, ns, max_batch=batch)),
+        publisher=part("publisher", lambda: PublisherSettlingSlots(redis, ns, max_batch=batch, metrics=metrics)),
         resting=resting,
         venues=part("venues", lambda: SimulatedVenues(market, settings.sim, now_s=now_s, sleep=sleep)),
         chain=part("chain", lambda: SimulatedChain(market, settings.sim, sleep=sleep)),
@@ -158,6 +163,7 @@ def assemble(settings: Settings, pool: asyncpg.Pool | None = None, redis: Redis 
         ids=part("ids", TimeOrderedIds),
         settings=settings,
         log=part("log", lambda: log),
+        metrics=metrics,
     )
     limits = part("limits", lambda: RedisClientLimits(redis, ns, batch))
     watcher = PriceWatcher(market, ctx.tokens, resting, queues, clock, functools.partial(fire_now, ctx, queues),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Literal
@@ -112,7 +113,8 @@ class OrderDesk:
         key = explicit or f"{AUTO_KEY_PREFIX}{uuid.uuid4().hex}"
         await self._ctx.tokens.ensure(request.base_asset, request.quote_asset)
         try:  # the parsed order's fingerprint: equivalent requests are the same order
-            digest = read_order(request, self._ctx.tokens, self._ctx.settings).fingerprint()
+            terms = read_order(request, self._ctx.tokens, self._ctx.settings)
+            digest = terms.fingerprint()
         except FieldError as exc:
             raise InputError(422, exc.message, exc.field) from None
         if explicit is not None:
@@ -126,8 +128,10 @@ class OrderDesk:
             client.max_in_flight or settings.max_in_flight, proposed,
         )
         if not admission.admitted:
+            self._ctx.metrics.refused(admission.reason)
             raise InputError(429, _REFUSALS[admission.reason], None, retry_after_s=admission.retry_after_s)
         ctx = dataclasses.replace(self._ctx, ids=_Proposed(proposed))
+        started = time.perf_counter()
         try:
             result = await PIPELINE["intake"].handle(NewOrder(request, client.client_id, key, digest), ctx)
         except FieldError as exc:
@@ -142,6 +146,8 @@ class OrderDesk:
             if repeat is None:
                 raise InputError(409, "a submission with this key is in progress: retry shortly", None)
             return repeat
+        ctx.metrics.step_took("intake", time.perf_counter() - started)
+        ctx.metrics.order_taken(terms.kind)
         try:  # the order is stored, so it is acknowledged whatever Redis does now
             await self._queues.send(result)
         except Exception as exc:  # the reconciler moves it on when Redis is back

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,13 @@ def message_key(message: Any) -> str:
     return message.order_id
 
 
+def log_extra(message: Any) -> dict[str, str]:
+    """Logging's `extra` for a record about this message: its order's id (`orderId` of a JSON log
+    line); none for a new order, which has no id yet."""
+    order_id = getattr(message, "order_id", None)
+    return {} if order_id is None else {"order_id": order_id}
+
+
 async def give_up(message: Any, error: str, attempts: int, ctx: Context) -> None:
     """A step failed on its last attempt: the order ends `failed` with the reason."""
     if isinstance(message, NewOrder):
@@ -93,16 +101,22 @@ async def run_attempt(step: Step, message: Any, ctx: Context, attempt: int, atte
     attempts are left; on the last one the step gives up (the order fails with the reason) and
     None is returned."""
     token = current_attempt.set(attempt)
+    started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout_s):
             return await step.handle(message, ctx)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if attempt < attempts:
-            ctx.log.warning("%s %s attempt %d failed (%s); retrying", step.name, message_key(message), attempt, reason)
+            ctx.log.warning("%s %s attempt %d failed (%s); retrying", step.name, message_key(message), attempt, reason,
+                            extra=log_extra(message))
+            ctx.metrics.step_retried(step.name)
             raise RetryLater(reason) from exc
-        ctx.log.error("%s %s failed after %d attempts: %s", step.name, message_key(message), attempt, reason)
+        ctx.log.error("%s %s failed after %d attempts: %s", step.name, message_key(message), attempt, reason,
+                      extra=log_extra(message))
+        ctx.metrics.step_gave_up(step.name)
         await give_up(message, reason, attempt, ctx)
         return None
     finally:
+        ctx.metrics.step_took(step.name, time.perf_counter() - started)
         current_attempt.reset(token)

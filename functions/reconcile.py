@@ -116,6 +116,7 @@ async def run_round(ctx: Context, queues: Queues) -> dict[str, int]:
     messages = await stalled(ctx, ctx.clock.now())
     for message in messages:
         await queues.send(message)
+        ctx.metrics.redriven(step_for(message))
     if messages:
         ctx.log.warning("reconciler re-drove %d stuck orders: %s", len(messages),
                         ", ".join(f"{step_for(m)}:{message_key(m)}" for m in messages[:20]))

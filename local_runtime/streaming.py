@@ -12,8 +12,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from local_runtime.hub import EventHub, Subscription
+from shared.adapters.metrics import NullMetrics
 from shared.domain.events import Event, RelayedEvent
-from shared.ports import OrderRepository
+from shared.ports import Metrics, OrderRepository
 from shared.domain.states import TERMINAL_STATUSES
 
 CATCH_UP_INTERVAL_S = 5.0
@@ -31,12 +32,15 @@ async def follow_order(
     deliver: Deliver,
     subscription: Subscription | None = None,
     deliver_now: Callable[[Event | RelayedEvent], bool] | None = None,
+    metrics: Metrics | None = None,
 ) -> None:
     """With `subscription` (made before the order was created, so nothing can have been
     published before it), there is nothing to replay: events arrive live from seq 1.
-    `deliver_now` delivers without waiting, or returns False if it cannot (then `deliver` does)."""
+    `deliver_now` delivers without waiting, or returns False if it cannot (then `deliver` does).
+    `metrics` counts the events read from PostgreSQL rather than live."""
     fresh = subscription is not None
-    follower = _Follower(order_id, after_seq, orders, deliver, deliver_now, subscription or await hub.watch(order_id))
+    follower = _Follower(order_id, after_seq, orders, deliver, deliver_now, subscription or await hub.watch(order_id),
+                         metrics or NullMetrics())
     try:
         await follower.run(fresh)
     finally:
@@ -49,9 +53,10 @@ class _Follower:
     any gap."""
 
     def __init__(self, order_id: str, after_seq: int, orders: OrderRepository, deliver: Deliver,
-                 deliver_now: Callable[[Event | RelayedEvent], bool] | None, subscription: Subscription) -> None:
+                 deliver_now: Callable[[Event | RelayedEvent], bool] | None, subscription: Subscription,
+                 metrics: Metrics) -> None:
         self.order_id, self.after_seq, self.last = order_id, after_seq, after_seq
-        self.orders, self.deliver, self.deliver_now = orders, deliver, deliver_now
+        self.orders, self.deliver, self.deliver_now, self.metrics = orders, deliver, deliver_now, metrics
         self.subscription = subscription
         self.parked = self.finished = False  # waiting on the queue; the terminal event went out directly
         self.quiet = _Quiet(subscription)
@@ -90,12 +95,17 @@ class _Follower:
 
     async def catch_up(self) -> bool:
         """Deliver what PostgreSQL has after `last`; True if that reached the terminal event."""
-        for event in await self.orders.events(self.order_id, self.last):
-            await self.deliver(event)
-            self.last = event.seq
-            if event.status in TERMINAL_STATUSES:
-                return True
-        return False
+        replayed = 0
+        try:
+            for event in await self.orders.events(self.order_id, self.last):
+                await self.deliver(event)
+                replayed += 1
+                self.last = event.seq
+                if event.status in TERMINAL_STATUSES:
+                    return True
+            return False
+        finally:
+            self.metrics.events_replayed(replayed)
 
     async def ended_before(self) -> bool:
         """The client asked for events after the terminal one: nothing will ever come."""

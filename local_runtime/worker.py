@@ -10,13 +10,16 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
+import threading
 
 from functions.pipeline import PIPELINE
 from functions.bootstrap import bootstrap
 from local_runtime.gc_tuning import freeze_startup_heap
+from shared.adapters.metrics import mark_process_dead
 from shared.settings import Settings
 
 log = logging.getLogger("engine.worker")
@@ -51,17 +54,44 @@ async def serve(settings: Settings, steps: tuple[str, ...]) -> None:
         await services.close()
 
 
-def spawn_workers(steps: tuple[str, ...], processes: int) -> list[subprocess.Popen]:
+def spawn_workers(steps: tuple[str, ...], processes: int, metrics_dir: str = "") -> list[subprocess.Popen]:
     """`processes` worker processes for `steps`, each told to stop (SIGTERM) if this process dies,
-    however it dies: no worker outlives the command that started it."""
+    however it dies: no worker outlives the command that started it. With `metrics_dir`, they
+    write their metrics there (DEX_METRICS_DIR), and each is marked dead there when it exits."""
     command = [sys.executable, "-m", "local_runtime", "worker", "--functions", ",".join(steps), "--processes", "1"]
-    return [subprocess.Popen(command, preexec_fn=_stop_with_parent) for _ in range(processes)]
+    env = {**os.environ, "DEX_METRICS_DIR": metrics_dir} if metrics_dir else None
+    children = [subprocess.Popen(command, preexec_fn=_stop_with_parent, env=env) for _ in range(processes)]
+    if metrics_dir:
+        for child in children:
+            threading.Thread(target=_mark_dead_on_exit, args=(child, metrics_dir), daemon=True,
+                             name=f"worker-{child.pid}-exit").start()
+    return children
+
+
+def _mark_dead_on_exit(child: subprocess.Popen, metrics_dir: str) -> None:
+    """Wait for the worker to exit, however it exits (SIGKILL too), then retire its live gauges."""
+    code = child.wait()
+    with contextlib.suppress(OSError):
+        mark_process_dead(metrics_dir, child.pid)
+    if code not in (0, -signal.SIGTERM, -signal.SIGINT):
+        log.warning("worker process %d exited with %d", child.pid, code)
 
 
 def _stop_with_parent() -> None:
     """In the child, before it runs: SIGTERM when the parent exits (Linux prctl PR_SET_PDEATHSIG)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM ends this process by SystemExit (status 143) instead of at once: uvicorn raises the
+    signal again once it has shut down, and the start command's `finally` (stopping its workers) and
+    exit handlers (removing its metrics directory) then run."""
+    signal.signal(signal.SIGTERM, _exit)
+
+
+def _exit(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def stop_workers(children: list[subprocess.Popen]) -> None:
@@ -76,7 +106,8 @@ def stop_workers(children: list[subprocess.Popen]) -> None:
 
 
 def run_processes(steps: tuple[str, ...], processes: int) -> int:
-    """`processes` copies of this command with --processes 1; stops them all on SIGTERM/SIGINT."""
+    """`processes` copies of this command with --processes 1 (with this command's DEX_METRICS_DIR);
+    stops them all on SIGTERM/SIGINT."""
     children = spawn_workers(steps, processes)
 
     def forward(signum, _frame) -> None:

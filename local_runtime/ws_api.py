@@ -161,19 +161,25 @@ class SocketSlots:
 
 
 @contextlib.asynccontextmanager
-async def _opened(socket: WebSocket) -> AsyncIterator[tuple[ApiClient | None, KeySession]]:
+async def _opened(socket: WebSocket, route: str) -> AsyncIterator[tuple[ApiClient | None, KeySession]]:
     """Accept the socket and register it under its key (so a revocation reaches it) for as long as
-    it is open: (its client, or None once refused, with the refusal sent; its key session)."""
+    it is open: (its client, or None once refused, with the refusal sent; its key session). The
+    socket counts as open (metrics, by `route`) from its acceptance to the end of its handler."""
     await socket.accept()
-    sessions: KeySessions = socket.app.state.key_sessions
-    with sessions.hold(presented_key(socket)) as session:
-        yield await _authenticated(socket, session), session
+    metrics = socket.app.state.services.ctx.metrics
+    metrics.socket_opened(route)
+    try:
+        sessions: KeySessions = socket.app.state.key_sessions
+        with sessions.hold(presented_key(socket)) as session:
+            yield await _authenticated(socket, session), session
+    finally:
+        metrics.socket_closed(route)
 
 
 @websocket("/api/orders/execute")
 async def execute_socket(socket: WebSocket) -> None:
     """Send an order as JSON (same body as POST /api/orders/execute); receive its events until terminal."""
-    async with _opened(socket) as (client, session):
+    async with _opened(socket, "execute") as (client, session):
         if client is None:
             return
         slots: SocketSlots = socket.app.state.socket_slots
@@ -267,8 +273,9 @@ async def _follow(socket: WebSocket, order_id: str, outbox: Outbox, after: int =
     """Stream one order's events after seq `after` to the socket; an outage ends this order's
     stream with an error message (the client resumes with /stream?after=N)."""
     try:
-        await follow_order(order_id, after, socket.app.state.hub, socket.app.state.services.ctx.orders, outbox.deliver,
-                           subscription, outbox.deliver_now)
+        ctx = socket.app.state.services.ctx
+        await follow_order(order_id, after, socket.app.state.hub, ctx.orders, outbox.deliver, subscription,
+                           outbox.deliver_now, ctx.metrics)
     except SERVICE_ERRORS as exc:
         await outbox.put(_error(unavailable_message(exc), None, status=503, orderId=order_id))
 
@@ -295,7 +302,7 @@ def _retry(exc: InputError) -> dict[str, int]:
 @websocket("/api/orders/{order_id:str}/stream")
 async def stream_socket(socket: WebSocket, order_id: str) -> None:
     """Replays stored events after `?after=N` (default 0), then live ones until the terminal event."""
-    async with _opened(socket) as (client, session):
+    async with _opened(socket, "stream") as (client, session):
         if client is None:
             return
         await _stream_order(socket, order_id, client, session)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.domain.events import Event
-from shared.domain.states import Status
+from shared.domain.states import TERMINAL_STATUSES, Status
 from shared.domain.tokens import TokenRegistry
-from shared.ports import Chain, Clock, Ids, OrderRepository, Publisher, RestingIndex, Venues
+from shared.ports import Chain, Clock, Ids, Metrics, OrderRepository, Publisher, RestingIndex, Venues
 from shared.settings import Settings
 
 current_attempt: ContextVar[int] = ContextVar("current_attempt", default=1)
@@ -30,18 +30,24 @@ class Context:
     ids: Ids
     settings: Settings
     log: logging.Logger
+    metrics: Metrics
 
     async def record(
         self, order_id: str, new: Status, data: dict[str, Any], only_from: frozenset[Status] | None = None,
         **changes: Any,
     ) -> Event | None:
-        """Persist a status change with its event, then hand the event to the publisher. None if
-        the state table (or `only_from`) refuses the change from the order's current status
-        (nothing is written)."""
-        event = await self.orders.transition(order_id, new, self.clock.now(), data, changes, only_from)
-        if event is not None:
-            await self.publisher.publish(event)
-        return event
+        """Persist a status change with its event, then hand the event to the publisher (and count
+        a terminal change: once per order, as only one change can end it). None if the state table
+        (or `only_from`) refuses the change from the order's current status (nothing is written)."""
+        at = self.clock.now()
+        change = await self.orders.transition(order_id, new, at, data, changes, only_from)
+        if change is None:
+            return None
+        await self.publisher.publish(change.event)
+        if new in TERMINAL_STATUSES:
+            self.metrics.order_finished(change.kind, new, changes.get("failure_reason"),
+                                        (at - change.created_at).total_seconds())
+        return change.event
 
     def attempt(self) -> int:
         return current_attempt.get()

@@ -4,6 +4,7 @@ the tests' fakes. Nothing here imports an adapter."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -28,6 +29,16 @@ class Ids(Protocol):
     def order_id(self) -> str: ...
 
 
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A stored status change: its event, and the order's kind and creation time, read by the same
+    statement (what a terminal change is counted by, without another read)."""
+
+    event: Event
+    kind: str
+    created_at: datetime
+
+
 class OrderRepository(Protocol):
     """Orders and their events (PostgreSQL; an in-memory fake for unit tests)."""
 
@@ -41,10 +52,11 @@ class OrderRepository(Protocol):
     async def transition(
         self, order_id: str, new: Status, at: datetime, data: dict[str, Any], changes: dict[str, Any],
         only_from: frozenset[Status] | None = None,
-    ) -> Event | None:
+    ) -> StatusChange | None:
         """Move the order to `new` if the state table allows it from its current status (and,
         with `only_from`, that status is one of those), apply `changes` and append the event
-        with the next seq, atomically. Returns None (and changes nothing) otherwise."""
+        with the next seq, atomically; returns the event with the order's kind and creation time.
+        Returns None (and changes nothing) otherwise."""
         ...
 
     async def get(self, order_id: str) -> OrderRecord | None: ...
@@ -216,3 +228,54 @@ class ClientLimits(Protocol):
     async def release(self, client_id: str, order_id: str) -> None:
         """Give back the slot reserved for an order that was refused or turned out to be a repeat."""
         ...
+
+
+class Metrics(Protocol):
+    """What the engine counts and times (Prometheus in the runtime, shared by its processes; a
+    recorder in the tests). Every call is synchronous, cheap (the hot path makes a dozen per order)
+    and never fails its caller. Label values are bounded: kinds, statuses, steps, reasons."""
+
+    def order_taken(self, kind: str) -> None:
+        """A new order was stored (not a repeat of an idempotency key)."""
+        ...
+
+    def order_finished(self, kind: str, status: str, failure: str | None, seconds: float) -> None:
+        """An order reached terminal `status` (once per order), `seconds` after it was created;
+        `failure` is its stored failure reason, if any (the adapter reduces it to a bounded label)."""
+        ...
+
+    def step_took(self, step: str, seconds: float) -> None:
+        """One run of a step on one message (any outcome)."""
+        ...
+
+    def step_retried(self, step: str) -> None:
+        """A step failed with attempts left: its message is delivered again."""
+        ...
+
+    def step_gave_up(self, step: str) -> None:
+        """A step failed on its last attempt: the order fails with the reason."""
+        ...
+
+    def redriven(self, step: str) -> None:
+        """The reconciler sent a stuck order's message to `step` again."""
+        ...
+
+    def refused(self, reason: str) -> None:
+        """An order refused at admission: "rate" (orders per minute) or "in_flight"."""
+        ...
+
+    def events_published(self, count: int) -> None:
+        """Events sent on Redis pub/sub."""
+        ...
+
+    def events_unpublished(self, count: int) -> None:
+        """Events whose publish failed (subscribers read them from PostgreSQL)."""
+        ...
+
+    def events_replayed(self, count: int) -> None:
+        """Events a stream read from PostgreSQL rather than live (a catch-up or a repaired gap)."""
+        ...
+
+    def socket_opened(self, route: str) -> None: ...
+
+    def socket_closed(self, route: str) -> None: ...

@@ -25,9 +25,11 @@ import logging
 
 from redis.asyncio import Redis
 
+from shared.adapters.metrics import NullMetrics
 from shared.adapters.redis.admission import SETTLE_LUA, inflight_prefix, owner_key
 from shared.domain.events import Event, encode_event
 from shared.domain.states import RESTING_STATUSES, TERMINAL_STATUSES
+from shared.ports import Metrics
 
 SETTLING_STATUSES = TERMINAL_STATUSES | RESTING_STATUSES
 log = logging.getLogger("engine.publisher")
@@ -66,10 +68,11 @@ class PublisherSettlingSlots:
     """The publisher port on Redis: each stored event to its order's channel, in order; and the
     in-flight slot of an order its event finishes (or puts to rest) freed in the same call."""
 
-    def __init__(self, redis: Redis, namespace: str, max_batch: int = 256) -> None:
+    def __init__(self, redis: Redis, namespace: str, max_batch: int = 256, metrics: Metrics | None = None) -> None:
         self._script = redis.register_script(PUBLISH_MANY)
         self._namespace = namespace
         self._max_batch = max_batch
+        self._metrics = metrics or NullMetrics()
         self._waiting: list[Event] = []
         self._sender: asyncio.Task | None = None
 
@@ -91,6 +94,9 @@ class PublisherSettlingSlots:
                     await self._publish_many(batch)
                 except Exception as exc:  # subscribers catch up from PostgreSQL
                     log.warning("%d events not published (%s: %s)", len(batch), type(exc).__name__, exc)
+                    self._metrics.events_unpublished(len(batch))
+                else:
+                    self._metrics.events_published(len(batch))
         finally:
             self._sender = None
 
