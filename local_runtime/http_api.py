@@ -11,7 +11,7 @@ from litestar.datastructures import State
 from litestar.params import QueryParameter
 
 from functions.bootstrap import Services
-from functions.desk import OrderDesk
+from functions.desk import OrderDesk, parse_order_id
 from shared.adapters.outages import unavailable_message
 from shared.domain.errors import FieldError, InputError
 from shared.domain.views import order_view
@@ -81,6 +81,34 @@ async def get_events(
     return Response(events)
 
 
+RECENT_LIMIT_MAX = 100
+
+
+@get("/api/orders", summary="The client's recent orders, newest first (a page at a time)")
+async def list_orders(
+    request: Request, state: State,
+    limit: Annotated[int, QueryParameter(
+        ge=1, le=RECENT_LIMIT_MAX, description=f"orders per page, 1 to {RECENT_LIMIT_MAX}; anything else is a 422"
+                                               " naming `limit`",
+    )] = 20,
+    before: Annotated[str | None, QueryParameter(
+        description="the cursor: the `next` of the page before (the id of its last order); only orders older than"
+                    " it. Absent: from the newest. Not an order id: a 422 naming `before`",
+    )] = None,
+) -> Response:
+    """The caller's own orders, newest first, each as `GET /api/orders/{id}` shows it (`lastSeq` is
+    its latest event's seq). 200 `{"orders": [...], "next": <the cursor of the next page, or null
+    when this page is the last>}`."""
+    cursor = None
+    if before is not None and (cursor := parse_order_id(before)) is None:
+        raise FieldError("before", "before must be an order id (the `next` of the previous page)")
+    page = await state.services.ctx.orders.recent(request.state.client.client_id, cursor, limit + 1)
+    tokens = state.services.ctx.tokens
+    await tokens.ensure(*{mint for order in page for mint in (order.base_mint, order.quote_mint)})  # launched ones
+    return Response({"orders": [order_view(order, tokens) for order in page[:limit]],
+                     "next": page[limit - 1].id if len(page) > limit else None})
+
+
 @get("/healthz", summary="Reachability of Redis and PostgreSQL")
 async def healthz(state: State) -> Response:
     services: Services = state.services
@@ -99,5 +127,5 @@ async def healthz(state: State) -> Response:
     return Response({"status": "ok" if healthy else "degraded", **checks}, status_code=200 if healthy else 503)
 
 
-ORDER_ROUTES = [submit_order, cancel_order, get_order, get_events]
+ORDER_ROUTES = [submit_order, list_orders, cancel_order, get_order, get_events]
 """Behind the API-key guard."""

@@ -103,6 +103,10 @@ class InMemoryOrderRepository:
         found = [o for o in self.orders.values() if o.status == Status.WAITING and o.id > (after_id or "")]
         return sorted(found, key=lambda o: o.id)[:limit]
 
+    async def recent(self, client_id: str, before: str | None, limit: int) -> list[OrderRecord]:
+        found = [o for o in self.orders.values() if o.client_id == client_id and (before is None or o.id < before)]
+        return sorted(found, key=lambda o: o.id, reverse=True)[:limit]
+
     async def events(self, order_id: str, after_seq: int = 0) -> list[Event]:
         return [e for e in self.log.get(order_id, []) if e.seq > after_seq]
 

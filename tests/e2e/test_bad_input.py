@@ -115,6 +115,7 @@ async def test_after_in_ascii_digits_up_to_max_seq_is_read_the_same_by_http_and_
 VALID_QUERIES = {
     "/api/quote": {"inputMint": "SOL", "outputMint": "USDC", "amount": "1", "slippageBps": "50"},
     "/api/orders/{order_id}/events": {"after": "0"},
+    "/api/orders": {"limit": "5", "before": "ffffffff-ffff-ffff-ffff-ffffffffffff"},
 }
 """A valid query for every route that takes query parameters (each one named)."""
 BAD_STRINGS = {
@@ -122,6 +123,7 @@ BAD_STRINGS = {
     "amount": ["abc", "-1", "0", "1e3", ""],
     "inputMint": ["NOPE", ""],
     "outputMint": ["NOPE", ""],
+    "before": ["nope", "", "01a251ab-bca3", " ffffffff-ffff-ffff-ffff-ffffffffffff"],
 }
 """Bad values of the string parameters (any text has the right type: these are out of their range)."""
 

@@ -33,15 +33,17 @@ from tests.e2e.runtime import Runtime
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES = 150  # per operation and variant: 19 fuzzed (operation, variant) pairs × 150 ≈ 2,500 requests
+EXAMPLES = 150  # per operation and variant: 23 fuzzed (operation, variant) pairs × 150 ≈ 3,450 requests
 OPERATIONS = [
     ("POST", "/api/orders/execute"),
+    ("GET", "/api/orders"),
     ("GET", "/api/orders/{order_id}"),
     ("DELETE", "/api/orders/{order_id}"),
     ("GET", "/api/orders/{order_id}/events"),
     ("GET", "/api/quote"),
     ("POST", "/api/sim/prices"),
     ("POST", "/api/sim/launch"),
+    ("GET", "/api/markets"),
     ("GET", "/healthz"),
 ]
 SYMBOLS = ["SOL", "USDC", "USDT", "BONK", "JUP"]
@@ -109,7 +111,7 @@ def enrich(document: dict, order_ids: list[str], steered: bool) -> dict:
             for parameter in operation.get("parameters", []):
                 if not steered:
                     continue
-                if parameter["name"] == "order_id":
+                if parameter["name"] in ("order_id", "before"):
                     parameter["schema"] = {"enum": [*order_ids, str(uuid.uuid4()), "not-an-id"]}
                 if path == "/api/quote" and parameter["name"] in ("inputMint", "outputMint"):
                     parameter["schema"] = {"enum": BASES if parameter["name"] == "inputMint" else QUOTES}
@@ -163,11 +165,13 @@ VARIANTS = {  # name: (schema, generation mode)
     "positive": ("raw", GenerationMode.POSITIVE),
     "negative": ("raw", GenerationMode.NEGATIVE),
 }
-NOTHING_TO_SPOIL = {("GET", "/healthz"), ("GET", "/api/orders/{order_id}"), ("DELETE", "/api/orders/{order_id}")}
+NOTHING_TO_SPOIL = {("GET", "/healthz"), ("GET", "/api/orders/{order_id}"), ("DELETE", "/api/orders/{order_id}"),
+                    ("GET", "/api/markets")}
 """No parameter a negative case could break: a path segment is any string (and the key is always sent)."""
+NOTHING_TO_STEER = {"/healthz", "/api/markets"}
 FUZZED = [(method, path, variant) for method, path in OPERATIONS for variant in VARIANTS
           if (variant != "negative" or (method, path) not in NOTHING_TO_SPOIL)
-          and (path != "/healthz" or variant == "positive")]
+          and (path not in NOTHING_TO_STEER or variant == "positive")]
 
 
 @pytest.mark.parametrize(("method", "path", "variant"), FUZZED, ids=[f"{m} {p} {v}" for m, p, v in FUZZED])

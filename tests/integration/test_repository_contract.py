@@ -184,6 +184,45 @@ async def test_resting_orders_are_found_by_expiry_and_by_id_until_they_fire(repo
     assert await repo.overdue(T0 + timedelta(hours=1), 10) == []
 
 
+async def test_recent_orders_are_the_clients_own_newest_first_a_page_at_a_time(repo):
+    """A page of a client's history: its orders only, newest (highest time-ordered id) first, each
+    page starting below the last id of the one before; an unknown cursor is only a position."""
+    mine = [order_no(n) for n in (3, 1, 5, 2, 4)]  # created out of order: the id alone orders them
+    theirs = order_no(6, client_id="client-b")
+    for order in (*mine, theirs):
+        await repo.create(order, {})
+    await repo.transition(order_no(5).id, Status.ROUTING, T0 + timedelta(minutes=1), {}, {})  # updates don't reorder
+    newest_first = [order_no(n).id for n in (5, 4, 3, 2, 1)]
+    assert [o.id for o in await repo.recent("client-a", None, 10)] == newest_first
+    first = await repo.recent("client-a", None, 2)
+    assert [o.id for o in first] == newest_first[:2]
+    assert first[0].status == Status.ROUTING  # whole records, as they are now
+    second = await repo.recent("client-a", first[-1].id, 2)
+    assert [o.id for o in second] == newest_first[2:4]
+    assert [o.id for o in await repo.recent("client-a", second[-1].id, 2)] == newest_first[4:]
+    assert await repo.recent("client-a", newest_first[-1], 2) == []
+    assert [o.id for o in await repo.recent("client-a", theirs.id, 10)] == newest_first  # another client's id
+    assert [o.id for o in await repo.recent("client-a", "018f0000-0000-7000-8000-000000000004", 10)] == \
+        newest_first[2:]  # a cursor is a position, whatever order it names
+    assert [o.id for o in await repo.recent("client-b", None, 10)] == [theirs.id]
+    assert await repo.recent("client-c", None, 10) == []
+
+
+async def test_a_page_of_recent_orders_is_one_index_range_scan(database):
+    """The page query walks the (client_id, id) index backwards from the cursor: its cost is the
+    page, not the client's history (checked on the plan PostgreSQL picks when it must use an index)."""
+    connection = await asyncpg.connect(database)
+    try:
+        await connection.execute("SET enable_seqscan = off")
+        plan = "\n".join(row[0] for row in await connection.fetch(
+            "EXPLAIN SELECT * FROM orders WHERE client_id = 'c' AND id < 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid"
+            " ORDER BY id DESC LIMIT 20"))
+    finally:
+        await connection.close()
+    assert "Index Scan Backward using orders_client_recent" in plan, plan
+    assert "Sort" not in plan, plan
+
+
 async def test_status_changes_are_hot_updates_no_index_on_orders_covers_a_column_they_write(database):
     """PostgreSQL can keep a changed row on its page, touching no index (a HOT update), only if
     no index names a changed column in its key or its WHERE; the reconciler's look-ups live in
@@ -198,7 +237,7 @@ async def test_status_changes_are_hot_updates_no_index_on_orders_covers_a_column
                    coalesce(pg_get_expr(i.indpred, i.indrelid), '') || ' ' ||
                    coalesce(pg_get_expr(i.indexprs, i.indrelid), '') AS expressions
             FROM pg_index i WHERE i.indrelid = 'orders'::regclass""")
-        assert {row["name"] for row in indexes} == {"orders_pkey", "orders_client_idempotency"}
+        assert {row["name"] for row in indexes} == {"orders_pkey", "orders_client_idempotency", "orders_client_recent"}
         for row in indexes:
             named = set(row["columns"]) | set(re.findall(r"[a-z_]+", row["expressions"]))
             assert not named & written, f"{row['name']} covers {sorted(named & written)}"

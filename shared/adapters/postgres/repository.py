@@ -122,6 +122,9 @@ NULL). `open_orders` follows: an order leaves it on reaching a terminal status, 
 marked resting while it waits for its trigger."""
 
 
+_AFTER_EVERY_ID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
+"""Above every order id: the cursor of a client's first page of orders."""
+
 _OPEN_ORDERS = "SELECT o.* FROM open_orders l JOIN orders o ON o.id = l.order_id"
 """The orders not yet terminal (`l`: their open_orders row), for the reconciler's look-ups."""
 
@@ -208,6 +211,16 @@ class PgOrderRepository:
             f"{_OPEN_ORDERS} WHERE l.resting AND l.order_id > $1 AND o.status = 'waiting'"
             " ORDER BY l.order_id LIMIT $2",
             after_id or "00000000-0000-0000-0000-000000000000", limit,
+        )
+        return [_record(row) for row in rows]
+
+    async def recent(self, client_id: str, before: str | None, limit: int) -> list[OrderRecord]:
+        """Newest first, by id (ids are time-ordered UUIDs): a backward range scan of the index on
+        (client_id, id), whatever the page's depth (no `before IS NULL OR …`, which a generic plan
+        would turn into a filter)."""
+        rows = await self._pool.fetch(
+            "SELECT * FROM orders WHERE client_id = $1 AND id < $2::uuid ORDER BY id DESC LIMIT $3",
+            client_id, before or _AFTER_EVERY_ID, limit,
         )
         return [_record(row) for row in rows]
 
