@@ -18,9 +18,13 @@ from litestar.openapi.spec import Components, SecurityScheme
 from functions.bootstrap import bootstrap
 from functions.pipeline import PIPELINE
 from local_runtime.auth import API_KEY_QUERY, DEV_CLIENT, KeyWatch, api_key_guard, register_dev_key
+from local_runtime.console_api import CONSOLE_ROUTES, MARKET_ROUTES
 from local_runtime.gc_tuning import freeze_startup_heap
 from local_runtime.http_api import ORDER_ROUTES, healthz, invalid_field, refusal, service_unavailable
+from local_runtime.metrics_api import metrics
+from local_runtime.logs import litestar_formatters
 from local_runtime.quote_api import get_quote
+from local_runtime.saq_ui import saq_ui_routes
 from local_runtime.sim_api import SIM_ROUTES
 from local_runtime.ws_api import SOCKETS, SocketSlots
 from shared.domain.errors import FieldError, InputError
@@ -85,8 +89,8 @@ def log_exception(logger: Logger, scope, traceback: list[str]) -> None:
         logger.info("%s %r%s -> %d %s: %r", scope.get("method", scope["type"]), scope["path"], _query(scope), status,
                     type(exc).__name__, str(detail)[:LOG_QUERY_CHARS])
         return
-    logger.error("Uncaught exception (connection_type=%s, path=%r%s):\n%s", scope["type"], scope["path"],
-                 _query(scope), "".join(traceback).rstrip())
+    logger.error("Uncaught exception (connection_type=%s, path=%r%s):", scope["type"], scope["path"], _query(scope),
+                 exc_info=exc)  # the traceback: after the line in text, its own field in JSON
 
 
 def _query(scope) -> str:
@@ -120,10 +124,10 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(PIPELINE)
             await watch.stop()
             await services.close()
 
-    api = Router(path="/", route_handlers=[*ORDER_ROUTES, get_quote, *SIM_ROUTES], guards=[api_key_guard],
-                 security=[{"apiKey": []}])
+    api = Router(path="/", route_handlers=[*ORDER_ROUTES, get_quote, *SIM_ROUTES, *MARKET_ROUTES],
+                 guards=[api_key_guard], security=[{"apiKey": []}])
     return Litestar(
-        route_handlers=[api, healthz, *SOCKETS],
+        route_handlers=[api, healthz, metrics, *SOCKETS, *CONSOLE_ROUTES, *saq_ui_routes(settings)],
         lifespan=[lifespan],
         exception_handlers={
             InputError: refusal,
@@ -139,6 +143,7 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(PIPELINE)
         ),
         logging_config=LoggingConfig(root={"handlers": ["queue_listener"], "level": settings.log_level.upper()},
                                      log_exceptions="always", disable_stack_trace={404, 405},
-                                     exception_logging_handler=log_exception),
+                                     exception_logging_handler=log_exception,
+                                     formatters=litestar_formatters(settings.log_format)),
         debug=False,
     )

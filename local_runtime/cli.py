@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from datetime import UTC, datetime
 
@@ -16,16 +15,18 @@ from redis.asyncio import Redis
 
 from local_runtime.app import create_app
 from local_runtime.auth import local_api_key
+from local_runtime.logs import configure_process_logging, uvicorn_log_config
+from local_runtime.metrics_api import engine_directory
 from local_runtime.services import ServiceUnavailable, check_services, prepare
 from functions.pipeline import PIPELINE
-from local_runtime.worker import parse_functions, run_processes, serve, spawn_workers, stop_workers
+from local_runtime.worker import exit_on_sigterm, parse_functions, run_processes, serve, spawn_workers, stop_workers
 from shared.adapters.postgres.api_keys import CACHE_TTL_S, PgApiKeys
 from shared.settings import Settings, load_settings
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
-    logging.getLogger("saq").setLevel(logging.WARNING)
+def _configure_logging(settings: Settings) -> None:
+    """Text lines, or JSON lines with DEX_LOG_FORMAT=json (local_runtime/logs.py)."""
+    configure_process_logging(settings.log_level, settings.log_format)
 
 
 LAYOUTS = ("process", "inline", "none")
@@ -37,7 +38,7 @@ functions to run in the web process."""
 def start(settings: Settings, steps: tuple[str, ...], worker_processes: int = 0) -> int:
     """Migrate, then serve; with `worker_processes`, also that many worker processes running every
     function, stopped with the web process (Ctrl-C stops them all)."""
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     if settings.queue_backend != "saq" and (steps or worker_processes):
         print("error: with DEX_QUEUE_BACKEND=sqs the functions run behind their queue triggers: "
               "start the web process with --workers none", file=sys.stderr)
@@ -47,6 +48,7 @@ def start(settings: Settings, steps: tuple[str, ...], worker_processes: int = 0)
     except ServiceUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    settings = engine_directory(settings)  # where this command's processes share their metrics
     config = uvicorn.Config(
         create_app(settings, steps),
         host=settings.host,
@@ -58,12 +60,14 @@ def start(settings: Settings, steps: tuple[str, ...], worker_processes: int = 0)
         ws_max_size=64 * 1024,
         timeout_graceful_shutdown=5,
         log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(settings.log_format),
         access_log=False,
     )
-    children = spawn_workers(tuple(PIPELINE), worker_processes) if worker_processes else []
+    children = spawn_workers(tuple(PIPELINE), worker_processes, settings.metrics_dir) if worker_processes else []
     print(f"engine listening on http://{settings.host}:{settings.port} (OpenAPI at /schema)"
           + (f" with {worker_processes} worker process{'es' if worker_processes > 1 else ''}" if children else ""),
           flush=True)
+    exit_on_sigterm()
     try:
         uvicorn.Server(config).run()
     finally:
@@ -72,7 +76,7 @@ def start(settings: Settings, steps: tuple[str, ...], worker_processes: int = 0)
 
 
 def worker(settings: Settings, steps: tuple[str, ...], processes: int) -> int:
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     if processes > 1:
         return run_processes(steps, processes)
     try:

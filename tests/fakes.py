@@ -16,6 +16,7 @@ from shared.domain.states import PIPELINE_STATUSES, Status, sources_of
 from shared.adapters.sim.memory_store import MemoryMarketStore
 from functions.bootstrap import Services, assemble
 from shared.domain.clients import Admission, ApiClient
+from shared.ports import Metrics, StatusChange
 
 
 class FixedClock:
@@ -73,7 +74,7 @@ class InMemoryOrderRepository:
     async def transition(
         self, order_id: str, new: Status, at: datetime, data: dict[str, Any], changes: dict[str, Any],
         only_from: frozenset[Status] | None = None,
-    ) -> Event | None:
+    ) -> StatusChange | None:
         if set(changes) - UPDATABLE_FIELDS:
             raise ValueError(f"not updatable: {sorted(set(changes) - UPDATABLE_FIELDS)}")
         order = self.orders.get(order_id)
@@ -84,7 +85,7 @@ class InMemoryOrderRepository:
         self.orders[order_id] = replace(order, status=new, last_seq=seq, updated_at=at, **changes)
         event = Event(order_id, seq, new, format_ts(at), data)
         self.log[order_id].append(event)
-        return event
+        return StatusChange(event, order.kind, order.created_at)
 
     async def get(self, order_id: str) -> OrderRecord | None:
         self.reads += 1
@@ -178,6 +179,22 @@ class AlwaysHeld:
         pass
 
 
+class RecordedMetrics:
+    """The metrics port, recording each call as (method, *arguments) in `calls`."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") or not callable(getattr(Metrics, name, None)):  # the port's methods only
+            raise AttributeError(name)
+        return lambda *args: self.calls.append((name, *args))
+
+    def of(self, name: str) -> list[tuple]:
+        """The arguments of every call to `name`."""
+        return [call[1:] for call in self.calls if call[0] == name]
+
+
 def fake_services(settings: Settings | None = None, store: MemoryMarketStore | None = None, **overrides) -> Services:
     """The composition root's assembly with in-memory fakes for every part with I/O: the real
     simulated world (in a MemoryMarketStore) and functions, no delays."""
@@ -185,7 +202,7 @@ def fake_services(settings: Settings | None = None, store: MemoryMarketStore | N
     fakes = dict(orders=InMemoryOrderRepository(), publisher=ListPublisher(), resting=InMemoryRestingIndex(),
                  market=store or MemoryMarketStore(now_s=lambda: 0.0), now_s=lambda: 0.0, clock=FixedClock(),
                  ids=SequentialIds(), queues=SentMessages(), limits=AdmitAll(), keys=KnownKeys(), lease=AlwaysHeld(),
-                 log=logging.getLogger("test"))
+                 log=logging.getLogger("test"), metrics=RecordedMetrics())
     return assemble(settings, **{**fakes, **overrides})
 
 

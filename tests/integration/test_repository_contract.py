@@ -72,12 +72,13 @@ async def test_same_idempotency_key_for_same_client_stores_nothing(repo):
 async def test_allowed_transition_appends_next_seq_and_applies_changes(repo):
     order = new_order()
     await repo.create(order, {})
-    event = await repo.transition(order.id, Status.ROUTING, T0 + timedelta(seconds=1), {"q": 1}, {})
-    assert (event.seq, event.status) == (2, "routing")
+    change = await repo.transition(order.id, Status.ROUTING, T0 + timedelta(seconds=1), {"q": 1}, {})
+    assert (change.event.seq, change.event.status) == (2, "routing")
+    assert (change.kind, change.created_at) == (order.kind, order.created_at)  # what a terminal change is counted by
     routed = await repo.transition(
         order.id, Status.ROUTED, T0 + timedelta(seconds=2), {}, {"venue": "raydium", "min_amount_out": 5}
     )
-    assert routed.seq == 3
+    assert routed.event.seq == 3
     stored = await repo.get(order.id)
     assert (stored.status, stored.venue, stored.min_amount_out, stored.last_seq) == (Status.ROUTED, "raydium", 5, 3)
 

@@ -73,7 +73,8 @@ async def fresh_repository() -> InMemoryOrderRepository:
 
 
 async def attempt(repository: InMemoryOrderRepository, new: Status, extra: dict[str, Any], n: int):
-    return await repository.transition(ORDER_ID, new, T0 + timedelta(milliseconds=n), {"n": n}, extra)
+    change = await repository.transition(ORDER_ID, new, T0 + timedelta(milliseconds=n), {"n": n}, extra)
+    return None if change is None else change.event
 
 
 def reachable_from(start: Status) -> set[Status]:
@@ -119,8 +120,9 @@ def test_random_attempts_follow_the_table_gaplessly_and_refusals_write_nothing(t
             new = target(before_order.status, allowed, index)
             before_log = list(repository.log[ORDER_ID])
             only_from = narrowed[n % len(narrowed)] if narrowed else None
-            event = await repository.transition(ORDER_ID, new, T0 + timedelta(milliseconds=n), {"n": n}, extra,
-                                                only_from)
+            change = await repository.transition(ORDER_ID, new, T0 + timedelta(milliseconds=n), {"n": n}, extra,
+                                                 only_from)
+            event = None if change is None else change.event
             after_order, after_log = repository.orders[ORDER_ID], repository.log[ORDER_ID]
             # The repository decides exactly as the pure table does (narrowed by `only_from`, if given).
             permitted = can_transition(before_order.status, new) and (

@@ -19,6 +19,7 @@ from shared.adapters.postgres.recordsets import recordset as _recordset, rows_js
 from shared.domain.events import Event, format_ts
 from shared.domain.orders import UPDATABLE_FIELDS, Kind, OrderRecord, Side
 from shared.domain.states import TERMINAL_STATUSES, Status, sources_of
+from shared.ports import StatusChange
 
 _json = msgspec.json.Encoder()
 
@@ -101,7 +102,7 @@ o AS (
                    for bit, name in enumerate(_FIELDS))}
     FROM i
     WHERE orders.id = i.id AND orders.status = ANY(string_to_array(i.sources, ','))
-    RETURNING orders.id, orders.last_seq, i.status, i.at, i.payload, orders.expires_at
+    RETURNING orders.id, orders.last_seq, i.status, i.at, i.payload, orders.expires_at, orders.kind, orders.created_at
 ),
 closed AS (
     DELETE FROM open_orders USING o WHERE open_orders.order_id = o.id AND o.status IN ('{_TERMINAL}')
@@ -110,16 +111,16 @@ rests AS (
     UPDATE open_orders SET resting = o.status = '{Status.WAITING}', expires_at = o.expires_at FROM o
     WHERE open_orders.order_id = o.id AND o.status IN ('{Status.WAITING}', '{Status.TRIGGERED}')
       AND open_orders.resting <> (o.status = '{Status.WAITING}')
-)
-INSERT INTO order_events (order_id, seq, status, payload, created_at)
-SELECT id, last_seq, status, payload, at FROM o
-RETURNING order_id::text, seq
+),
+e AS (INSERT INTO order_events (order_id, seq, status, payload, created_at) SELECT id, last_seq, status, payload, at FROM o)
+SELECT id::text AS order_id, last_seq AS seq, kind, created_at FROM o
 """
 """Many status changes in one statement: each row carries its allowed sources and a bit mask
 of the fields it sets (a field outside the mask keeps its value, so one statement shape
 serves every step; a row's JSON object names only the fields it sets, the others read as
 NULL). `open_orders` follows: an order leaves it on reaching a terminal status, and is
-marked resting while it waits for its trigger."""
+marked resting while it waits for its trigger. Each changed order comes back with its new seq, its
+kind and its creation time (what a terminal change is counted by)."""
 
 
 _AFTER_EVERY_ID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
@@ -161,18 +162,19 @@ class PgOrderRepository:
     async def transition(
         self, order_id: str, new: Status, at: datetime, data: dict[str, Any], changes: dict[str, Any],
         only_from: frozenset[Status] | None = None,
-    ) -> Event | None:
+    ) -> StatusChange | None:
         if not changes.keys() <= UPDATABLE_FIELDS:
             raise ValueError(f"not updatable: {sorted(changes.keys() - UPDATABLE_FIELDS)}")
         row = {"id": order_id, "status": new.value, "at": at, "sources": _sources_text(new, only_from),
                "payload": data, "mask": sum(_BIT[name] for name in changes), **changes}
-        seq = await self._transitions.submit(row)
-        return None if seq is None else Event(order_id, seq, new, format_ts(at), data)
+        stored = await self._transitions.submit(row)
+        if stored is None:
+            return None
+        return StatusChange(Event(order_id, stored["seq"], new, format_ts(at), data), stored["kind"], stored["created_at"])
 
-    async def _transition_many(self, rows: list[dict[str, Any]]) -> list[int | None]:
-        stored = await self._pool.fetch(_TRANSITION_MANY, _json.encode(rows).decode())
-        seqs = {r["order_id"]: r["seq"] for r in stored}
-        return [seqs.get(row["id"]) for row in rows]
+    async def _transition_many(self, rows: list[dict[str, Any]]) -> list[asyncpg.Record | None]:
+        stored = {r["order_id"]: r for r in await self._pool.fetch(_TRANSITION_MANY, _json.encode(rows).decode())}
+        return [stored.get(row["id"]) for row in rows]
 
     async def get(self, order_id: str) -> OrderRecord | None:
         return await self._reads.submit(order_id)
