@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from functions.pipeline import PIPELINE, RetryLater, message_key, run_attempt
+from functions.pipeline import PIPELINE, RetryLater, log_extra, message_key, run_attempt
 from shared.context import Context
 
 log = logging.getLogger("engine.delivery")
@@ -50,13 +50,15 @@ async def deliver(step_name: str, bodies: Sequence[str | bytes], attempts: Seque
         except RetryLater:
             return Outcome.AGAIN
         except Exception:  # giving up failed too (e.g. PostgreSQL down): try again later
-            log.exception("%s %s could not give up; retrying", step_name, message_key(message))
+            log.exception("%s %s could not give up; retrying", step_name, message_key(message),
+                          extra=log_extra(message))
             return Outcome.AGAIN
         if result is not None:
             try:
                 await send(result)
             except Exception as exc:  # the step is done; the next delivery sends it on (or the reconciler)
-                log.warning("%s %s: next step not sent (%s)", step_name, message_key(message), exc)
+                log.warning("%s %s: next step not sent (%s)", step_name, message_key(message), exc,
+                            extra=log_extra(message))
                 return Outcome.AGAIN
         return Outcome.DONE
 

@@ -152,7 +152,7 @@ class OrderDesk:
             await self._queues.send(result)
         except Exception as exc:  # the reconciler moves it on when Redis is back
             self._ctx.log.warning("order %s stored but not queued (%s); the reconciler will re-drive it",
-                                  result.order_id, exc)
+                                  result.order_id, exc, extra={"order_id": result.order_id})
         return Submitted(result.order_id, "pending")
 
     async def _repeat(self, client_id: str, key: str, digest: str, from_header: bool) -> Submitted | None:

@@ -48,7 +48,8 @@ async def fire_now(ctx: Context, queues: Queues, message: TriggerFired) -> bool:
     try:
         follow_up = await trigger.handle(message, ctx)
     except Exception as exc:
-        log.warning("firing %s here failed (%s: %s); queued for trigger", message.order_id, type(exc).__name__, exc)
+        log.warning("firing %s here failed (%s: %s); queued for trigger", message.order_id, type(exc).__name__, exc,
+                    extra={"order_id": message.order_id})
         await queues.send(message)
         return True
     if follow_up is None:

@@ -54,7 +54,8 @@ class Subscription:
                 if self.direct(event):
                     return
             except Exception:  # the follower meets the same failure on the queue path, in its own task
-                log.exception("handing an event of order %s on failed", self.order_id)
+                log.exception("handing an event of order %s on failed", self.order_id,
+                              extra={"order_id": self.order_id})
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
