@@ -66,6 +66,26 @@ def ensure_venv() -> None:
         stamp.write_text(digest)
 
 
+NODE_TOOLS = ROOT / "tests" / "js"
+
+
+def ensure_node_tools() -> None:
+    """The JavaScript tools some tests drive (tests/js/package.json: Jupiter's client, newman,
+    AsyncAPI's schemas), installed with `npm ci` again only when the lock file changes. Without
+    npm those tests skip, naming what is missing (.ci/run installs Node.js)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        say("npm not found: the tests that drive JavaScript clients will be skipped")
+        return
+    digest = hashlib.sha256((NODE_TOOLS / "package-lock.json").read_bytes()).hexdigest()
+    stamp = NODE_TOOLS / "node_modules" / ".installed"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    say("installing the tests' JavaScript tools into tests/js/node_modules")
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_TOOLS, check=True)
+    stamp.write_text(digest)
+
+
 def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
     try:
         with socket.create_connection((host or "127.0.0.1", port), timeout=timeout):
@@ -189,6 +209,7 @@ def main(argv: list[str]) -> int:
         os.execv(PYTHON, [str(PYTHON), "-m", "local_runtime", command, *rest])
     if command == "test":
         ensure_services()
+        ensure_node_tools()
         os.execv(PYTHON, [str(PYTHON), "-m", "pytest", "-n", "2", "-q", *rest])
     if command == "build":
         os.execv(PYTHON, [str(PYTHON), "-m", "deploy.build", *rest])
