@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import uuid
 
-from tests.e2e.runtime import connect, receive_json, receive_until_terminal
+import httpx
+import pytest
+from solders.pubkey import Pubkey
+
+from tests.e2e.runtime import close_code, connect, receive_json, receive_until_terminal
+from tests.unit.test_asyncapi import fitting
 
 SELL = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "1.5", "slippageBps": 100}
 FLOW = ["pending", "routing", "routed", "building", "submitted", "confirmed"]
@@ -88,3 +95,103 @@ def test_unknown_order_is_404_naming_the_field(runtime):
         response = runtime.get(path)
         assert response.status_code == 404
         assert response.json()["field"] == "orderId"
+
+
+# --- the AsyncAPI document: served, linked, and what really goes over the sockets fits it ----------
+
+LIMIT = {"type": "limit", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "1",
+         "limitPrice": "999", "expiresAt": 600}
+SOL_USDC = {"baseAsset": "SOL", "quoteAsset": "USDC"}
+
+
+@pytest.fixture(scope="module")
+def asyncapi(runtime) -> dict:
+    return httpx.get(f"{runtime.base}/schema/asyncapi.json", timeout=10).json()
+
+
+def fits(document: dict, operation: str, messages: list[dict]) -> list[str]:
+    """The message each of `messages` is (each must fit exactly one of the operation's)."""
+    names = [fitting(document, operation, message) for message in messages]
+    assert all(len(fit) == 1 for fit in names), list(zip(names, messages, strict=True))
+    return [fit[0] for fit in names]
+
+
+def test_the_asyncapi_document_is_served_without_a_key_and_linked_from_openapi(runtime, asyncapi):
+    response = httpx.get(f"{runtime.base}/schema/asyncapi.json", timeout=10)  # no X-API-Key
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
+    assert asyncapi["asyncapi"] == "3.0.0"
+    assert asyncapi["servers"]["engine"]["variables"]["host"]["default"] == f"127.0.0.1:{runtime.port}"
+    assert {c["address"] for c in asyncapi["channels"].values()} == {"/api/orders/execute",
+                                                                     "/api/orders/{orderId}/stream"}
+    openapi = runtime.get("/schema/openapi.json").json()
+    assert "/schema/asyncapi.json" in openapi["info"]["description"]
+    assert "/schema/asyncapi.json" not in openapi["paths"]
+
+
+async def test_an_order_and_a_refusal_on_the_order_socket_fit_the_asyncapi_document(runtime, asyncapi):
+    async with connect(f"{runtime.ws_base}/api/orders/execute") as socket:
+        await socket.send(json.dumps({**SELL, "amount": "-1"}))
+        refusal = await receive_json(socket)
+        await socket.send(json.dumps(SELL))
+        events = await receive_until_terminal(socket)
+    assert refusal["status"] == 422 and [e["status"] for e in events] == FLOW
+    assert fits(asyncapi, "sendOrderEvents", [refusal, *events]) == ["error"] + ["event"] * len(FLOW)
+    confirmed = events[-1]
+    assert fitting(asyncapi, "sendOrderEvents", {**confirmed, "data": {**confirmed["data"], "amountOut": "1"}}) == []
+
+
+async def test_a_cancel_and_its_acknowledgement_fit_the_asyncapi_document(runtime, asyncapi):
+    async with connect(f"{runtime.ws_base}/api/orders/execute") as socket:
+        await socket.send(json.dumps(LIMIT))
+        pending, waiting = await receive_json(socket), await receive_json(socket)
+        cancel = {"action": "cancel", "orderId": pending["orderId"]}
+        assert fitting(asyncapi, "cancelOrder", cancel) == ["cancel"]
+        await socket.send(json.dumps(cancel))
+        answers = [await receive_json(socket), await receive_json(socket)]  # the ack and the event, either first
+        await socket.send(json.dumps(cancel))
+        again = await receive_json(socket)
+    assert again["status"] == 409
+    names = fits(asyncapi, "sendOrderEvents", [pending, waiting, *answers, again])
+    assert names[:2] == ["event", "event"] and sorted(names[2:4]) == ["cancelAck", "event"] and names[4] == "error"
+
+
+async def test_a_replay_after_a_seq_and_a_bad_after_fit_the_asyncapi_document(runtime, asyncapi):
+    order_id = runtime.post_order(SELL).json()["orderId"]
+    runtime.wait_for_status(order_id, {"confirmed"})
+    closes = asyncapi["channels"]["stream"]["x-close-codes"]
+    async with connect(f"{runtime.ws_base}/api/orders/{order_id}/stream?after=2") as socket:
+        replayed = await receive_until_terminal(socket)
+        assert str(await close_code(socket)) in closes
+    assert [e["seq"] for e in replayed] == [3, 4, 5, 6]
+    assert fits(asyncapi, "sendStream", replayed) == ["event"] * 4
+    async with connect(f"{runtime.ws_base}/api/orders/{order_id}/stream?after=-1") as socket:
+        refusal = await receive_json(socket)
+        assert await close_code(socket) == 1008 and "`after` is not a seq" in closes["1008"]
+    assert refusal["field"] == "after" and fits(asyncapi, "sendStream", [refusal]) == ["error"]
+
+
+async def test_resting_orders_events_fit_the_asyncapi_document(runtime, asyncapi):
+    """A limit order fired by the price, one that expires, a sniper refusing a thin launch and
+    buying a deep one: every event on their streams."""
+    runtime.post("/api/sim/prices", {**SOL_USDC, "price": "150"})
+    fired = runtime.post_order({**LIMIT, "limitPrice": "200"}).json()["orderId"]
+    expiring = runtime.post_order({**LIMIT, "expiresAt": 1}).json()["orderId"]
+    mint = str(Pubkey(hashlib.sha256(uuid.uuid4().bytes).digest()))
+    sniper = runtime.post_order({"type": "sniper", "side": "buy", "baseAsset": mint, "quoteAsset": "SOL",
+                                 "amount": "0.5", "minLiquidity": "50", "expiresAt": 600}).json()["orderId"]
+    for order_id in (fired, sniper):
+        runtime.wait_for_status(order_id, {"waiting"})
+    runtime.post("/api/sim/prices", {**SOL_USDC, "price": "205"})
+    runtime.post("/api/sim/prices", {**SOL_USDC, "price": "150"})
+    launch = {"baseMint": mint, "decimals": 6, "quoteAsset": "SOL", "baseAmount": "1000000"}
+    assert runtime.post("/api/sim/launch", {**launch, "venue": "raydium", "quoteAmount": "20"}).json()["refused"] == 1
+    assert runtime.post("/api/sim/launch", {**launch, "venue": "meteora", "quoteAmount": "100"}).json()["fired"] == 1
+    streams = []
+    for order_id in (fired, expiring, sniper):
+        async with connect(f"{runtime.ws_base}/api/orders/{order_id}/stream") as socket:
+            streams.append(await receive_until_terminal(socket))
+    assert [[e["status"] for e in events][:4] for events in streams] == [
+        ["pending", "waiting", "triggered", "routing"], ["pending", "waiting", "expired"],
+        ["pending", "waiting", "waiting", "triggered"]]
+    for events in streams:
+        assert fits(asyncapi, "sendStream", events) == ["event"] * len(events)
