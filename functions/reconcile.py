@@ -1,12 +1,15 @@
 """reconcile: what PostgreSQL says must happen next, for orders the queues lost or stalled on.
 
-An acknowledged order is in PostgreSQL; its next message lives only in Redis. When a worker
-is killed mid-step, Redis is flushed, or a step gave up while PostgreSQL was down, the order
-sits in a non-terminal status. This function finds each order that has sat in front of a
-step longer than that step's deadline (every attempt timing out, plus grace) and returns the
-message that re-drives that step. Re-driving is safe even if the original job is still
-alive: every step is conditional on the order's status and the chain keys transactions by
-(order, leg), so a second run changes nothing and lands nothing twice.
+An acknowledged order is in PostgreSQL; its next message lives only in the queues. A worker
+killed mid-step is the queues' business (SAQ's heartbeats deliver its jobs again within
+seconds), but when Redis is flushed, a job runs out of attempts, or a step gave up while
+PostgreSQL was down, the order sits in a non-terminal status with no message to move it on.
+This function finds each order that has sat unchanged for two heartbeats plus grace and whose
+message the queues no longer hold (its lease ran out: not queued, not running), and returns the
+message that re-drives its step. A transport that cannot tell what it holds (SQS) leaves the
+old deadline: every attempt of the step timing out, plus grace. Re-driving is safe even if the
+original job is still alive: every step is conditional on the order's status and the chain keys
+transactions by (order, leg), so a second run changes nothing and lands nothing twice.
 
 It also re-arms the trigger index from PostgreSQL when the index was lost, and expires
 resting orders whose expiry the watcher missed.
@@ -14,6 +17,7 @@ resting orders whose expiry the watcher missed.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import msgspec
@@ -72,23 +76,36 @@ async def redrive(order: OrderRecord, ctx: Context):
     return None
 
 
-async def stalled(ctx: Context, now: datetime) -> list[QuoteRequest | ArmRequest | TriggerFired | ExecuteRequest
-                                                        | ExpireRequest]:
-    """Messages re-driving every order stuck past its step's deadline, and expiring every
-    waiting order past its expiry (by more than the grace)."""
+InHand = Callable[[list[str]], Awaitable[set[str]]]
+"""The queues' answer to "which of these orders' messages do you hold?" (queued, or running with a
+live heartbeat)."""
+
+
+async def stalled(ctx: Context, now: datetime, in_hand: InHand | None = None
+                  ) -> list[QuoteRequest | ArmRequest | TriggerFired | ExecuteRequest | ExpireRequest]:
+    """Messages re-driving every stuck order (unchanged for `stall_after_s` and no longer in
+    hand; without `in_hand`, unchanged past its step's deadline), and expiring every waiting
+    order past its expiry (by more than the grace)."""
     settings = ctx.settings
     deadlines = {step: timedelta(seconds=settings.step_deadline_s(step))
                  for step in ("trigger", "quote", "route", "execute")}
+    quiet = timedelta(seconds=settings.stall_after_s())
     messages = []
-    # One query per deadline, so orders waiting legitimately in front of a slow step (execute)
-    # can never fill the batch and hide orders stuck in front of a fast one.
+    # One query per group of statuses, so orders waiting legitimately in front of a slow step
+    # (execute) can never fill the batch and hide orders stuck in front of a fast one.
     for statuses in _STATUS_GROUPS:
-        cutoff = now - min(deadlines[step] for step in _steps_for(statuses))
-        for order in await ctx.orders.moving_since(cutoff, BATCH, statuses):
-            if order.updated_at < now - deadlines[_step_in_front(order)]:
-                message = await redrive(order, ctx)
-                if message is not None:
-                    messages.append(message)
+        if in_hand is None:
+            cutoff = now - min(deadlines[step] for step in _steps_for(statuses))
+            candidates = [order for order in await ctx.orders.moving_since(cutoff, BATCH, statuses)
+                          if order.updated_at < now - deadlines[_step_in_front(order)]]
+        else:
+            candidates = await ctx.orders.moving_since(now - quiet, BATCH, statuses)
+            held = await in_hand([order.id for order in candidates])
+            candidates = [order for order in candidates if order.id not in held]
+        for order in candidates:
+            message = await redrive(order, ctx)
+            if message is not None:
+                messages.append(message)
     grace = timedelta(seconds=settings.stall_grace_s)
     messages.extend(ExpireRequest(order.id) for order in await ctx.orders.overdue(now - grace, BATCH))
     return messages
@@ -113,7 +130,7 @@ async def run_round(ctx: Context, queues: Queues) -> dict[str, int]:
     """One reconciler round, whatever schedules it (SAQ cron, a cloud schedule): re-arm a lost
     trigger index, then re-drive every stuck order through `queues`."""
     rearmed = await rearm_if_lost(ctx)
-    messages = await stalled(ctx, ctx.clock.now())
+    messages = await stalled(ctx, ctx.clock.now(), getattr(queues, "in_hand", None))
     for message in messages:
         await queues.send(message)
         ctx.metrics.redriven(step_for(message))

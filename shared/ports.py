@@ -108,6 +108,16 @@ class Queues(Protocol):
     async def disconnect(self) -> None: ...
 
 
+class HeldMessages(Protocol):
+    """A queue transport that can tell which orders' messages it holds (SAQ: a lease per order,
+    given at enqueue for the step's whole deadline and renewed by a running job's heartbeat). The
+    reconciler asks it before re-driving; a transport without it (SQS) leaves the step's deadline."""
+
+    async def in_hand(self, order_ids: list[str]) -> set[str]:
+        """Those of `order_ids` whose message is queued or running."""
+        ...
+
+
 class RestingIndex(Protocol):
     """Resting (limit and sniper) orders, indexed so a price change or launch touches only the
     orders it concerns; removing an entry is the claim that fires an order once."""
@@ -173,10 +183,23 @@ class MarketStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class PairListing:
+    """How a pair trades: its base and quote as listed, and each venue's pool (venue → address)."""
+
+    base_mint: str
+    quote_mint: str
+    pools: dict[str, str]
+
+
 class Venues(Protocol):
     """The DEX venues: which pairs trade, and what each venue gives for a size now."""
 
     async def supports(self, mint_a: str, mint_b: str) -> bool: ...
+
+    async def listing(self, mint_a: str, mint_b: str) -> PairListing | None:
+        """The pair as listed (None: no venue trades it)."""
+        ...
 
     async def price(self, mint_in: str, mint_out: str, amount_in: int, venues: list[str] | None,
                     split_steps: int, split_min_share_bps: int
@@ -212,9 +235,52 @@ class Lease(Protocol):
     async def release(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A stored API key, without the key: its id is the key's SHA-256 (hex), what is stored."""
+
+    key_id: str
+    client_id: str
+    label: str
+    orders_per_minute: int | None
+    """This key's own limits; None: the engine's defaults."""
+    max_in_flight: int | None
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    revoked: bool
+    """The key was active and is now revoked (False: unknown, or revoked before)."""
+    known: bool
+    """The key exists (active or revoked before) — and, when the revocation named a client, is its."""
+    announced: bool
+    """Every web process was told over Redis (False: no Redis given, or it was unreachable; the key
+    is then refused within the key cache's TTL)."""
+    error: str | None = None
+    """Why it could not be announced."""
+    revoked_at: datetime | None = None
+
+
 class ApiKeys(Protocol):
     async def client(self, key: str) -> ApiClient | None:
         """The client a key belongs to, or None (unknown or revoked)."""
+        ...
+
+    async def issue(self, client_id: str, now: datetime, label: str = "", orders_per_minute: int | None = None,
+                    max_in_flight: int | None = None, max_active: int | None = None) -> tuple[str, KeyRecord] | None:
+        """A new key for `client_id` (the key, returned once, and what is stored of it); None if the
+        client already has `max_active` active keys."""
+        ...
+
+    async def keys_of(self, client_id: str) -> list[KeyRecord]:
+        """The client's keys, newest first: every active one and the most recently revoked."""
+        ...
+
+    async def revoke_id(self, key_id: str, now: datetime, client_id: str | None = None) -> Revocation:
+        """Revoke the key with this id (hash) — only if it is `client_id`'s, when given — and
+        announce it to every web process."""
         ...
 
 

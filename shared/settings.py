@@ -60,6 +60,9 @@ class Settings:
     redis_pool_size: int = 64
     job_attempts: int = 3
     job_retry_delay_ms: int = 200
+    job_heartbeat_s: int = 3
+    """A running job's worker renews its heartbeat every quarter of this; a job silent this long
+    belonged to a dead process and is delivered again (within a second more)."""
     quote_job_timeout_s: int = 15
     route_job_timeout_s: int = 10
     execute_job_timeout_s: int = 60
@@ -68,6 +71,8 @@ class Settings:
     expiry_poll_ms: int = 200
     """How often expiries are checked (price triggers run on every price change)."""
     default_slippage_bps: int = 50
+    quote_max_age_s: int = 30
+    """The oldest quote (by its `contextSlot`) POST /api/orders/execute executes as `quoteResponse`."""
     key_cache_ttl_s: int = 30
     """How long a process trusts an API key it looked up (revocations evict it at once where they
     are heard; a cloud function hears none and uses 0: PostgreSQL on every request)."""
@@ -91,13 +96,17 @@ class Settings:
     """step=url pairs, comma-separated: trigger, quote, route and execute queues."""
     sqs_endpoint_url: str = ""
     """An SQS endpoint other than AWS's (a local emulator)."""
+    ws_management_url: str = ""
+    """The API Gateway WebSocket stage's management endpoint (https://{api}.execute-api.{region}.amazonaws.com/{stage}):
+    set, every event stored is also posted to the connections following its order; empty: none."""
     batch_max: int = 256
     """Group commit: the most concurrent calls written as one statement, pipeline or queue job
     (orders' status changes, events published, messages per SAQ job); 1 = one at a time."""
-    reconcile_interval_s: int = 10
+    reconcile_interval_s: int = 5
     """How often the reconciler looks in PostgreSQL for stuck orders (1–59 s, or whole minutes)."""
-    stall_grace_s: int = 5
-    """Slack on top of a step's timeouts × attempts before its order counts as stuck."""
+    stall_grace_s: int = 2
+    """Slack before an order whose message is no longer in hand counts as stuck (on top of two
+    heartbeats), and on top of a step's timeouts × attempts where the transport cannot tell."""
     sim: SimulationSettings = field(default_factory=SimulationSettings)
 
     def max_order(self, symbol: str) -> Decimal | None:
@@ -112,6 +121,11 @@ class Settings:
         """How long an order may sit in front of `step` before the reconciler re-drives it: the
         step's every attempt timing out, plus the grace."""
         return self.step_timeout_s(step) * self.job_attempts + self.stall_grace_s
+
+    def stall_after_s(self) -> int:
+        """How long an order may sit unchanged before the reconciler asks whether its message is
+        still in hand (queued, or running with a live heartbeat)."""
+        return self.job_heartbeat_s * 2 + self.stall_grace_s
 
     def with_changes(self, **changes) -> Settings:
         return replace(self, **changes)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections import Counter
 from types import SimpleNamespace
 
 import msgspec
 
 import pytest_asyncio
+
+from saq.job import Status as JobStatus
 
 from functions.bootstrap import bootstrap
 from functions.pipeline import message_key, step_for
@@ -124,5 +127,84 @@ async def test_messages_sent_together_travel_in_one_job(settings):
         await asyncio.gather(*(queues.send(QuoteRequest(str(i), SOL.mint, USDC.mint, 1, 50)) for i in range(30)))
         job = await queues.queues["quote"].dequeue(timeout=2)
         assert len(job.kwargs["messages"]) == 30 and job.kwargs["attempt"] == 1
+    finally:
+        await queues.disconnect()
+
+
+async def start_next(queue):
+    """The next job of `queue`, dequeued and marked active as a worker would."""
+    job = await queue.dequeue(timeout=2)
+    job.attempts += 1
+    await job.update(status=JobStatus.ACTIVE)
+    await queue._marked(job)
+    return job
+
+
+async def active_job(queue, order_id: str):
+    """A job for `order_id`'s message, enqueued, then dequeued and marked active."""
+    await queue.enqueue("quote", retries=3, meta={"orders": [order_id]}, messages=[order_id])
+    return await start_next(queue)
+
+
+async def test_a_job_whose_process_stopped_beating_is_delivered_again_and_a_beating_one_is_left_alone(settings):
+    queues = SaqQueues(settings.with_changes(job_heartbeat_s=1, job_retry_delay_ms=1), step_for, message_key,
+                       ["quote"])
+    queue = queues.queues["quote"]
+    await queues.connect()
+    try:
+        dead, alive = await active_job(queue, "dead"), await active_job(queue, "alive")
+        queue.running.pop(dead.id)  # its process is gone: nothing renews its heartbeat
+        await asyncio.sleep(1.2)
+        await queue.redis.hset(queue.beats, f"{alive.id}#1", int(time.time() * 1000))  # what _beat writes
+        assert await queue.sweep() == [dead.id]
+        assert (await queue.job(dead.key)).status == JobStatus.QUEUED  # delivered again
+        assert await queues.in_hand(["dead"]) == {"dead"}  # its order's message is queued again
+        assert (await queue.job(alive.key)).status == JobStatus.ACTIVE
+        assert await queue.redis.lrange(queue._active, 0, -1) == [alive.id.encode()]
+        assert await queue.sweep() == []  # the lock: one sweep a second, whichever process
+    finally:
+        await queues.disconnect()
+
+
+async def test_a_dequeued_job_not_yet_marked_active_is_swept_only_once_silent_for_a_heartbeat(settings):
+    queues = SaqQueues(settings.with_changes(job_heartbeat_s=1), step_for, message_key, ["quote"])
+    queue = queues.queues["quote"]
+    await queues.connect()
+    try:
+        await queue.enqueue("quote", messages=["x"])
+        await asyncio.sleep(1.2)  # queued for longer than a heartbeat
+        job = await queue.dequeue(timeout=2)  # and its worker died before marking it active
+        assert await queue.sweep() == []  # first seen without a heartbeat: not yet
+        await asyncio.sleep(1.1)
+        assert await queue.sweep() == [job.id]
+    finally:
+        await queues.disconnect()
+
+
+async def test_heartbeats_renew_running_jobs_and_their_orders_leases(settings):
+    """A queued message's order is in hand for its step's deadline; while its job runs, the
+    heartbeat keeps it in hand; once the queues lose it (a flushed Redis), it is not."""
+    queues = SaqQueues(settings.with_changes(job_heartbeat_s=1), step_for, message_key, ["quote"])
+    queue = queues.queues["quote"]
+    await queues.connect()
+    try:
+        await queues.send(QuoteRequest("queued", SOL.mint, USDC.mint, 1, 50))
+        assert await queues.in_hand(["queued", "never"]) == {"queued"}
+        until = await queue.redis.zscore(queues.in_hand_key, "queued")
+        assert until > (time.time() + settings.step_deadline_s("quote") - 5) * 1000
+
+        queues.workers(["quote"], lambda *_: None)  # starts this process's heartbeats
+        job = await start_next(queue)  # the queued message now runs
+        await asyncio.sleep(0.6)
+        beat = await queue.redis.hget(queue.beats, f"{job.id}#1")
+        assert time.time() * 1000 - int(beat) < 500
+        assert 0 < await queue.redis.zscore(queues.in_hand_key, "queued") - time.time() * 1000 <= 2_000
+
+        await queue.finish(job, JobStatus.COMPLETE)
+        await asyncio.sleep(0.6)
+        assert await queue.redis.hget(queue.beats, f"{job.id}#1") is None  # an ended job's heartbeat goes
+
+        await queue.redis.delete(queues.in_hand_key)  # Redis lost it
+        assert await queues.in_hand(["queued"]) == set()
     finally:
         await queues.disconnect()

@@ -99,6 +99,28 @@ async def test_deadlines_follow_each_steps_timeouts():
     assert pending.order_id in stuck and to_execute.order_id not in stuck  # execute gets longer
 
 
+async def test_with_a_transport_that_knows_what_it_holds_only_orders_whose_message_was_lost_are_re_driven():
+    """Unchanged for two heartbeats plus grace, an order is re-driven once the queues no longer
+    hold its message, however long its step's timeouts; one still held is left alone however old."""
+    ctx = fake_context()
+    lost = await intake.handle(NewOrder(MARKET, "c", "lost"), ctx)
+    held = await route.handle(
+        await quote.handle(await intake.handle(NewOrder(MARKET, "c", "held"), ctx), ctx), ctx)
+    asked: list[list[str]] = []
+
+    async def in_hand(order_ids: list[str]) -> set[str]:
+        asked.append(sorted(order_ids))
+        return {held.order_id} & set(order_ids)
+
+    assert await reconcile.stalled(ctx, ctx.clock.now(), in_hand) == []
+    assert asked == [[], [], []]  # nothing has been quiet long enough to ask about
+    now = await advance_past_deadlines(ctx, ctx.settings.stall_after_s() + 1)
+    assert ctx.settings.stall_after_s() + 1 < ctx.settings.step_deadline_s("quote")
+    assert [m.order_id for m in await reconcile.stalled(ctx, now, in_hand)] == [lost.order_id]
+    now = await advance_past_deadlines(ctx)  # an hour on: still held, still left alone
+    assert [m.order_id for m in await reconcile.stalled(ctx, now, in_hand)] == [lost.order_id]
+
+
 async def test_waiting_orders_past_expiry_are_expired_and_others_keep_resting():
     ctx = fake_context()
     arm = await intake.handle(NewOrder(LIMIT, "c", "k"), ctx)

@@ -121,3 +121,8 @@ def test_a_malformed_order_size_list_fails_at_start_up() -> None:
 def test_step_deadlines_cover_every_attempt_timing_out() -> None:
     settings = load_settings({"DEX_EXECUTE_JOB_TIMEOUT_S": "20", "DEX_JOB_ATTEMPTS": "3", "DEX_STALL_GRACE_S": "4"})
     assert settings.step_deadline_s("execute") == 64
+
+
+def test_an_order_is_asked_about_after_two_heartbeats_and_the_grace() -> None:
+    settings = load_settings({"DEX_JOB_HEARTBEAT_S": "3", "DEX_STALL_GRACE_S": "2"})
+    assert settings.stall_after_s() == 8

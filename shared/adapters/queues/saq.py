@@ -29,6 +29,22 @@ from shared.settings import Settings
 log = logging.getLogger("engine.saq")
 
 _encoder = msgspec.json.Encoder()
+
+
+class _Held(msgspec.Struct):
+    order_id: str | None = None
+
+
+_held = msgspec.json.Decoder(_Held)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _orders_of(bodies: list[str]) -> list[str]:
+    """The orders whose messages these are (a new order, not stored yet, has none)."""
+    return [order_id for body in bodies if (order_id := _held.decode(body).order_id) is not None]
 Deliver = Callable[[str, list[str], int], Awaitable[list[bool]]]
 """Runs a job's messages (step, bodies, delivery number) and says, for each, whether to deliver it again."""
 JOB_TIMEOUT_MARGIN_S = 5
@@ -43,32 +59,97 @@ class HostedWorker(Worker):
     SIGNALS: list = []
 
 
+_SWEEP = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+redis.call('SET', KEYS[1], 1, 'PX', ARGV[1])
+return {redis.call('LRANGE', KEYS[2], 0, -1), redis.call('HGETALL', KEYS[3])}
+"""
+"""One sweep of a queue a round (the first process to take the lock): its active jobs and their
+heartbeats."""
+
+_ENQUEUE = """
+if redis.call('ZSCORE', KEYS[1], KEYS[2]) or redis.call('EXISTS', KEYS[4]) == 1 then return false end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[2], KEYS[2])
+if ARGV[2] == '0' then redis.call('RPUSH', KEYS[3], KEYS[2]) end
+for i = 4, #ARGV do redis.call('ZADD', KEYS[5], ARGV[3], ARGV[i]) end
+return 1
+"""
+"""SAQ's enqueue, and in the same call the lease of each order whose message the job carries."""
+
+
 class EngineQueue(RedisQueue):
-    """SAQ's Redis queue, with a sweep that does not wait 5 s per stuck job for an abort the
-    dead worker will never acknowledge (SAQ sweeps stuck jobs one by one: 20 jobs left by a
-    killed worker took 100 s to come back). A live worker that overran its timeout is
-    aborted all the same; if its run overlaps the retry, the steps' conditional transitions
-    make that harmless. Jobs are (de)serialized with msgspec rather than the stdlib's json.
+    """SAQ's Redis queue, with heartbeats: a worker killed with SIGKILL is found out within
+    seconds, not after its jobs' timeouts. Jobs are (de)serialized with msgspec rather than the
+    stdlib's json.
+
+    **Heartbeats.** While a job runs, its worker process writes its heartbeat (a field of the
+    queue's `beats` hash, `job id#attempt` → ms) every quarter of `heartbeat_s` (SaqQueues does,
+    for every queue of the process at once). Each second one process sweeps each queue (SAQ's
+    sweep lock, held 1 s instead of 60): an active job whose heartbeat is older than
+    `heartbeat_s` belonged to a dead process and is retried, whatever its timeout; a slow job
+    that is alive keeps beating and is never taken for dead. A job dequeued but not yet marked
+    active has no heartbeat for an instant: it counts as dead only once one sweeping process has
+    seen it without one for `heartbeat_s`. The sweep does not wait for an abort the dead worker
+    will never acknowledge.
+
+    **Order leases.** Every order whose message a job carries has a lease in one sorted set per
+    engine (`in_hand`, order id → ms until which its message is known to be in hand): enqueuing
+    gives it the step's whole deadline (a queued message shows no heartbeat, however long the
+    backlog), a running job's heartbeat renews it for two heartbeats. The reconciler re-drives an
+    order only when its lease ran out (the message was lost: a flushed Redis, a job given up).
 
     A dequeued job is marked active without the job waiting for it: the write goes out at
-    once (as SAQ's own does, so the sweep sees the job active as soon as it would with SAQ)
-    and its round trip overlaps the job's work instead of delaying it; finishing or retrying
+    once and its round trip overlaps the job's work instead of delaying it; finishing or retrying
     the job waits for it first, so the job's last write is always the one that stays."""
 
-    SWEEP_ABORT_WAIT_S = 0.2
-
-    def __init__(self, redis, name: str, **kwargs: Any) -> None:
+    def __init__(self, redis, name: str, heartbeat_s: float, in_hand: str, lease_ms: int = 0,
+                 **kwargs: Any) -> None:
         super().__init__(redis, name, dump=_encoder.encode, load=msgspec.json.decode, **kwargs)
         self._marking: dict[str, asyncio.Task] = {}
+        self.heartbeat_ms = int(heartbeat_s * 1000)
+        self.beats = self.namespace("beats")
+        self.in_hand = in_hand
+        self.lease_ms = lease_ms
+        """How long an enqueued message's lease lasts (its step's deadline)."""
+        self.running: dict[str, tuple[str, list[str]]] = {}
+        """Jobs running in this process: job id → (its heartbeat field, its orders)."""
+        self.ended: list[str] = []
+        """Heartbeat fields of jobs that ended here since the last beat (deleted by the next one)."""
+        self._unbeaten: dict[bytes, int] = {}
+        self._sweep_script = self.redis.register_script(_SWEEP)
+        self._enqueue_leased = self.redis.register_script(_ENQUEUE)
+
+    async def _enqueue(self, job: Job) -> Job | None:
+        orders = (job.meta or {}).get("orders", ())
+        async with self._op_sem:
+            stored = await self._enqueue_leased(
+                keys=[self._incomplete, job.id, self._queued, job.abort_id, self.in_hand],
+                args=[self.serialize(job), job.scheduled, _now_ms() + self.lease_ms, *orders],
+                client=self.redis,
+            )
+        return job if stored else None
 
     async def _update(self, job: Job, status: Status | None = None, **kwargs: Any) -> None:
         if status is not Status.ACTIVE:
             await super()._update(job, status, **kwargs)
             return
-        task = asyncio.get_running_loop().create_task(super()._update(job, status, **kwargs))
+        job.status = status
+        field = f"{job.id}#{job.attempts}"
+        self.running[job.id] = (field, (job.meta or {}).get("orders", []))
+        task = asyncio.get_running_loop().create_task(self._mark_active(job, field))
         self._marking[job.id] = task
         task.add_done_callback(lambda done: self._marking.pop(job.id, None) if self._marking.get(job.id) is done
                                else None)
+
+    async def _mark_active(self, job: Job, field: str) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await pipe.set(job.id, self.serialize(job)).hset(self.beats, field, _now_ms()).execute()
+
+    def _ended(self, job: Job) -> None:
+        running = self.running.pop(job.id, None)
+        if running is not None:
+            self.ended.append(running[0])
 
     async def _marked(self, job: Job) -> None:
         """Wait for the job's mark-active write, if it is still in flight (its failure is the
@@ -80,14 +161,53 @@ class EngineQueue(RedisQueue):
 
     async def _finish(self, job: Job, status: Status, **kwargs: Any) -> None:
         await self._marked(job)
+        self._ended(job)
         await super()._finish(job, status, **kwargs)
 
     async def _retry(self, job: Job, error: str | None) -> None:
         await self._marked(job)
+        self._ended(job)
         await super()._retry(job, error)
 
-    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
-        return await super().sweep(lock, abort=self.SWEEP_ABORT_WAIT_S)
+    async def sweep(self, lock: int = 1, abort: float = 0.0) -> list[str]:
+        """Retry (or, out of attempts, abort) every active job whose process stopped beating."""
+        got = await self._sweep_script(keys=[self._sweep, self._active, self.beats], args=[1000], client=self.redis)
+        if not got:
+            return []
+        active, flat = got
+        now = _now_ms()
+        beats: dict[bytes, int] = {}
+        fields: dict[bytes, list[bytes]] = {}
+        for field, at in zip(flat[::2], flat[1::2], strict=True):
+            job_id = field.rpartition(b"#")[0]
+            beats[job_id] = max(beats.get(job_id, 0), int(at))
+            fields.setdefault(job_id, []).append(field)
+        unbeaten = {job_id: self._unbeaten.get(job_id, now) for job_id in active if job_id not in beats}
+        self._unbeaten = unbeaten
+        dead = [job_id for job_id in active
+                if now - beats.get(job_id, unbeaten.get(job_id, now)) > self.heartbeat_ms]
+        stale = [field for job_id, names in fields.items() if job_id not in active for field in names]
+        if stale:  # left by a job swept before, or by a beat that raced its job's end
+            await self.redis.hdel(self.beats, *stale)
+        swept = []
+        for job_id in dead:
+            job = self.deserialize(await self.redis.get(job_id))
+            await self.redis.hdel(self.beats, *fields.get(job_id, [b"-"]))
+            swept.append(job_id.decode())
+            if job is None:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    await pipe.lrem(self._active, 0, job_id).zrem(self._incomplete, job_id).execute()
+                continue
+            log.warning("%s: job %s stopped beating (its worker died): %s", self.name, job.id,
+                        "delivered again" if job.retryable else "out of attempts")
+            await self.abort(job, error=self.swept_error_message)
+            if job.retryable:
+                await self.retry(job, error=self.swept_error_message)
+                if orders := (job.meta or {}).get("orders"):  # queued again: in hand for the step's deadline
+                    await self.redis.zadd(self.in_hand, dict.fromkeys(orders, _now_ms() + self.lease_ms))
+            else:
+                await self.finish(job, Status.ABORTED, error=self.swept_error_message)
+        return swept
 
     async def notify(self, job) -> None:
         """SAQ publishes every job status change for callers awaiting a job's result; nobody
@@ -109,17 +229,23 @@ class SaqQueues:
                  steps: Iterable[str]) -> None:
         self._settings = settings
         self._route = route
+        self.in_hand_key = f"{settings.namespace}:in-hand"
         # BLMOVE holds a connection per waiting job slot: each queue gets its own pool.
         size = settings.worker_concurrency + 16
-        self.maintenance = EngineQueue(new_redis(settings.redis_url, 8), name=f"{settings.namespace}:maintenance")
+        self.maintenance = EngineQueue(new_redis(settings.redis_url, 8), name=f"{settings.namespace}:maintenance",
+                                       heartbeat_s=settings.job_heartbeat_s, in_hand=self.in_hand_key)
         self.queues = {
             name: EngineQueue(
                 new_redis(settings.redis_url, size),
                 name=f"{settings.namespace}:{name}",
+                heartbeat_s=settings.job_heartbeat_s,
+                in_hand=self.in_hand_key,
+                lease_ms=settings.step_deadline_s(name) * 1000,
                 max_concurrent_ops=settings.worker_concurrency,
             )
             for name in steps
         }
+        self._beating: asyncio.Task | None = None
         self._senders = {
             name: Coalescer(functools.partial(self._enqueue_messages, name), max_batch=settings.batch_max,
                             max_in_flight=2, unique=key)
@@ -131,8 +257,49 @@ class SaqQueues:
             await queue.connect()
 
     async def disconnect(self) -> None:
+        if self._beating is not None:
+            self._beating.cancel()
+            await asyncio.gather(self._beating, return_exceptions=True)
+            self._beating = None
         for queue in (*self.queues.values(), self.maintenance):
             await queue.disconnect()
+
+    async def _beat(self) -> None:
+        """Every quarter heartbeat: one pipeline renewing the heartbeat of every job running in
+        this process and the lease of its orders, and dropping the heartbeats of jobs that ended."""
+        interval = self._settings.job_heartbeat_s / 4
+        renewal_ms = self._settings.job_heartbeat_s * 2000
+        while True:
+            await asyncio.sleep(interval)
+            now = _now_ms()
+            try:
+                async with self.maintenance.redis.pipeline(transaction=False) as pipe:
+                    orders: dict[str, int] = {}
+                    for queue in self.queues.values():
+                        if queue.running:
+                            pipe.hset(queue.beats, mapping={field: now for field, _ in queue.running.values()})
+                            orders.update((order_id, now + renewal_ms)
+                                          for _, held in queue.running.values() for order_id in held)
+                        if queue.ended:
+                            pipe.hdel(queue.beats, *queue.ended)
+                            queue.ended = []
+                    if orders:
+                        pipe.zadd(self.in_hand_key, orders)
+                    if len(pipe):
+                        await pipe.execute()
+            except Exception as exc:  # Redis away: the sweep may take these jobs for dead (harmless, re-driven)
+                log.warning("heartbeat not written: %s: %s", type(exc).__name__, exc)
+
+    async def in_hand(self, order_ids: list[str]) -> set[str]:
+        """The orders whose message is queued or running (their lease holds); the others' messages
+        were lost. Leases that ran out an hour ago are dropped on the way."""
+        if not order_ids:
+            return set()
+        now = _now_ms()
+        async with self.maintenance.redis.pipeline(transaction=False) as pipe:
+            leases, _ = await pipe.zmscore(self.in_hand_key, order_ids).zremrangebyscore(
+                self.in_hand_key, "-inf", now - 3_600_000).execute()
+        return {order_id for order_id, until in zip(order_ids, leases, strict=True) if until is not None and until > now}
 
     async def send(self, message: Any) -> None:
         """Enqueue `message` for the function the pipeline table gives it to; returns once its
@@ -155,6 +322,7 @@ class SaqQueues:
             retry_backoff=True,
             ttl=-1,  # forget a finished job at once: the order's record is in PostgreSQL, not in SAQ
             scheduled=time.time() + delay_s if delay_s else 0,
+            meta={"orders": _orders_of(bodies)},  # their leases (the reconciler's view of what is in hand)
             messages=bodies,
             attempt=attempt,
         )
@@ -174,13 +342,16 @@ class SaqQueues:
         return (step, run)
 
     def workers(self, steps: Iterable[str], deliver: Deliver) -> list[Worker]:
-        """A SAQ worker per step, each job's messages run by `deliver`."""
+        """A SAQ worker per step, each job's messages run by `deliver`; this process's jobs beat
+        from now on, and each queue is swept every second."""
+        if self._beating is None:
+            self._beating = asyncio.get_running_loop().create_task(self._beat(), name="job-heartbeats")
         return [
             HostedWorker(
                 self.queues[name],
                 functions=[self._job(name, deliver)],
                 concurrency=self._settings.worker_concurrency,
-                timers={"sweep": 10},
+                timers={"sweep": 1},
             )
             for name in steps
         ]
@@ -209,5 +380,5 @@ class SaqQueues:
             functions=[job.function for job in jobs],
             cron_jobs=jobs,
             concurrency=1,
-            timers={"sweep": 10, "schedule": 1},
+            timers={"sweep": 1, "schedule": 1},
         )
