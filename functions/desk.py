@@ -14,34 +14,33 @@ from typing import Literal
 import msgspec
 
 from functions import trigger
-from functions.intake import read_order
+from functions.intake import order_assets, read_order
 from functions.pipeline import PIPELINE
 from shared.context import Context
 from shared.domain.clients import ApiClient
 from shared.domain.errors import FieldError, InputError
-from shared.domain.messages import PRINTABLE_KEY, NewOrder, OrderRequest
+from shared.domain.messages import PRINTABLE_KEY, NewOrder, OrderRequest, QuoteOrder
 from shared.domain.orders import AUTO_KEY_PREFIX
 from shared.ports import ApiKeys, ClientLimits, Queues
 
 _decoder = msgspec.json.Decoder(OrderRequest)
+_quote_decoder = msgspec.json.Decoder(QuoteOrder)
 _KEY_PATTERN = re.compile(PRINTABLE_KEY)
 _REFUSALS = {
     "rate": "too many orders: over this client's orders per minute",
     "in_flight": "too many orders in flight: wait for one to finish",
 }
-_FIELD_PATTERNS = (
-    re.compile(r"at `\$\.([A-Za-z0-9_]+)"),
-    re.compile(r"field `([A-Za-z0-9_]+)`"),
-)
+_PATH = re.compile(r"at `\$\.([A-Za-z0-9_.\[\]]+)`")
+_NAMED = re.compile(r"field `([A-Za-z0-9_]+)`")
 
 
 def field_of(error: msgspec.ValidationError) -> str | None:
-    """The request field a msgspec validation message is about, if it names one."""
-    for pattern in _FIELD_PATTERNS:
-        match = pattern.search(str(error))
-        if match:
-            return match.group(1)
-    return None
+    """The request field a msgspec validation message is about, as a path from the body's top
+    (`amount`, `quoteResponse.routePlan[0].swapInfo.ammKey`), if it names one."""
+    text = str(error)
+    path, named = _PATH.search(text), _NAMED.search(text)
+    parts = [match.group(1) for match in (path, named) if match]
+    return ".".join(parts) or None
 
 
 def decode_body(raw: bytes | str, schema: type, decoder: msgspec.json.Decoder | None = None):
@@ -56,7 +55,27 @@ def decode_body(raw: bytes | str, schema: type, decoder: msgspec.json.Decoder | 
         raise InputError(400, "body is nested too deeply", None) from None
 
 
-def decode_order(raw: bytes | str) -> OrderRequest:
+class _QuoteProbe(msgspec.Struct):
+    quote_response: msgspec.Raw = msgspec.field(default=msgspec.Raw(), name="quoteResponse")
+
+
+_probe = msgspec.json.Decoder(_QuoteProbe)
+
+
+def _is_quote(raw: bytes | str) -> bool:
+    """Whether the body is a quote to execute (a top-level `quoteResponse`), not an order."""
+    if ("quoteResponse" if isinstance(raw, str) else b"quoteResponse") not in raw:
+        return False  # the common case, without a second parse
+    try:
+        return len(_probe.decode(raw).quote_response) > 0
+    except (msgspec.DecodeError, RecursionError):
+        return False  # the order decoder reports what is wrong with it
+
+
+def decode_order(raw: bytes | str) -> OrderRequest | QuoteOrder:
+    """An order, or a quote to execute (Jupiter's swap body: `{"quoteResponse": …}`)."""
+    if _is_quote(raw):
+        return decode_body(raw, QuoteOrder, _quote_decoder)
     return decode_body(raw, OrderRequest, _decoder)
 
 
@@ -111,7 +130,7 @@ class OrderDesk:
             raise InputError(422, "Idempotency-Key must be 1 to 128 printable characters", "Idempotency-Key")
         explicit = idempotency_key or request.client_order_id
         key = explicit or f"{AUTO_KEY_PREFIX}{uuid.uuid4().hex}"
-        await self._ctx.tokens.ensure(request.base_asset, request.quote_asset)
+        await self._ctx.tokens.ensure(*order_assets(request))
         try:  # the parsed order's fingerprint: equivalent requests are the same order
             terms = read_order(request, self._ctx.tokens, self._ctx.settings)
             digest = terms.fingerprint()

@@ -1,10 +1,13 @@
 """intake: validate a new order, give it an id, store it with its `pending` event.
 
-Market orders go on to `quote`; limit and sniper orders go to `trigger` to rest.
+Market orders go on to `quote`; limit and sniper orders go to `trigger` to rest. An executed
+Jupiter quote is a market order whose plan is the quote's: stored with it (under `fromQuote` in
+the order's conditions), carried by every message after, and never planned again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
@@ -15,14 +18,19 @@ import msgspec
 from shared.context import Context
 from shared.domain.errors import FieldError
 from shared.domain.events import format_ts
-from shared.domain.messages import ArmRequest, LimitOrderRequest, NewOrder, OrderRequest, QuoteRequest, SniperOrderRequest
+from shared.domain.jupiter import FIELD as QUOTE_FIELD, QuotedPlan, check_age, check_pools, read_quote
+from shared.domain.messages import (
+    ArmRequest, LimitOrderRequest, NewOrder, OrderRequest, Plan, QuoteOrder, QuoteRequest, SniperOrderRequest,
+)
 from shared.domain.orders import FailureReason, Kind, OrderRecord, Side
-from shared.settings import Settings
+from shared.domain.resting import Expiry, floor_amount_out, parse_expiry, read_expiry
 from shared.domain.states import Status
 from shared.domain.tokens import Token, TokenRegistry, check_mint, format_decimal, parse_amount, parse_price
-from shared.domain.resting import Expiry, floor_amount_out, parse_expiry, read_expiry
+from shared.settings import Settings
 
 _encoder = msgspec.json.Encoder()
+FROM_QUOTE = "fromQuote"
+"""The key of an executed quote's record in the order's conditions: `contextSlot` and `plan`."""
 
 
 class OrderRejected(FieldError):
@@ -50,6 +58,8 @@ class OrderTerms:
     conditions: dict[str, Any] | None = None
     """A sniper's safety checks, normalised (decimal strings without trailing zeros)."""
     client_order_id: str | None = None
+    quoted: QuotedPlan | None = None
+    """An executed quote's plan (its side, base and quote are the pair's as listed: see `handle`)."""
 
     @property
     def sold_mint(self) -> str:
@@ -68,16 +78,26 @@ class OrderTerms:
         return hashlib.sha256(_encoder.encode(canonical)).hexdigest()
 
 
-def check_size(settings: Settings, sold: Token, amount_in: int) -> None:
-    """The per-asset maximum (DEX_MAX_ORDER_SIZES): an order, or a quote, over it is refused naming `amount`."""
+def check_size(settings: Settings, sold: Token, amount_in: int, field: str = "amount") -> None:
+    """The per-asset maximum (DEX_MAX_ORDER_SIZES): an order, or a quote, over it is refused naming `field`."""
     largest = settings.max_order(sold.symbol)
     if largest is not None and sold.to_ui(amount_in) > largest:
-        raise OrderRejected("amount", f"amount exceeds the largest order this engine takes: {largest} {sold.symbol}")
+        raise OrderRejected(field, f"{field} exceeds the largest order this engine takes: {largest} {sold.symbol}")
 
 
-def read_order(request: OrderRequest, tokens: TokenRegistry, settings: Settings) -> OrderTerms:
+def order_assets(request: OrderRequest | QuoteOrder) -> tuple[str, str]:
+    """The two assets a request names (what `TokenRegistry.ensure` must know before reading it)."""
+    if isinstance(request, QuoteOrder):
+        return request.quote_response.input_mint, request.quote_response.output_mint
+    return request.base_asset, request.quote_asset
+
+
+def read_order(request: OrderRequest | QuoteOrder, tokens: TokenRegistry, settings: Settings) -> OrderTerms:
     """Every field of `request` checked and parsed; what needs the clock or the market (the
-    expiry's moment, whether the pair trades) is left to `handle`. FieldError names the field."""
+    expiry's moment, whether the pair trades, a quote's pools and age) is left to `handle`.
+    FieldError names the field."""
+    if isinstance(request, QuoteOrder):
+        return _read_quote(request, tokens, settings)
     kind = type(request).__struct_config__.tag
     quote = tokens.resolve("quoteAsset", request.quote_asset)
     slippage_bps = settings.default_slippage_bps if request.slippage_bps is None else request.slippage_bps
@@ -120,10 +140,41 @@ def _read_sniper(request: SniperOrderRequest, tokens: TokenRegistry, settings: S
                       expiry=read_expiry("expiresAt", request.expires_at), **common)
 
 
+def _read_quote(request: QuoteOrder, tokens: TokenRegistry, settings: Settings) -> OrderTerms:
+    """A quote to execute, read as a market order selling its input for its output (the side the
+    pair's listing gives is set by `handle`); its plan, slot and plan's minimum as its conditions."""
+    quoted = read_quote(request.quote_response, tokens)
+    plan = quoted.plan
+    sold, bought = tokens.by_mint(plan.input_mint), tokens.by_mint(plan.output_mint)
+    check_size(settings, sold, plan.amount_in, f"{QUOTE_FIELD}.inAmount")
+    conditions = {FROM_QUOTE: {"contextSlot": quoted.context_slot, "plan": msgspec.to_builtins(plan)}}
+    return OrderTerms(kind=Kind.MARKET, side=Side.SELL, base_mint=sold.mint, base=sold, quote=bought,
+                      amount_in=plan.amount_in, slippage_bps=quoted.slippage_bps, min_amount_out=plan.min_amount_out,
+                      conditions=conditions, client_order_id=request.client_order_id, quoted=quoted)
+
+
+async def _place_quote(terms: OrderTerms, ctx: Context) -> OrderTerms:
+    """An executed quote against the market and the clock: the pair trades, each leg's pool is its
+    venue's, the quote is fresh; the order takes the pair's side as listed (buying the base when the
+    quote sells the listed quote token)."""
+    plan = terms.quoted.plan
+    listing = await ctx.venues.listing(plan.input_mint, plan.output_mint)
+    if listing is None:
+        raise OrderRejected(f"{QUOTE_FIELD}.outputMint", f"no venue trades {terms.base.symbol}/{terms.quote.symbol}")
+    check_pools(plan, listing.pools)
+    check_age(terms.quoted.context_slot, ctx.clock.now(), ctx.settings.quote_max_age_s)
+    if listing.base_mint == plan.input_mint:
+        return terms
+    return dataclasses.replace(terms, side=Side.BUY, base_mint=terms.quote.mint, base=terms.quote, quote=terms.base)
+
+
 async def handle(message: NewOrder, ctx: Context) -> QuoteRequest | ArmRequest | None:
-    await ctx.tokens.ensure(message.request.base_asset, message.request.quote_asset)
+    await ctx.tokens.ensure(*order_assets(message.request))
     terms = read_order(message.request, ctx.tokens, ctx.settings)
-    await _check_market(terms, ctx)
+    if terms.quoted is not None:
+        terms = await _place_quote(terms, ctx)
+    else:
+        await _check_market(terms, ctx)
     order = _order(terms, message, ctx.ids.order_id(), ctx.clock.now())
     event = await ctx.orders.create(order, _pending_data(order, terms))
     if event is None:  # a delivery of this submission (or a racing one) stored the order first: it owns it
@@ -202,10 +253,13 @@ def after_pending(order: OrderRecord) -> QuoteRequest | ArmRequest:
 
 
 def quote_request(order: OrderRecord) -> QuoteRequest:
-    """What `quote` needs to price this order now (also used when a resting order fires)."""
+    """What `quote` needs to price this order now (also used when a resting order fires); an
+    executed quote's plan goes with it."""
+    quoted = (order.conditions or {}).get(FROM_QUOTE) if order.kind == Kind.MARKET else None
     return QuoteRequest(
         order.id, order.input_mint, order.output_mint, order.amount_in, order.slippage_bps,
         floor_amount_out=order.min_amount_out or 0,
         floor_reason=FailureReason.LIMIT_NOT_MET if order.limit_price is not None else FailureReason.SLIPPAGE,
         side=order.side,
+        plan=None if quoted is None else msgspec.convert(quoted["plan"], Plan),
     )

@@ -1,5 +1,7 @@
 """route: pick the plan that gives this order the most — one venue, or a split across both —
-store it, and log the decision as one record (one line of text, or its fields as keys of a JSON line)."""
+store it, and log the decision as one record (one line of text, or its fields as keys of a JSON line).
+An executed quote's plan is not picked again: it is carried out as quoted, unless the market moved
+past its minimums (then the order fails with `slippage` before anything is sent)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import msgspec
 from shared.context import Context
 from shared.domain.messages import ExecuteRequest, Plan, RouteRequest
 from shared.domain.prices import output_per_input
-from shared.domain.routing import advantage_bps, plan_route, share_percent
+from shared.domain.routing import advantage_bps, as_priced_now, plan_route, share_percent
 from shared.domain.states import Status
 from shared.domain.tokens import format_decimal
 
@@ -26,15 +28,18 @@ class RoutingDecision(dict):
 
 
 async def handle(message: RouteRequest, ctx: Context) -> ExecuteRequest | None:
-    plan = plan_route(
-        message.size, message.quotes, message.curves, message.input_mint, message.output_mint,
-        message.slippage_bps, message.floor_amount_out,
-    )
+    if message.plan is not None:
+        plan = as_priced_now(message.plan, message.quotes)
+    else:
+        plan = plan_route(
+            message.size, message.quotes, message.curves, message.input_mint, message.output_mint,
+            message.slippage_bps, message.floor_amount_out,
+        )
     short = plan.short_leg()
     if short is not None:
         # No plan gives every leg its share of the floor (the price moved back after a limit
-        # fired, or minAmountOut asks for more than the market pays): filling now would break
-        # the client's bound.
+        # fired, minAmountOut asks for more than the market pays, or the market moved past an
+        # executed quote's threshold): filling now would break the client's bound.
         await ctx.record(
             message.order_id, Status.FAILED,
             {"error": message.floor_reason, "expectedAmountOut": plan.expected_amount_out,

@@ -12,20 +12,23 @@ from urllib.parse import parse_qsl, urlencode
 from litestar import Litestar, Request, Response, Router
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.logging import LoggingConfig
-from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from functions.bootstrap import bootstrap
 from functions.pipeline import PIPELINE
+from local_runtime.asyncapi import asyncapi_json
 from local_runtime.auth import API_KEY_QUERY, DEV_CLIENT, KeyWatch, api_key_guard, register_dev_key
 from local_runtime.console_api import CONSOLE_ROUTES, MARKET_ROUTES
 from local_runtime.gc_tuning import freeze_startup_heap
 from local_runtime.http_api import ORDER_ROUTES, healthz, invalid_field, refusal, service_unavailable
+from local_runtime.keys_api import KEY_ROUTES
 from local_runtime.metrics_api import metrics
+from local_runtime.openapi import FinishedOpenAPIConfig
 from local_runtime.logs import litestar_formatters
 from local_runtime.quote_api import get_quote
 from local_runtime.saq_ui import saq_ui_routes
 from local_runtime.sim_api import SIM_ROUTES
+from local_runtime.swap_api import SWAP_ROUTES
 from local_runtime.ws_api import SOCKETS, SocketSlots
 from shared.domain.errors import FieldError, InputError
 from shared.adapters.outages import SERVICE_ERRORS
@@ -34,19 +37,18 @@ from shared.settings import Settings
 API_DESCRIPTION = """
 Order execution engine for Solana DEX trading on simulated Raydium and Meteora pools.
 
-WebSockets (not listed below, as OpenAPI cannot describe them):
-
 Every /api route needs an API key: header `X-API-Key` (WebSockets also take `?apiKey=`).
 The local runtime prints a development key at start-up.
 
-* `ws://HOST/api/orders/execute`: send an order as a JSON text frame (the body of
-  POST /api/orders/execute); receive `{"orderId","seq","status","ts","data"}` events
-  (pending, routing, routed, building, submitted, confirmed | failed). Several orders
-  may share one socket. A bad message gets `{"type":"error","error","field"}` and the
-  socket stays open.
-* `ws://HOST/api/orders/{orderId}/stream?after=N`: stored events after seq N (ASCII digits,
-  0..2147483647; anything else: a 422 error message naming `after`, close 1008), then live
-  ones until the terminal event; the server then closes the socket.
+WebSockets (OpenAPI cannot describe them; their AsyncAPI 3.0 document is
+[/schema/asyncapi.json](/schema/asyncapi.json): every message, close code and limit):
+
+* `ws://HOST/api/orders/execute`: send orders (the body of POST /api/orders/execute) and
+  `{"action":"cancel","orderId"}` as JSON text frames; receive each order's
+  `{"orderId","seq","status","ts","data"}` events until its terminal one, and refusals as
+  `{"type":"error","error","field","status"}` (the socket stays open).
+* `ws://HOST/api/orders/{orderId}/stream?after=N`: the order's events after seq N, stored then
+  live, until the terminal event; then the server closes the socket.
 
 A revoked key is refused within a second in every web process: HTTP answers 401, and each open
 socket of the key gets `{"type":"error","field":"X-API-Key","status":401}` and closes with 1008.
@@ -124,10 +126,11 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(PIPELINE)
             await watch.stop()
             await services.close()
 
-    api = Router(path="/", route_handlers=[*ORDER_ROUTES, get_quote, *SIM_ROUTES, *MARKET_ROUTES],
+    api = Router(path="/", route_handlers=[*ORDER_ROUTES, get_quote, *SWAP_ROUTES, *SIM_ROUTES, *MARKET_ROUTES,
+                                           *KEY_ROUTES],
                  guards=[api_key_guard], security=[{"apiKey": []}])
     return Litestar(
-        route_handlers=[api, healthz, metrics, *SOCKETS, *CONSOLE_ROUTES, *saq_ui_routes(settings)],
+        route_handlers=[api, healthz, metrics, asyncapi_json, *SOCKETS, *CONSOLE_ROUTES, *saq_ui_routes(settings)],
         lifespan=[lifespan],
         exception_handlers={
             InputError: refusal,
@@ -135,7 +138,7 @@ def create_app(settings: Settings, worker_steps: Iterable[str] = tuple(PIPELINE)
             ValidationException: invalid_parameter,
             **{error: service_unavailable for error in SERVICE_ERRORS},
         },
-        openapi_config=OpenAPIConfig(
+        openapi_config=FinishedOpenAPIConfig(
             title="DEX order execution engine", version="0.1.0", description=API_DESCRIPTION,
             components=Components(security_schemes={
                 "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Annotated
 
+import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 
-from shared.domain.market import DEFAULT_PAIRS, VENUES, Market, PairState, pair_key, pool_address
+from local_runtime.openapi import refusals
+from shared.domain.market import DEFAULT_PAIRS, VENUES, Market, PairState, Venue, pair_key, pool_address
 from shared.domain.tokens import Token, format_decimal
 
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"
@@ -46,8 +49,37 @@ async def console_asset(name: str) -> Response:
     return _file(name, ASSETS[name])
 
 
-def _token(token: Token) -> dict:
-    return {"symbol": token.symbol, "mint": token.mint, "decimals": token.decimals}
+class TokenView(msgspec.Struct, frozen=True):
+    symbol: str
+    mint: Annotated[str, msgspec.Meta(description="the token's mint (base58)")]
+    decimals: Annotated[int, msgspec.Meta(ge=0, description="its decimals (9 for SOL: 1 SOL = 10^9 lamports)")]
+
+
+class PoolView(msgspec.Struct, rename="camel", frozen=True):
+    venue: Venue
+    pool: Annotated[str, msgspec.Meta(description="the pool's address")]
+    spot_price: Annotated[str, msgspec.Meta(
+        description="quote per base before fees and price impact, 10 significant digits (decimal)")]
+    base_depth: Annotated[str, msgspec.Meta(description="what the pool holds of the base token, in whole tokens")]
+    quote_depth: Annotated[str, msgspec.Meta(description="what the pool holds of the quote token, in whole tokens")]
+
+
+class PairView(msgspec.Struct, frozen=True):
+    pair: Annotated[str, msgspec.Meta(description="BASE/QUOTE by symbol", examples=["SOL/USDC"])]
+    base: TokenView
+    quote: TokenView
+    venues: Annotated[list[PoolView], msgspec.Meta(description="its pools, one per venue that has one")]
+
+
+class Markets(msgspec.Struct, frozen=True):
+    """Every pair of the simulated market every process shares, launched ones included."""
+
+    pairs: Annotated[list[PairView], msgspec.Meta(
+        description="the pairs the world starts with, in their order, then launched ones by symbol")]
+
+
+def _token(token: Token) -> TokenView:
+    return TokenView(token.symbol, token.mint, token.decimals)
 
 
 def _significant(value: Decimal, digits: int = PRICE_DIGITS) -> str:
@@ -59,7 +91,7 @@ def _pair_order(state: PairState) -> tuple:
     return _LISTED.get(state.key, len(_LISTED)), state.base.symbol, state.quote.symbol, state.key
 
 
-def markets_view(market: Market) -> list[dict]:
+def markets_view(market: Market) -> Markets:
     """Every pair (those the world starts with, then launched ones by symbol) with each venue's pool:
     spot price (quote per base, before fees and impact) and depth in each token (what the pool holds,
     in whole tokens)."""
@@ -71,27 +103,25 @@ def markets_view(market: Market) -> list[dict]:
             pool = market.pool(venue, base.mint, quote.mint)
             if pool is None:
                 continue
-            venues.append({
-                "venue": venue,
-                "pool": pool_address(venue, base.mint, quote.mint),
-                "spotPrice": _significant(market.spot_price(venue, base.mint, quote.mint)),
-                "baseDepth": base.format(pool.reserve_of(base.mint)),
-                "quoteDepth": quote.format(pool.reserve_of(quote.mint)),
-            })
-        pairs.append({"pair": f"{base.symbol}/{quote.symbol}", "base": _token(base), "quote": _token(quote),
-                      "venues": venues})
-    return pairs
+            venues.append(PoolView(
+                venue=venue,
+                pool=pool_address(venue, base.mint, quote.mint),
+                spot_price=_significant(market.spot_price(venue, base.mint, quote.mint)),
+                base_depth=base.format(pool.reserve_of(base.mint)),
+                quote_depth=quote.format(pool.reserve_of(quote.mint)),
+            ))
+        pairs.append(PairView(f"{base.symbol}/{quote.symbol}", _token(base), _token(quote), venues))
+    return Markets(pairs)
 
 
-@get("/api/markets", summary="Every pair's pools: spot price and depth per venue")
-async def get_markets(state: State) -> Response:
-    """200 `{"pairs": [{"pair": "SOL/USDC", "base": {"symbol","mint","decimals"}, "quote": {…},
-    "venues": [{"venue", "pool", "spotPrice", "baseDepth", "quoteDepth"}]}]}`: every pair of the
-    simulated market every process shares, launched ones included. `spotPrice` is quote per base
-    before fees and price impact (10 significant digits); `baseDepth` / `quoteDepth` are what the
-    pool holds of each token, as decimal strings of whole tokens (a Meteora pool: the sum over its
-    bins)."""
-    return Response({"pairs": markets_view(await state.services.market.load_all())})
+@get("/api/markets", summary="Every pair's pools: spot price and depth per venue", operation_id="getMarkets",
+     responses=refusals(401, 503))
+async def get_markets(state: State) -> Response[Markets]:
+    """Every pair of the simulated market every process shares, launched ones included, with each venue's
+    pool: `spotPrice` is quote per base before fees and price impact (10 significant digits); `baseDepth` /
+    `quoteDepth` are what the pool holds of each token, as decimal strings of whole tokens (a Meteora pool:
+    the sum over its bins)."""
+    return Response(markets_view(await state.services.market.load_all()))
 
 
 CONSOLE_ROUTES = [console_page, console_asset]

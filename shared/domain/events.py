@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from shared.domain.errors import InputError
+from shared.domain.states import Status
 
 
 MAX_SEQ = 2**31 - 1
@@ -33,11 +34,19 @@ def parse_after(text: str | None) -> int:
 
 
 class Event(msgspec.Struct, frozen=True, rename="camel"):
-    order_id: str
-    seq: int
-    status: str
-    ts: str
-    data: dict[str, Any]
+    """One status change of an order, as stored and as every client receives it."""
+
+    order_id: Annotated[str, msgspec.Meta(description="the order's id (a UUID)")]
+    seq: Annotated[int, msgspec.Meta(description="1, 2, 3 ... per order, without gaps: a gap means a missed event")]
+    status: Status
+    """The order's status from this event on."""
+    ts: Annotated[str, msgspec.Meta(description="when it happened: ISO 8601 in UTC, milliseconds",
+                                    examples=["2026-11-25T10:00:00.123Z"])]
+    data: Annotated[dict[str, Any], msgspec.Meta(
+        description="what this step found or did: the validated order (`pending`), every venue's quote "
+                    "(`routing`), the routing decision (`routed`), the transactions (`building`, `submitted`), "
+                    "the fill or the failure (`confirmed`, `partially_filled`, `failed`), the trigger "
+                    "(`triggered`) or the reason (`waiting`, `cancelled`, `expired`)")]
 
 
 def format_ts(moment: datetime) -> str:

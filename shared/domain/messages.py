@@ -6,7 +6,7 @@ ids and the little the next step needs; PostgreSQL stays the source of truth.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -66,13 +66,78 @@ class SniperOrderRequest(_OrderFields, tag="sniper", frozen=True, kw_only=True):
 
 OrderRequest = MarketOrderRequest | LimitOrderRequest | SniperOrderRequest
 
+RawAmount = Annotated[str, msgspec.Meta(
+    pattern=r"^[0-9]{1,20}$",
+    description="an integer in the token's base units, as a string (1.5 SOL = \"1500000000\")")]
+
+
+class SwapInfo(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
+    """One leg of a Jupiter route: `inAmount` of `inputMint` into the pool `ammKey` of the venue
+    `label`, giving `outAmount` of `outputMint` after the pool's fee (`feeAmount` of `feeMint`)."""
+
+    amm_key: Annotated[str, msgspec.Meta(min_length=1, max_length=64, description="the pool's address")]
+    label: Annotated[str, msgspec.Meta(max_length=64, description="the venue: `raydium` or `meteora`")] | None = None
+    input_mint: Annotated[str, msgspec.Meta(max_length=64)]
+    output_mint: Annotated[str, msgspec.Meta(max_length=64)]
+    in_amount: RawAmount
+    out_amount: RawAmount
+    fee_amount: RawAmount | None = None
+    fee_mint: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+class RoutePlanStep(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
+    swap_info: SwapInfo
+    percent: Annotated[int, msgspec.Meta(ge=0, le=100, description="this leg's share of `inAmount`, in percent")]
+
+
+class PlatformFee(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
+    amount: RawAmount
+    fee_bps: Annotated[int, msgspec.Meta(ge=0, le=10_000)]
+
+
+class QuoteResponse(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
+    """Jupiter's quote (its Swap API's `QuoteResponse`), amounts in base units: `inAmount` of
+    `inputMint` gives `outAmount` of `outputMint` (after fees, before slippage), and no less than
+    `otherAmountThreshold` once slippage is allowed for; `routePlan` has one leg per venue (a split:
+    several legs with the same mints, their percents adding up to 100). Other fields Jupiter adds
+    are accepted and ignored."""
+
+    input_mint: Annotated[str, msgspec.Meta(max_length=64)]
+    in_amount: RawAmount
+    output_mint: Annotated[str, msgspec.Meta(max_length=64)]
+    out_amount: RawAmount
+    other_amount_threshold: RawAmount
+    swap_mode: Literal["ExactIn", "ExactOut"]
+    slippage_bps: SlippageBps
+    platform_fee: PlatformFee | None = None
+    price_impact_pct: Annotated[str, msgspec.Meta(max_length=64, description="a fraction (0.01 = 1 %), as a string")]
+    route_plan: Annotated[list[RoutePlanStep], msgspec.Meta(max_length=16)]
+    context_slot: Annotated[int, msgspec.Meta(ge=0, description="the simulated chain's slot the quote was priced at")
+                            ] | None = None
+    time_taken: Annotated[float, msgspec.Meta(description="seconds spent quoting")] | None = None
+
+
+class QuoteExecution(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
+    """Execute a quote as it was quoted (POST /api/orders/execute, the body of Jupiter's swap call):
+    a market order whose plan is the quote's `routePlan`, with `otherAmountThreshold` as its least
+    amount out. The swap call's other fields (`userPublicKey`, `wrapAndUnwrapSol`, ...) are
+    accepted and ignored."""
+
+    quote_response: QuoteResponse
+    client_order_id: Annotated[str, msgspec.Meta(pattern=PRINTABLE_KEY)] | None = None
+
+
+class QuoteOrder(QuoteExecution, tag_field="type", tag="quote", frozen=True, kw_only=True):
+    """A QuoteExecution as `intake` takes it: tagged, beside the other orders (a body need not carry
+    the tag)."""
+
 
 class NewOrder(msgspec.Struct, frozen=True):
     """Input of `intake`: the client's request, who sent it, and a key unique to this
     submission (the client's order id, or one the transport made up) so that running
     intake twice on the same message stores one order."""
 
-    request: OrderRequest
+    request: OrderRequest | QuoteOrder
     client_id: str
     submission_key: str
     request_hash: str | None = None
@@ -125,6 +190,8 @@ class QuoteRequest(msgspec.Struct, frozen=True):
     """Only these venues (a sniper buys on the pool that passed its checks); empty: all."""
     side: str | None = None
     """The order's side, carried to `execute` (which then needs no read to price the fill)."""
+    plan: Plan | None = None
+    """An executed quote's plan: its venues, amounts and minimums as quoted (not planned again)."""
 
 
 class VenueQuote(msgspec.Struct, frozen=True, rename="camel"):
@@ -175,6 +242,8 @@ class RouteRequest(msgspec.Struct, frozen=True):
     side: str | None = None
     amount_in: int = 0
     """The order's size (0 in a message from before this field: the quotes' size)."""
+    plan: Plan | None = None
+    """An executed quote's plan (`quotes`: its legs priced now): carried out as quoted."""
 
     @property
     def size(self) -> int:

@@ -170,3 +170,15 @@ def plan_route(
         legs=legs,
         best_single_amount_out=best_single,
     )
+
+
+def as_priced_now(plan: Plan, quotes: list[VenueQuote]) -> Plan:
+    """A fixed plan (an executed quote's) with each leg's expected output what its venue quotes
+    now for that leg's size (0 without a quote): venues, amounts in and minimums unchanged, so
+    `Plan.short_leg` tells whether the market moved past the plan's minimums."""
+    now = {(quote.venue, quote.amount_in): quote.amount_out for quote in quotes}
+    legs = [Leg(venue=leg.venue, pool=leg.pool, amount_in=leg.amount_in, min_amount_out=leg.min_amount_out,
+                expected_amount_out=now.get((leg.venue, leg.amount_in), 0)) for leg in plan.legs]
+    return Plan(input_mint=plan.input_mint, output_mint=plan.output_mint, amount_in=plan.amount_in,
+                expected_amount_out=sum(leg.expected_amount_out for leg in legs), min_amount_out=plan.min_amount_out,
+                reason=plan.reason, legs=legs, best_single_amount_out=plan.best_single_amount_out)

@@ -116,6 +116,8 @@ VALID_QUERIES = {
     "/api/quote": {"inputMint": "SOL", "outputMint": "USDC", "amount": "1", "slippageBps": "50"},
     "/api/orders/{order_id}/events": {"after": "0"},
     "/api/orders": {"limit": "5", "before": "ffffffff-ffff-ffff-ffff-ffffffffffff"},
+    "/swap/v1/quote": {"inputMint": "SOL", "outputMint": "USDC", "amount": "1000000000", "slippageBps": "50",
+                       "swapMode": "ExactIn", "dexes": "raydium", "excludeDexes": "meteora"},
 }
 """A valid query for every route that takes query parameters (each one named)."""
 BAD_STRINGS = {
@@ -124,6 +126,9 @@ BAD_STRINGS = {
     "inputMint": ["NOPE", ""],
     "outputMint": ["NOPE", ""],
     "before": ["nope", "", "01a251ab-bca3", " ffffffff-ffff-ffff-ffff-ffffffffffff"],
+    "swapMode": ["ExactOut", "exactin", ""],
+    "dexes": ["Orca"],
+    "excludeDexes": ["Orca", "raydium,meteora"],
 }
 """Bad values of the string parameters (any text has the right type: these are out of their range)."""
 
@@ -202,3 +207,42 @@ def test_the_quote_api_refuses_what_a_market_order_would_refuse(runtime, amount:
         order = runtime.post_order({"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC",
                                     "amount": amount})
         assert order.status_code == 422 and order.json()["field"] == quote.json()["field"] == "amount"
+
+
+# --- API keys (POST /api/keys, DELETE /api/keys/{keyId}) ------------------------------------------------
+
+BAD_KEY_REQUESTS = [
+    ("not JSON", b"{nope", 400, None),
+    ("not an object", b"[1, 2]", 422, None),
+    ("unknown field", {"label": "x", "clientId": "someone-else"}, 422, "clientId"),
+    ("label not text", {"label": 5}, 422, "label"),
+    ("label null", {"label": None}, 422, "label"),
+    ("label too long", {"label": "x" * 65}, 422, "label"),
+    ("label with a control character", {"label": "a\u0000b"}, 422, "label"),
+    ("limit zero", {"ordersPerMinute": 0}, 422, "ordersPerMinute"),
+    ("limit negative", {"maxInFlight": -1}, 422, "maxInFlight"),
+    ("limit as text", {"ordersPerMinute": "5"}, 422, "ordersPerMinute"),
+    ("limit fractional", {"maxInFlight": 1.5}, 422, "maxInFlight"),
+    ("limit boolean", {"maxInFlight": True}, 422, "maxInFlight"),
+    ("limit absurdly large", {"ordersPerMinute": 10**30}, 422, "ordersPerMinute"),
+    ("limit over the asking key's", {"ordersPerMinute": 100_001}, 422, "ordersPerMinute"),
+]
+
+
+def _dev_keys(runtime) -> int:
+    return len(runtime.get("/api/keys").json()["keys"])
+
+
+def test_bad_key_requests_are_refused_naming_the_field_and_make_no_key(runtime):
+    before = _dev_keys(runtime)
+    for case, body, status, field in BAD_KEY_REQUESTS:
+        answer = httpx.post(f"{runtime.base}/api/keys", content=_bytes(body), headers=runtime.headers, timeout=10)
+        assert answer.status_code == status, (case, answer.text)
+        assert answer.json()["field"] == field and answer.json()["error"], (case, answer.text)
+    assert _dev_keys(runtime) == before
+
+
+@pytest.mark.parametrize("key_id", ["nope", "0" * 63, "g" * 64, "0" * 65, "%00", "f" * 64])
+def test_a_bad_or_unknown_key_id_is_a_404_naming_key_id(runtime, key_id):
+    answer = runtime.delete(f"/api/keys/{key_id}")
+    assert (answer.status_code, answer.json()) == (404, {"error": "key not found", "field": "keyId"}), answer.text

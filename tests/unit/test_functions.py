@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import msgspec
@@ -10,17 +11,25 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from functions import execute, intake, quote, route
+from functions.desk import decode_order
 from functions.pipeline import PIPELINE, give_up, step_for
 from functions.intake import OrderRejected
+from functions.quote import plan_quote
+from shared.adapters.sim.memory_store import MemoryMarketStore
+from shared.domain.clients import ApiClient
+from shared.domain.errors import InputError
+from shared.domain.jupiter import quote_response, slot_at
+from shared.domain.market import pool_address
 from shared.domain.messages import (
-    ExecuteRequest, LimitOrderRequest, MarketOrderRequest, NewOrder, OrderRequest, SniperOrderRequest,
+    ExecuteRequest, LimitOrderRequest, MarketOrderRequest, NewOrder, OrderRequest, QuoteOrder, SniperOrderRequest,
 )
+from shared.domain.views import order_view
 from shared.settings import Settings, SimulationSettings
 from shared.domain.states import Status
 from shared.domain.errors import FieldError
 from shared.domain.prices import price_of_base
-from shared.domain.tokens import SOL, USDC, format_decimal
-from tests.fakes import fake_context
+from shared.domain.tokens import BONK, JUP, SOL, USDC, USDT, format_decimal
+from tests.fakes import FixedClock, fake_context, fake_services
 
 
 def sell_sol(amount: str = "1.5", key: str = "k1", **extra) -> NewOrder:
@@ -351,3 +360,170 @@ def test_equivalent_orders_have_one_fingerprint_and_different_orders_another(dat
     assert respelled == original
     other = intake.read_order(decode({**body, "amount": amount + "1"}), ctx.tokens, ctx.settings).fingerprint()
     assert other != original
+
+
+# --- executing a Jupiter quote: a market order whose plan is the quote's ---------------------------
+
+QUOTED_AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+"""The fake clock's start: quotes below are priced then."""
+
+
+async def jupiter_quote(ctx, token_in=SOL, token_out=USDC, amount_in=1_500_000_000, venues=None) -> dict:
+    """The quote GET /swap/v1/quote answers now, as the client sends it back (JSON)."""
+    priced = await plan_quote(ctx, token_in, token_out, amount_in, 50, venues)
+    return msgspec.to_builtins(quote_response(priced.plan, priced.outcomes, 50, slot_at(QUOTED_AT), 0.001))
+
+
+def execute_quote(quote: dict, key: str = "q1") -> NewOrder:
+    return NewOrder(msgspec.convert({"quoteResponse": quote}, QuoteOrder), "client-a", key)
+
+
+async def test_a_quote_executes_as_quoted_through_every_status():
+    ctx = fake_context()
+    quote_json = await jupiter_quote(ctx)
+    order_id = await run_chain(ctx, execute_quote(quote_json))
+    events = await ctx.orders.events(order_id)
+    assert [e.status for e in events] == ["pending", "routing", "routed", "building", "submitted", "confirmed"]
+    (leg,) = quote_json["routePlan"]
+    routed, building = events[2].data, events[3].data
+    assert routed["reason"] == f"as quoted at slot {quote_json['contextSlot']}"
+    assert [(x["venue"], x["pool"], x["amountIn"]) for x in routed["legs"]] == [
+        (leg["swapInfo"]["label"], leg["swapInfo"]["ammKey"], 1_500_000_000)]
+    assert building["legs"][0]["minAmountOut"] == routed["minAmountOut"] == int(quote_json["otherAmountThreshold"])
+    order = await ctx.orders.get(order_id)
+    assert (order.kind, order.side, order.base_mint, order.quote_mint) == ("market", "sell", SOL.mint, USDC.mint)
+    assert order.amount_out == events[-1].data["amountOut"] >= int(quote_json["otherAmountThreshold"])
+    view = msgspec.to_builtins(order_view(order, ctx.tokens))
+    assert view["conditions"]["fromQuote"]["contextSlot"] == quote_json["contextSlot"]
+    assert view["conditions"]["fromQuote"]["plan"]["legs"][0]["pool"] == leg["swapInfo"]["ammKey"]
+
+
+async def test_an_executed_quote_is_not_planned_again():
+    """A quote on Meteora alone (dexes=meteora) is filled on Meteora, though Raydium pays more now."""
+    ctx = fake_context()
+    quote_json = await jupiter_quote(ctx, venues=["meteora"])
+    best = await jupiter_quote(ctx)
+    assert best["routePlan"][0]["swapInfo"]["label"] == "raydium" and int(best["outAmount"]) > int(quote_json["outAmount"])
+    order_id = await run_chain(ctx, execute_quote(quote_json))
+    _, routing, routed, *_, confirmed = await ctx.orders.events(order_id)
+    assert [q["venue"] for q in routing.data["quotes"]] == ["meteora"]  # its one leg, priced now
+    assert routed.data["venue"] == confirmed.data["venue"] == "meteora"
+
+
+async def test_a_split_quote_buying_the_base_executes_each_leg_as_quoted():
+    ctx = fake_context()
+    quote_json = await jupiter_quote(ctx, USDC, SOL, 900_000_000_000)  # 900,000 USDC: split across both venues
+    assert len(quote_json["routePlan"]) == 2
+    order_id = await run_chain(ctx, execute_quote(quote_json))
+    order = await ctx.orders.get(order_id)
+    assert (order.status, order.side, order.base_mint, order.input_mint) == ("confirmed", "buy", SOL.mint, USDC.mint)
+    building = (await ctx.orders.events(order_id))[3].data
+    assert [(x["venue"], x["amountIn"]) for x in building["legs"]] == [
+        (step["swapInfo"]["label"], int(step["swapInfo"]["inAmount"])) for step in quote_json["routePlan"]]
+    assert sum(x["minAmountOut"] for x in building["legs"]) == int(quote_json["otherAmountThreshold"])
+    assert order.amount_out >= int(quote_json["otherAmountThreshold"])
+
+
+async def test_a_quote_the_market_moved_past_fails_with_slippage_before_anything_is_sent():
+    ctx = fake_context()
+    quote_json = await jupiter_quote(ctx)
+    await ctx.venues.store.modify(lambda market: market.set_price(SOL.mint, USDC.mint, Decimal(140)))
+    order_id = await run_chain(ctx, execute_quote(quote_json))
+    events = await ctx.orders.events(order_id)
+    assert [e.status for e in events] == ["pending", "routing", "failed"]
+    assert events[-1].data["error"] == "slippage" and events[-1].data["floorAmountOut"] == int(
+        quote_json["otherAmountThreshold"])
+    assert ctx.venues.store.landed == {}
+
+
+async def test_a_redriven_quote_order_carries_its_plan_from_the_store():
+    """The reconciler rebuilds the quote step's message from the order record (quote_request): the
+    quote's plan must come with it, or the order would be planned afresh."""
+    ctx = fake_context()
+    quote_json = await jupiter_quote(ctx, venues=["meteora"])
+    first = await intake.handle(execute_quote(quote_json), ctx)
+    rebuilt = intake.quote_request(await ctx.orders.get(first.order_id))
+    assert rebuilt == first and rebuilt.plan.legs[0].venue == "meteora"
+    to_execute = await route.handle(await quote.handle(rebuilt, ctx), ctx)
+    assert [leg.venue for leg in to_execute.plan.legs] == ["meteora"]
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (lambda q: q["routePlan"][0]["swapInfo"].update(ammKey=pool_address("raydium", SOL.mint, USDT.mint)),
+     "quoteResponse.routePlan[0].swapInfo.ammKey"),
+    (lambda q: q.update(inputMint=JUP.mint, outputMint=BONK.mint) or [
+        step["swapInfo"].update(inputMint=JUP.mint, outputMint=BONK.mint, feeMint=JUP.mint) for step in q["routePlan"]],
+     "quoteResponse.outputMint"),  # both listed, no venue trades JUP/BONK
+    (lambda q: q.update(contextSlot=q["contextSlot"] - 76), "quoteResponse.contextSlot"),  # 30.4 s old
+    (lambda q: q.update(contextSlot=q["contextSlot"] + 100), "quoteResponse.contextSlot"),  # from the future
+])
+async def test_intake_refuses_a_quote_the_market_or_the_clock_contradicts(change, field):
+    ctx = fake_context()
+    quote_json = await jupiter_quote(ctx)
+    change(quote_json)
+    with pytest.raises(FieldError) as caught:
+        await intake.handle(execute_quote(quote_json), ctx)
+    assert caught.value.field == field, caught.value.message
+    assert ctx.orders.orders == {}
+
+
+async def test_a_quote_older_than_the_maximum_age_is_refused():
+    store = MemoryMarketStore(now_s=lambda: 0.0)
+    quote_json = await jupiter_quote(fake_context(store=store))
+    for seconds, accepted in ((30, True), (31, False)):
+        ctx = fake_services(store=store, clock=FixedClock(QUOTED_AT + timedelta(seconds=seconds))).ctx
+        if accepted:
+            assert await intake.handle(execute_quote(quote_json), ctx) is not None
+        else:
+            with pytest.raises(FieldError) as caught:
+                await intake.handle(execute_quote(quote_json), ctx)
+            assert caught.value.field == "quoteResponse.contextSlot" and "stale" in caught.value.message
+
+
+async def test_a_quote_over_the_largest_order_is_refused_naming_its_in_amount():
+    ctx = fake_context(Settings(sim=SimulationSettings(zero_delays=True), max_order_sizes="SOL=1"))
+    quote_json = await jupiter_quote(fake_context())
+    with pytest.raises(FieldError) as caught:
+        await intake.handle(execute_quote(quote_json), ctx)
+    assert caught.value.field == "quoteResponse.inAmount"
+
+
+async def test_the_desk_takes_jupiters_swap_body_once_per_idempotency_key():
+    services = fake_services()
+    quote_json = await jupiter_quote(services.ctx)
+    body = msgspec.json.encode({"userPublicKey": "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin",
+                                "wrapAndUnwrapSol": True, "quoteResponse": quote_json})
+    client = ApiClient("client-a")
+    first = await services.desk.submit(body, client, idempotency_key="swap-1")
+    again = await services.desk.submit(body, client, idempotency_key="swap-1")
+    assert (again.order_id, again.repeat, first.repeat) == (first.order_id, True, False)
+    other = msgspec.json.encode({"quoteResponse": {**quote_json, "otherAmountThreshold": "1"}})
+    with pytest.raises(InputError) as caught:
+        await services.desk.submit(other, client, idempotency_key="swap-1")
+    assert (caught.value.status, caught.value.field) == (409, "Idempotency-Key")
+    assert len(services.ctx.orders.orders) == 1
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    (lambda q: {"quoteResponse": {**q, "inAmount": 1500000000}}, "quoteResponse.inAmount"),  # a number, not a string
+    (lambda q: {"quoteResponse": {**q, "routePlan": [{"percent": 100, "swapInfo": {
+        k: v for k, v in q["routePlan"][0]["swapInfo"].items() if k != "ammKey"}}]}},
+     "quoteResponse.routePlan[0].swapInfo.ammKey"),
+    (lambda q: {"quoteResponse": {**q, "swapMode": "Both"}}, "quoteResponse.swapMode"),
+    (lambda q: {"quoteResponse": {**q, "slippageBps": 10_001}}, "quoteResponse.slippageBps"),
+    (lambda q: {"quoteResponse": {**q, "otherAmountThreshold": "-1"}}, "quoteResponse.otherAmountThreshold"),
+    (lambda q: {"quoteResponse": q, "clientOrderId": "\x00"}, "clientOrderId"),
+])
+async def test_the_desk_refuses_a_malformed_quote_naming_the_field_by_its_path(body, field):
+    services = fake_services()
+    raw = msgspec.json.encode(body(await jupiter_quote(services.ctx)))
+    with pytest.raises(InputError) as caught:
+        await services.desk.submit(raw, ApiClient("client-a"))
+    assert (caught.value.status, caught.value.field) == (422, field), caught.value.message
+    assert services.ctx.orders.orders == {}
+
+
+def test_an_order_mentioning_quote_response_in_a_value_is_still_an_order():
+    body = '{"type":"market","side":"sell","baseAsset":"SOL","quoteAsset":"USDC","amount":"1","clientOrderId":' \
+           '"quoteResponse"}'
+    assert isinstance(decode_order(body), MarketOrderRequest)

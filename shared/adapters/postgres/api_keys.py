@@ -12,15 +12,29 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 from redis.asyncio import Redis
 
 from shared.domain.clients import ApiClient
+from shared.ports import KeyRecord, Revocation
 
 KEY_PREFIX = "dex_"
+REVOKED_LISTED = 100
+"""How many revoked keys a client's listing shows (the most recently revoked; every active one is shown)."""
+KEY_COUNT_LOCK = 0x4B455953
+"""The first half of the advisory lock taken to count a client's keys (the second: the client id's hash)."""
+_INSERT = (
+    "INSERT INTO api_keys (key_hash, client_id, label, orders_per_minute, max_in_flight, created_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key_hash) DO UPDATE SET client_id = $2, label = $3,"
+    " orders_per_minute = $4, max_in_flight = $5, revoked_at = NULL"
+)
+_LISTED = (
+    "(SELECT * FROM api_keys WHERE client_id = $1 AND revoked_at IS NULL) UNION ALL"
+    " (SELECT * FROM api_keys WHERE client_id = $1 AND revoked_at IS NOT NULL ORDER BY revoked_at DESC LIMIT $2)"
+    " ORDER BY created_at DESC, key_hash"
+)
 CACHE_TTL_S = 30.0
 """How long a process trusts a key it has looked up. A revocation evicts it at once in every web
 process that hears it over Redis; this bound applies only when that message is lost (Redis was
@@ -40,19 +54,6 @@ def revoked_keys_channel(namespace: str) -> str:
 
 def is_key_hash(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
-
-
-@dataclass(frozen=True, slots=True)
-class Revocation:
-    revoked: bool
-    """The key was active and is now revoked (False: unknown, or revoked before)."""
-    known: bool
-    """The key exists (active or revoked before)."""
-    announced: bool
-    """Every web process was told over Redis (False: no Redis given, or it was unreachable; the key
-    is then refused within CACHE_TTL_S)."""
-    error: str | None = None
-    """Why it could not be announced."""
 
 
 def new_key() -> str:
@@ -77,38 +78,63 @@ class PgApiKeys:
         orders_per_minute: int | None = None, max_in_flight: int | None = None,
     ) -> None:
         """Store `key` (hashed) for `client_id`; registering the same key again updates it."""
-        await self._pool.execute(
-            "INSERT INTO api_keys (key_hash, client_id, label, orders_per_minute, max_in_flight, created_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key_hash) DO UPDATE SET client_id = $2, label = $3,"
-            " orders_per_minute = $4, max_in_flight = $5, revoked_at = NULL",
-            hash_key(key), client_id, label, orders_per_minute, max_in_flight, now,
-        )
+        await self._pool.execute(_INSERT, hash_key(key), client_id, label, orders_per_minute, max_in_flight, now)
         self.forget(hash_key(key))
 
     async def create(self, client_id: str, now: datetime, **options) -> str:
-        key = new_key()
-        await self.register(key, client_id, now, **options)
+        key, _ = await self.issue(client_id, now, **options)
         return key
 
+    async def issue(self, client_id: str, now: datetime, label: str = "", orders_per_minute: int | None = None,
+                    max_in_flight: int | None = None, max_active: int | None = None) -> tuple[str, KeyRecord] | None:
+        """A new key for `client_id` and its record; None if `max_active` is given and the client has
+        that many active keys already (counted under a per-client lock, so concurrent calls cannot
+        pass it)."""
+        key = new_key()
+        record = KeyRecord(hash_key(key), client_id, label, orders_per_minute, max_in_flight, now)
+        if max_active is None:
+            await self.register(key, client_id, now, label, orders_per_minute, max_in_flight)
+            return key, record
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", KEY_COUNT_LOCK, client_id)
+            active = await connection.fetchval(
+                "SELECT count(*) FROM api_keys WHERE client_id = $1 AND revoked_at IS NULL", client_id)
+            if active >= max_active:
+                return None
+            await connection.execute(_INSERT, record.key_id, client_id, label, orders_per_minute, max_in_flight, now)
+        return key, record
+
+    async def keys_of(self, client_id: str) -> list[KeyRecord]:
+        """The client's keys, newest first: every active one and the REVOKED_LISTED most recently revoked."""
+        rows = await self._pool.fetch(_LISTED, client_id, REVOKED_LISTED)
+        return [KeyRecord(row["key_hash"], row["client_id"], row["label"], row["orders_per_minute"],
+                          row["max_in_flight"], row["created_at"], row["revoked_at"]) for row in rows]
+
     async def revoke(self, key: str, now: datetime) -> Revocation:
+        return await self.revoke_id(hash_key(key), now)
+
+    async def revoke_id(self, key_id: str, now: datetime, client_id: str | None = None) -> Revocation:
         """Revoke in PostgreSQL, then announce it on Redis. A key revoked before is announced again
-        (so running the revocation again repairs one whose announcement was lost)."""
-        digest = hash_key(key)
+        (so running the revocation again repairs one whose announcement was lost). With `client_id`,
+        only that client's key: another client's is treated as unknown."""
         row = await self._pool.fetchrow(
             "UPDATE api_keys k SET revoked_at = COALESCE(k.revoked_at, $2)"
-            " FROM (SELECT key_hash, revoked_at FROM api_keys WHERE key_hash = $1 FOR UPDATE) before"
-            " WHERE k.key_hash = before.key_hash RETURNING before.revoked_at IS NULL AS now_revoked", digest, now,
+            " FROM (SELECT key_hash, revoked_at FROM api_keys WHERE key_hash = $1"
+            " AND ($3::varchar IS NULL OR client_id = $3) FOR UPDATE) before"
+            " WHERE k.key_hash = before.key_hash"
+            " RETURNING before.revoked_at IS NULL AS now_revoked, k.revoked_at", key_id, now, client_id,
         )
-        self.forget(digest)
+        self.forget(key_id)
         if row is None:
             return Revocation(revoked=False, known=False, announced=False)
+        done = {"revoked": row["now_revoked"], "known": True, "revoked_at": row["revoked_at"]}
         if self._redis is None or self._namespace is None:
-            return Revocation(row["now_revoked"], True, announced=False, error="no Redis to announce it on")
+            return Revocation(**done, announced=False, error="no Redis to announce it on")
         try:
-            await self._redis.publish(revoked_keys_channel(self._namespace), digest)
+            await self._redis.publish(revoked_keys_channel(self._namespace), key_id)
         except Exception as exc:  # PostgreSQL has it: the caches' TTL is the fallback
-            return Revocation(row["now_revoked"], True, announced=False, error=f"{type(exc).__name__}: {exc}")
-        return Revocation(row["now_revoked"], True, announced=True)
+            return Revocation(**done, announced=False, error=f"{type(exc).__name__}: {exc}")
+        return Revocation(**done, announced=True)
 
     def forget(self, digest: str) -> None:
         """Drop one key (by hash) from this process's cache."""

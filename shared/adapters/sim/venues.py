@@ -10,8 +10,8 @@ from typing import NamedTuple
 
 from shared.domain.messages import QuoteCurve, VenueFailure, VenueQuote
 from shared.settings import SimulationSettings
-from shared.domain.market import METEORA, RAYDIUM, Market, pair_key
-from shared.ports import MarketStore
+from shared.domain.market import METEORA, RAYDIUM, Market, pair_key, pool_address
+from shared.ports import MarketStore, PairListing
 from shared.domain.swap import InsufficientLiquidity, SwapOutcome
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -48,6 +48,14 @@ class SimulatedVenues:
             self._listed.add(key)
             return True
         return False
+
+    async def listing(self, mint_a: str, mint_b: str) -> PairListing | None:
+        market = await self.store.load(mint_a, mint_b)
+        state = market.pair(mint_a, mint_b)
+        if state is None:
+            return None
+        return PairListing(state.base.mint, state.quote.mint,
+                           {venue: pool_address(venue, mint_a, mint_b) for venue in market.venues_of(mint_a, mint_b)})
 
     async def price(self, mint_in: str, mint_out: str, amount_in: int, venues: list[str] | None,
                     split_steps: int, split_min_share_bps: int) -> Pricing:
