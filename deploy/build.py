@@ -1,9 +1,11 @@
 """Build one deployable zip per cloud function, holding only what that function imports.
 
-    python3 dev.py build            # → dist/lambda/{trigger,quote,route,execute,http,reconcile}.zip
+    python3 dev.py build            # → dist/lambda/{trigger,quote,route,execute,http,reconcile,ws}.zip
 
 For each function the entry module (cloud.steps, plus functions.<name> for a queued step: the
-pipeline table imports each function lazily; cloud.http_handler, cloud.reconcile_handler) is imported in a fresh interpreter; the
+pipeline table imports each function lazily; cloud.http_handler, cloud.reconcile_handler,
+cloud.ws_handler), with the adapters the composition root imports only when the settings name them
+(SQS, the WebSocket fan-out), is imported in a fresh interpreter; the
 project modules it loads are copied as source, and the third-party
 distributions they come from are copied file by file from this virtual environment (the
 same versions the tests ran), then everything is compiled to bytecode. boto3/botocore are left out: the Lambda Python runtime has
@@ -33,13 +35,18 @@ RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateu
 OPTIONAL_UNUSED = {"cryptography", "dex-order-engine"}
 """Imported if present but not needed: redis-py probes for cryptography (TLS OCSP checks, not
 used here); the project's own distribution is copied as source instead."""
+CLOUD_ADAPTERS = ("shared.adapters.queues.sqs", "shared.adapters.aws.socket_fanout")
+"""Imported by the composition root only when the settings name them (DEX_QUEUE_BACKEND=sqs,
+DEX_WS_MANAGEMENT_URL), as they do in every cloud function: an import trace would miss them."""
 FUNCTIONS = {
-    **{step: ("cloud.steps", f"functions.{step}") for step in QUEUED_STEPS},
-    "http": ("cloud.http_handler", "functions.intake", "functions.trigger"),
-    "reconcile": ("cloud.reconcile_handler", "functions.reconcile"),
+    **{step: ("cloud.steps", f"functions.{step}", *CLOUD_ADAPTERS) for step in QUEUED_STEPS},
+    "http": ("cloud.http_handler", "functions.intake", "functions.trigger", *CLOUD_ADAPTERS),
+    "reconcile": ("cloud.reconcile_handler", "functions.reconcile", *CLOUD_ADAPTERS),
+    "ws": ("cloud.ws_handler", "functions.intake", "functions.trigger", *CLOUD_ADAPTERS),
 }
 """The entry modules of each function's artifact (a queued step also imports its function, which
-the pipeline table loads lazily): one per step of the table, plus the HTTP and scheduled ones."""
+the pipeline table loads lazily): one per step of the table, plus the HTTP, scheduled and WebSocket
+ones."""
 
 
 def traced_modules(entries: tuple[str, ...]) -> dict[str, str | None]:

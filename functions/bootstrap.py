@@ -47,7 +47,7 @@ from shared.adapters.sim.venues import SimulatedVenues
 from shared.context import Context
 from shared.domain.market import Market
 from shared.domain.tokens import TokenRegistry
-from shared.ports import ApiKeys, ClientLimits, MarketStore, Queues, RestingIndex
+from shared.ports import ApiKeys, ClientLimits, MarketStore, Metrics, OrderRepository, Publisher, Queues, RestingIndex
 from shared.settings import Settings
 
 log = logging.getLogger("engine")
@@ -133,6 +133,17 @@ async def bootstrap(settings: Settings, min_connections: int = 2, **overrides: A
     return services
 
 
+def _publisher(settings: Settings, redis: Redis | None, orders: OrderRepository, metrics: Metrics) -> Publisher:
+    """Events to Redis pub/sub (settling in-flight slots); where an API Gateway WebSocket stage is named
+    (DEX_WS_MANAGEMENT_URL: the cloud functions), also posted to the connections following each order."""
+    published = PublisherSettlingSlots(redis, settings.namespace, max_batch=settings.batch_max, metrics=metrics)
+    if not settings.ws_management_url:
+        return published
+    from shared.adapters.aws.socket_fanout import SocketFanout  # boto3: only where a stage is named
+
+    return SocketFanout.from_settings(settings, redis, orders, published)
+
+
 def assemble(settings: Settings, pool: asyncpg.Pool | None = None, redis: Redis | None = None,
              **overrides: Any) -> Services:
     """Every part, real or given: `orders`, `publisher`, `resting`, `market`, `venues`, `chain`,
@@ -152,9 +163,10 @@ def assemble(settings: Settings, pool: asyncpg.Pool | None = None, redis: Redis 
     # directory); a cloud function (SQS) counts nothing.
     metrics = part("metrics", lambda: NullMetrics() if settings.queue_backend == "sqs"
                    else prometheus_metrics(settings.metrics_dir))
+    orders = part("orders", lambda: PgOrderRepository(pool, max_batch=batch))
     ctx = Context(
-        orders=part("orders", lambda: PgOrderRepository(pool, max_batch=batch)),
-        publisher=part("publisher", lambda: PublisherSettlingSlots(redis, ns, max_batch=batch, metrics=metrics)),
+        orders=orders,
+        publisher=part("publisher", lambda: _publisher(settings, redis, orders, metrics)),
         resting=resting,
         venues=part("venues", lambda: SimulatedVenues(market, settings.sim, now_s=now_s, sleep=sleep)),
         chain=part("chain", lambda: SimulatedChain(market, settings.sim, sleep=sleep)),

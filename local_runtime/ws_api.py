@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
-import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
@@ -24,7 +22,8 @@ from functions.bootstrap import Services
 from local_runtime.auth import KeySession, KeySessions, presented_key
 from local_runtime.hub import EventHub, Subscription
 from local_runtime.streaming import follow_order
-from functions.desk import CancelAction, OrderDesk, Submitted, authenticate, decode_body
+from functions.desk import CancelAction, OrderDesk, Submitted, authenticate
+from functions.socket_messages import REVOKED_MESSAGE, cancelled_frame, error_frame, read_message, refusal
 from shared.domain.errors import InputError
 from shared.domain.clients import ApiClient
 from shared.domain.events import Event, RelayedEvent, encode_event, parse_after
@@ -33,14 +32,6 @@ from shared.adapters.outages import SERVICE_ERRORS, unavailable_message
 OUTBOX_SIZE = 1024
 REVOKED_DRAIN_S = 1.0
 """How long a revoked socket's last message may take to go out before the socket is closed anyway."""
-REVOKED_MESSAGE = "API key revoked"
-_encoder = msgspec.json.Encoder()
-_cancel_decoder = msgspec.json.Decoder(CancelAction)
-
-
-def _error(message: str, field: str | None, **extra: Any) -> bytes:
-    return _encoder.encode({"type": "error", "error": message, "field": field, **extra})
-
 
 class Outbox:
     """The socket's only writer."""
@@ -102,11 +93,11 @@ async def _authenticated(socket: WebSocket, session: KeySession) -> ApiClient | 
         if session.revoked:  # revoked while it was being looked up
             raise InputError(401, REVOKED_MESSAGE, "X-API-Key")
     except InputError as exc:
-        await socket.send_text(_error(exc.message, exc.field, status=exc.status).decode())
+        await socket.send_text(refusal(exc).decode())
         await socket.close(code=1008)
         return None
     except SERVICE_ERRORS as exc:
-        await socket.send_text(_error(unavailable_message(exc), None, status=503).decode())
+        await socket.send_text(error_frame(unavailable_message(exc), None, status=503).decode())
         await socket.close(code=1011)
         return None
     return client
@@ -120,7 +111,7 @@ async def _refuse_when_revoked(socket: WebSocket, session: KeySession, outbox: O
     """The socket's guard: once its key is revoked, the 401 error is the last message, then close
     1008, and the socket's tasks end (raises _Revoked into its task group)."""
     await session.wait_revoked()
-    outbox.seal(_error(REVOKED_MESSAGE, "X-API-Key", status=401))
+    outbox.seal(error_frame(REVOKED_MESSAGE, "X-API-Key", status=401))
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(REVOKED_DRAIN_S):  # a client that does not read cannot hold it open
             await outbox.drain()
@@ -185,7 +176,8 @@ async def execute_socket(socket: WebSocket) -> None:
         slots: SocketSlots = socket.app.state.socket_slots
         with slots.hold(client.client_id) as admitted:
             if not admitted:
-                await socket.send_text(_error("too many open sockets for this client", None, status=429).decode())
+                refused = error_frame("too many open sockets for this client", None, status=429)
+                await socket.send_text(refused.decode())
                 await socket.close(code=1008)
                 return
             await _serve_orders(socket, client, session)
@@ -209,36 +201,27 @@ async def _serve_orders(socket: WebSocket, client: ApiClient, session: KeySessio
                 except TimeoutError:
                     if following:
                         continue  # orders still in progress: not idle
-                    await outbox.put(_error("idle timeout: closing", None, status=408))
+                    await outbox.put(error_frame("idle timeout: closing", None, status=408))
                     await outbox.drain()
                     writer.cancel()  # or the task group would wait for the writer for ever
                     guard.cancel()
                     await socket.close(code=1000)
                     return
-                if text is None:
-                    await outbox.put(_error("send orders as text frames of JSON", None, status=400))
-                    continue
-                limit = settings.ws_max_message_bytes
-                if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
-                    await outbox.put(_error(f"message too large: at most {settings.ws_max_message_bytes} bytes",
-                                            None, status=413))
-                    continue
                 try:
-                    if '"action"' in text and _is_action(text):
-                        action = decode_body(text, CancelAction, _cancel_decoder)
+                    message = read_message(text, settings.ws_max_message_bytes)
+                    if isinstance(message, CancelAction):
                         if not await _still_valid(socket, session):
                             break  # the guard tells the client and closes the socket
-                        cancelled = await desk.cancel(action.order_id, client.client_id)
-                        await outbox.put(_encoder.encode({"type": "cancelled", "orderId": cancelled}))
+                        await outbox.put(cancelled_frame(await desk.cancel(message.order_id, client.client_id)))
                         continue
                     if not await _still_valid(socket, session):
                         break
-                    done, subscription = await _submit_subscribed(text, client, desk, hub, services)
+                    done, subscription = await _submit_subscribed(message, client, desk, hub, services)
                 except InputError as exc:
-                    await outbox.put(_error(exc.message, exc.field, status=exc.status, **_retry(exc)))
+                    await outbox.put(refusal(exc))
                     continue
                 except SERVICE_ERRORS as exc:
-                    await outbox.put(_error(unavailable_message(exc), None, status=503))
+                    await outbox.put(error_frame(unavailable_message(exc), None, status=503))
                     continue
                 task = tasks.create_task(_follow(socket, done.order_id, outbox, subscription=subscription))
                 following.add(task)
@@ -277,26 +260,7 @@ async def _follow(socket: WebSocket, order_id: str, outbox: Outbox, after: int =
         await follow_order(order_id, after, socket.app.state.hub, ctx.orders, outbox.deliver, subscription,
                            outbox.deliver_now, ctx.metrics)
     except SERVICE_ERRORS as exc:
-        await outbox.put(_error(unavailable_message(exc), None, status=503, orderId=order_id))
-
-
-class _ActionProbe(msgspec.Struct):
-    action: Any = None
-
-
-_probe = msgspec.json.Decoder(_ActionProbe)
-
-
-def _is_action(text: str) -> bool:
-    """Whether the message has a top-level "action" (a command, not an order)."""
-    try:
-        return _probe.decode(text).action is not None
-    except (msgspec.DecodeError, RecursionError):
-        return False  # the order decoder reports what is wrong with it
-
-
-def _retry(exc: InputError) -> dict[str, int]:
-    return {} if exc.retry_after_s is None else {"retryAfter": exc.retry_after_s}
+        await outbox.put(error_frame(unavailable_message(exc), None, status=503, orderId=order_id))
 
 
 @websocket("/api/orders/{order_id:str}/stream")
@@ -314,11 +278,11 @@ async def _stream_order(socket: WebSocket, order_id: str, client: ApiClient, ses
         after = parse_after(socket.query_params.get("after"))  # the one reading of ?after= (HTTP /events too)
         order = await desk.owned(order_id, client.client_id)
     except InputError as exc:
-        await socket.send_text(_error(exc.message, exc.field, status=exc.status).decode())
+        await socket.send_text(refusal(exc).decode())
         await socket.close(code=1008)
         return
     except SERVICE_ERRORS as exc:
-        await socket.send_text(_error(unavailable_message(exc), None, status=503).decode())
+        await socket.send_text(error_frame(unavailable_message(exc), None, status=503).decode())
         await socket.close(code=1011)
         return
     outbox = Outbox(socket)

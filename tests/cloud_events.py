@@ -45,3 +45,36 @@ def http_event(method: str, path: str, body: Any = None, headers: dict[str, str]
         "body": text,
         "isBase64Encoded": False,
     }
+
+
+def ws_event(event_type: str, connection_id: str, body: str | None = None, query: dict[str, str] | None = None,
+             headers: dict[str, str] | None = None, binary: bool = False) -> dict[str, Any]:
+    """API Gateway WebSocket (Lambda proxy): CONNECT (with the handshake's query and headers), MESSAGE
+    (its route key chosen as API Gateway does from `$request.body.action`) or DISCONNECT."""
+    route = {"CONNECT": "$connect", "DISCONNECT": "$disconnect"}.get(event_type) or _route_key(body, binary)
+    context = {
+        "routeKey": route, "eventType": event_type, "messageDirection": "IN", "stage": "live",
+        "connectionId": connection_id, "connectedAt": 1795600000000, "requestTimeEpoch": 1795600000123,
+        "requestId": uuid.uuid4().hex, "extendedRequestId": uuid.uuid4().hex, "apiId": "a1b2c3d4e5",
+        "domainName": "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com",
+        "identity": {"sourceIp": "127.0.0.1", "userAgent": "wscat"},
+    }
+    event: dict[str, Any] = {"requestContext": context, "isBase64Encoded": binary}
+    if event_type == "CONNECT":
+        event["headers"] = {"Host": context["domainName"], "Sec-WebSocket-Version": "13", **(headers or {})}
+        event["queryStringParameters"] = query
+    elif event_type == "MESSAGE":
+        context["messageId"] = uuid.uuid4().hex[:16]
+        event["body"] = body
+    else:
+        context["disconnectStatusCode"], context["disconnectReason"] = 1000, "Client-side close frame status 1000"
+    return event
+
+
+def _route_key(body: str | None, binary: bool) -> str:
+    """What API Gateway routes a message by: its top-level "action" if a route has that key."""
+    try:
+        action = None if binary else json.loads(body or "").get("action")
+    except (ValueError, AttributeError):
+        action = None
+    return action if action in ("subscribe", "cancel") else "$default"
