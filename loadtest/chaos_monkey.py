@@ -220,17 +220,23 @@ WHERE o.id = ANY($1::uuid[]) AND o.status = 'confirmed' GROUP BY o.id, o.created
 def extra_delays(durations: list[tuple[float, float]], moments: dict[str, list[float]]
                  ) -> tuple[dict[str, list[float]], float]:
     """For each kind of blow, the extra delay of every order it interrupted (in flight then: stored
-    before, confirmed after): its time from stored to confirmed beyond the median of the orders no
-    blow landed on. An order two kinds of blow landed on counts under both."""
-    def struck(span: tuple[float, float], kind: str) -> bool:
-        return any(span[0] <= at <= span[1] for at in moments[kind])
+    before, confirmed after) and no other kind did: its time from stored to confirmed beyond the
+    median of the orders no blow landed on. Orders struck by blows of several kinds (a kill during
+    a flush, say) are counted apart, under "several kinds"."""
+    def kinds(span: tuple[float, float]) -> list[str]:
+        return [kind for kind, at in moments.items() if any(span[0] <= t <= span[1] for t in at)]
 
-    spared = sorted(ended - created for created, ended in durations
-                    if not any(struck((created, ended), kind) for kind in moments))
+    spared = sorted(ended - created for created, ended in durations if not kinds((created, ended)))
     normal = spared[len(spared) // 2] if spared else 0.0
-    return {kind: sorted(max(0.0, ended - created - normal) for created, ended in durations
-                         if struck((created, ended), kind))
-            for kind in moments}, normal
+    delays: dict[str, list[float]] = {kind: [] for kind in (*moments, SEVERAL)}
+    for created, ended in durations:
+        struck = kinds((created, ended))
+        if struck:
+            delays[struck[0] if len(struck) == 1 else SEVERAL].append(max(0.0, ended - created - normal))
+    return {kind: sorted(values) for kind, values in delays.items()}, normal
+
+
+SEVERAL = "blows of several kinds"
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -306,7 +312,8 @@ def table(report: dict) -> str:
         ("stuck (not terminal)", len(report["stuck"])),
         ("executed twice", len(report["twice"])),
         ("events missing", len(report["missing"])),
-        *((f"orders in flight at a {kind}: {len(delays)}, extra delay p50 / p99 / max",
+        *((f"orders in flight at {'a ' + kind + ' only' if kind != SEVERAL else kind}: {len(delays)},"
+           " extra delay p50 / p99 / max",
            " / ".join(f"{percentile(delays, q):.1f} s" for q in (0.5, 0.99, 1.0)))
           for kind, delays in report["extra"].items()),
         ("stored → confirmed of the orders no blow landed on, p50", f"{report['normal']:.2f} s"),
