@@ -18,13 +18,10 @@ from functions.desk import OrderDesk, parse_order_id
 from local_runtime.openapi import json_body, refusals
 from shared.adapters.outages import unavailable_message
 from shared.domain.errors import FieldError, InputError
-from shared.domain.messages import PRINTABLE_KEY, OrderRequest
+from shared.domain.messages import ORDER_BODIES, PRINTABLE_KEY
 from shared.domain.views import OrderAccepted, OrderCancelled, OrderPage, OrderRepeated, OrderView, order_view
 from shared.domain.events import MAX_SEQ, Event, parse_after
 
-ORDER_BODIES: tuple[Any, ...] = (OrderRequest,)
-"""The shapes POST /api/orders/execute takes (the desk decodes them): each one is a branch of the body's
-`oneOf` in the OpenAPI document (a tagged union: a `oneOf` of its own, with `type` as discriminator)."""
 ORDER_ID = Annotated[str, Parameter(description="the order's id (a UUID); anything else is a 404")]
 
 def error_response(status: int, message: str, field: str | None = None) -> Response:

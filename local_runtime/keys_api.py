@@ -11,7 +11,7 @@ from litestar.datastructures import State
 
 from functions import keys
 from local_runtime.auth import presented_key
-from local_runtime.openapi import refusals
+from local_runtime.openapi import json_body, refusals
 from shared.adapters.postgres.api_keys import hash_key
 from shared.domain.events import format_ts
 from shared.ports import KeyRecord
@@ -69,13 +69,13 @@ def _view(record: KeyRecord, state: State, current_id: str) -> KeyView:
 
 
 @post("/api/keys", status_code=201, summary="Make an API key for this client (the key is shown once)",
-      responses=refusals(400, 401, 409, 422, 503, _409="this client has as many active keys as it may hold"))
-async def create_key(request: Request, state: State) -> CreatedKey:
+      dto=json_body(keys.KeyRequest), return_dto=None, responses=refusals(400, 401, 409, 422, 503, _409="this client has as many active keys as it may hold"))
+async def create_key(request: Request, state: State, data: bytes = b"") -> CreatedKey:
     """Body (every field optional): `{"label": "…", "ordersPerMinute": N, "maxInFlight": N}`. The key
     belongs to the caller's client; its limits may not exceed the calling key's (those it has, or
     the engine's defaults): over them, 422 naming the field. A limit left out is the calling key's.
     201 with the key (`apiKey`, shown only this once) and its `keyId` (its SHA-256, what is stored)."""
-    body = keys.read_key_request(await request.body())
+    body = keys.read_key_request(data)
     made = await keys.create_key(state.services.keys, request.state.client, body, state.services.ctx.settings,
                                  state.services.ctx.clock.now())
     record, limits = made.record, keys.Limits.of(made.record, state.services.ctx.settings)

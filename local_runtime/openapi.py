@@ -83,6 +83,11 @@ FIELD_DOCS = {
     "minLiquidity": "the least depth of the new pool in quoteAsset (decimal)",
     "maxPrice": "the highest acceptable price, quote per base, for this order's size (decimal)",
     "maxPriceImpactBps": "the highest acceptable price impact on the new pool, in basis points",
+    "quoteResponse": "a quote from GET /swap/v1/quote, as it came (Jupiter's swap body): executed as quoted, with "
+                     "`otherAmountThreshold` as its least amount out; a stale or altered quote is a 422",
+    "label": "a name for the key, for you (at most 64 characters, no control characters)",
+    "ordersPerMinute": "orders per minute the new key may place: at most the calling key's (left out: the same)",
+    "maxInFlight": "orders the new key may have in flight: at most the calling key's (left out: the same)",
 }
 """Descriptions of the order fields (shared/domain/messages.py's types), by their JSON name; a field's own
 `msgspec.Meta(description=...)` comes first."""
@@ -94,6 +99,18 @@ BODY_EXAMPLES = {
     "SniperOrderRequest": [{"type": "sniper", "side": "buy", "baseAsset": "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin",
                             "quoteAsset": "SOL", "amount": "0.5", "minLiquidity": "50", "maxPrice": "0.001",
                             "expiresAt": 600}],
+    "QuoteExecution": [{"quoteResponse": {
+        "inputMint": "So11111111111111111111111111111111111111112", "inAmount": "1500000000",
+        "outputMint": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", "outAmount": "277861043",
+        "otherAmountThreshold": "276471737", "swapMode": "ExactIn", "slippageBps": 50, "platformFee": None,
+        "priceImpactPct": "0.0011", "routePlan": [{"swapInfo": {
+            "ammKey": "58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2", "label": "raydium",
+            "inputMint": "So11111111111111111111111111111111111111112",
+            "outputMint": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", "inAmount": "1500000000",
+            "outAmount": "277861043", "feeAmount": "3750000",
+            "feeMint": "So11111111111111111111111111111111111111112"}, "percent": 100}],
+        "contextSlot": 530752783, "timeTaken": 0.0031}}],
+    "KeyRequest": [{"label": "trading bot", "ordersPerMinute": 600, "maxInFlight": 50}],
     "PriceMove": [{"baseAsset": "SOL", "quoteAsset": "USDC", "price": "185.25"}],
     "PoolLaunch": [{"venue": "meteora", "baseMint": "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin", "symbol": "NEW",
                     "decimals": 6, "quoteAsset": "SOL", "baseAmount": "1000000", "quoteAmount": "100"}],

@@ -132,6 +132,12 @@ class QuoteOrder(QuoteExecution, tag_field="type", tag="quote", frozen=True, kw_
     the tag)."""
 
 
+ORDER_BODIES = (OrderRequest, QuoteExecution)
+"""The shapes a submission takes, over HTTP and on the order socket alike (functions/desk.py's
+`decode_order` reads them): an order, or a quote to execute. The API documents describe each as one
+branch of the body's `oneOf`; a new kind of body is one more entry here."""
+
+
 class NewOrder(msgspec.Struct, frozen=True):
     """Input of `intake`: the client's request, who sent it, and a key unique to this
     submission (the client's order id, or one the transport made up) so that running
