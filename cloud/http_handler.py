@@ -2,8 +2,8 @@
 reads, with the same validation, authentication and error bodies as the local runtime.
 
 Routes: POST /api/orders/execute, GET /api/orders/{orderId}, GET /api/orders/{orderId}/events,
-DELETE /api/orders/{orderId}. The WebSocket stream maps to API Gateway WebSocket routes
-(see README); it is not built here.
+DELETE /api/orders/{orderId}. The order socket is API Gateway's WebSocket API, on its own function
+(cloud/ws_handler.py).
 
 A function cannot hold a Redis subscription, so it hears of no revocation: it reads the key in
 PostgreSQL on every request (no cache), and a revoked key is refused by the next request.

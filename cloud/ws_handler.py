@@ -31,6 +31,7 @@ from shared.adapters.outages import SERVICE_ERRORS, unavailable_message
 from shared.adapters.postgres.api_keys import hash_key
 from shared.domain.clients import ApiClient
 from shared.domain.errors import InputError
+from shared.domain.states import TERMINAL_STATUSES
 
 UNKNOWN_CONNECTION = "unknown connection: connect again with your API key"
 BUSY_MESSAGE = "the order's stream is busy: subscribe again shortly"
@@ -74,7 +75,7 @@ async def message(event: dict[str, Any], box: Container) -> dict[str, Any]:
         if isinstance(command, SubscribeAction):
             after = command.after_seq()
             order = await box.services.desk.owned(command.order_id, client.client_id)
-            await sockets.subscribe(connection_id, order.id, after)
+            await sockets.subscribe(connection_id, order.id, after, finished=order.status in TERMINAL_STATUSES)
         elif isinstance(command, CancelAction):
             cancelled = await box.services.desk.cancel(command.order_id, client.client_id)
             await sockets.send(connection_id, cancelled_frame(cancelled))

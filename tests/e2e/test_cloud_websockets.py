@@ -150,27 +150,41 @@ def registry(box) -> SocketRegistry:
     return ws_handler._sockets(box).registry
 
 
-def test_every_event_of_an_order_reaches_its_connection_and_a_subscriber_after_2_gets_3_on(stage):
-    mapping, gateway, box, key = stage
-    first, answer = gateway.connect(key)
+def test_an_order_sent_over_the_order_route_has_every_event_posted_to_its_connection_gapless(stage):
+    mapping, gateway, _, key = stage
+    connection, answer = gateway.connect(key)
     assert answer == {"statusCode": 200}
-    order_id = submit(gateway, first, MARKET)
-    [pending] = gateway.received(first)
+    order_id = submit(gateway, connection, MARKET)
+    [pending] = gateway.received(connection)  # answered with the `pending` event, as locally
     assert set(pending) == ENVELOPE and pending["seq"] == 1 and pending["data"]["amountIn"] == 1_000_000_000
+    run_chain(mapping)
+    events = gateway.received(connection)
+    assert [(e["seq"], e["status"]) for e in events] == list(enumerate(STATUSES, 1))
+    assert all(set(e) == ENVELOPE and e["orderId"] == order_id for e in events)
+
+
+def test_a_second_connection_subscribing_after_2_gets_3_to_the_end_live_or_replayed(stage):
+    mapping, gateway, box, key = stage
+    first, _ = gateway.connect(key)
+    order_id = submit(gateway, first, MARKET)
     run_step(mapping, "quote")  # routing (seq 2) recorded by the quote function
     second, _ = gateway.connect(key)
     gateway.send(second, {"action": "subscribe", "orderId": order_id, "after": 2})
     assert gateway.received(second) == []  # nothing stored after 2 yet: it follows live
     run_chain(mapping)
     events = gateway.received(first)
-    assert [(e["seq"], e["status"]) for e in events] == list(enumerate(STATUSES, 1))
-    assert all(set(e) == ENVELOPE and e["orderId"] == order_id for e in events)
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5, 6]
     assert gateway.received(second) == events[2:]
     third, _ = gateway.connect(key)  # after the end: replayed from PostgreSQL
     gateway.send(third, {"action": "subscribe", "orderId": order_id, "after": "2"})
     assert gateway.received(third) == events[2:]
-    namespace = box.settings.namespace  # the terminal event ended every subscription:
+    fourth, _ = gateway.connect(key)  # after the end, from past the last event: nothing to send
+    gateway.send(fourth, {"action": "subscribe", "orderId": order_id, "after": 6})
+    assert gateway.received(fourth) == []
+    namespace = box.settings.namespace  # the terminal event (or a finished order) ended every subscription:
     assert box.run(box.services.redis.scard(f"{namespace}:ws:order:{order_id}")) == 0
+    assert all(box.run(box.services.redis.hlen(f"{namespace}:ws:subs:{c}")) == 0 for c in (first, second, third,
+                                                                                            fourth))
 
 
 def test_another_clients_connection_cannot_subscribe_and_gets_the_local_404(stage):
@@ -222,8 +236,20 @@ def test_a_connection_that_is_gone_is_forgotten(stage):
     assert [e["seq"] for e in gateway.events(leaving)] == [1]
     assert box.run(registry(box).key_of(leaving)) is None
     assert box.run(registry(box).key_of(staying)) is not None
-    gateway.disconnect(staying)
-    assert box.run(registry(box).key_of(staying)) is None
+    assert box.run(box.services.redis.sismember(f"{box.settings.namespace}:ws:order:{order_id}", leaving)) == 0
+
+
+def test_a_disconnect_forgets_the_connection_and_its_subscriptions(stage):
+    mapping, gateway, box, key = stage
+    connection = gateway.connect(key)[0]
+    order_id = submit(gateway, connection, MARKET)
+    following = f"{box.settings.namespace}:ws:order:{order_id}"
+    assert box.run(box.services.redis.smembers(following)) == {connection.encode()}
+    gateway.disconnect(connection)
+    assert box.run(registry(box).key_of(connection)) is None
+    assert box.run(box.services.redis.exists(following, f"{box.settings.namespace}:ws:subs:{connection}")) == 0
+    run_chain(mapping)  # nothing is posted to it
+    assert [e["seq"] for e in gateway.events(connection)] == [1]
 
 
 def test_a_throttled_post_loses_nothing(stage):

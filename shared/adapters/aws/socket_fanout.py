@@ -83,9 +83,10 @@ class SocketFanout:
             await asyncio.shield(self._sender)
         await self._published.flush()
 
-    async def subscribe(self, connection_id: str, order_id: str, after: int) -> bool:
+    async def subscribe(self, connection_id: str, order_id: str, after: int, finished: bool = False) -> bool:
         """Post the order's stored events after seq `after`, then follow it live; False if the
-        connection is unknown. Waits for a poster holding the pair (StreamBusy if it never lets go)."""
+        connection is unknown. Waits for a poster holding the pair (StreamBusy if it never lets go).
+        `finished`: the order is over (nothing more will come), so the subscription ends with the replay."""
         token, wait = uuid.uuid4().hex, FIRST_WAIT_S
         deadline = asyncio.get_running_loop().time() + 2 * self.registry.lock_ms / 1000
         while not (taken := await self.registry.claim_from(connection_id, order_id, after, token)):
@@ -95,7 +96,7 @@ class SocketFanout:
                 raise StreamBusy(order_id)
             await asyncio.sleep(wait)
             wait = min(2 * wait, LONGEST_WAIT_S)
-        await self._drain(Claim(connection_id, order_id, after), token, ())
+        await self._drain(Claim(connection_id, order_id, after), token, (), finished)
         return True
 
     async def send(self, connection_id: str, frame: bytes) -> bool:
@@ -136,9 +137,10 @@ class SocketFanout:
         claims = await self.registry.claim(list(by_order), token)
         await asyncio.gather(*(self._drain(claim, token, by_order[claim.order_id]) for claim in claims))
 
-    async def _drain(self, claim: Claim, token: str, known: Sequence[Event]) -> None:
+    async def _drain(self, claim: Claim, token: str, known: Sequence[Event], finished: bool = False) -> None:
         """Holding the pair's lock: post the events after its cursor, in order, until nobody marked
-        it dirty meanwhile. A failure ends it (the lock lapses, the cursor stays where it was)."""
+        it dirty meanwhile. A failure ends it (the lock lapses, the cursor stays where it was).
+        `finished`: the order was over before the lock was taken, so its stored events are all there are."""
         cursor = claim.cursor
         try:
             while True:
@@ -146,6 +148,8 @@ class SocketFanout:
                 if events is None:
                     events = await self._orders.events(claim.order_id, cursor)
                 cursor, how = await self._post(claim.connection_id, events, cursor)
+                if finished and how is Finish.POSTED:
+                    how = Finish.ENDED  # its terminal event was at or before `after`
                 if not await self.registry.finish(claim, token, cursor, how):
                     return
                 known = ()
