@@ -105,3 +105,39 @@ def _settle(future: asyncio.Future, result=None, exc: BaseException | None = Non
         future.set_exception(exc)
     else:
         future.set_result(result)
+
+
+class Backlog(Generic[T]):
+    """Fire and forget, in order: items put in one loop turn go out together, in batches of at most
+    `max_batch`, through `send`, by one background task; a batch `send` fails is given to `failed`
+    (the items are not retried: their readers catch up from storage)."""
+
+    def __init__(self, send: Callable[[list[T]], Awaitable[None]], failed: Callable[[list[T], Exception], None],
+                 max_batch: int = 256) -> None:
+        self._send = send
+        self._failed = failed
+        self._max_batch = max_batch
+        self._waiting: list[T] = []
+        self._sender: asyncio.Task | None = None
+
+    def put(self, item: T) -> None:
+        self._waiting.append(item)
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send_all())
+
+    async def flush(self) -> None:
+        """Wait until everything put so far has been sent (or given up)."""
+        while self._sender is not None:
+            await asyncio.shield(self._sender)
+
+    async def _send_all(self) -> None:
+        try:
+            await asyncio.sleep(0)  # the items put in this loop turn go together
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch:]
+                try:
+                    await self._send(batch)
+                except Exception as exc:
+                    self._failed(batch, exc)
+        finally:
+            self._sender = None

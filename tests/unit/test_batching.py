@@ -1,4 +1,4 @@
-"""Group commit (shared/batching.py): concurrent calls share a flush, each gets its own result,
+"""Group commit (shared/adapters/batching.py): concurrent calls share a flush, each gets its own result,
 a failing item fails alone."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from shared.adapters.batching import Coalescer
+from shared.adapters.batching import Backlog, Coalescer
 
 
 class Recorder:
@@ -95,3 +95,22 @@ async def test_one_batch_at_a_time_by_default():
     coalescer = Coalescer(recorder.flush, max_batch=2)
     await asyncio.gather(*(coalescer.submit(i) for i in range(6)))
     assert recorder.most_at_once == 1
+
+
+async def test_a_backlog_sends_what_one_turn_puts_together_in_order_and_a_failed_batch_alone():
+    sent: list[list[int]] = []
+    failed: list[tuple[list[int], str]] = []
+
+    async def send(batch: list[int]) -> None:
+        if 3 in batch:
+            raise RuntimeError("down")
+        sent.append(batch)
+
+    backlog: Backlog[int] = Backlog(send, lambda batch, exc: failed.append((batch, str(exc))), max_batch=2)
+    for item in (1, 2, 3, 4, 5):
+        backlog.put(item)
+    await backlog.flush()
+    assert sent == [[1, 2], [5]] and failed == [([3, 4], "down")]
+    backlog.put(6)
+    await backlog.flush()
+    assert sent[-1] == [6]

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 
 from shared.adapters.aws.management_api import Gone, ManagementApi
+from shared.adapters.batching import Backlog
 from shared.adapters.redis.socket_registry import Claim, Finish, SocketRegistry
 from shared.domain.events import Event, encode_event
 from shared.domain.states import TERMINAL_STATUSES
@@ -62,9 +63,7 @@ class SocketFanout:
         self._api = api
         self._orders = orders
         self._published = published
-        self._max_batch = max_batch
-        self._waiting: list[Event] = []
-        self._sender: asyncio.Task | None = None
+        self._backlog: Backlog[Event] = Backlog(self._fan_out, self._not_posted, max_batch)
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis, orders: OrderRepository, published: Publisher
@@ -74,13 +73,10 @@ class SocketFanout:
 
     async def publish(self, event: Event) -> None:
         await self._published.publish(event)
-        self._waiting.append(event)
-        if self._sender is None:
-            self._sender = asyncio.get_running_loop().create_task(self._send_all())
+        self._backlog.put(event)
 
     async def flush(self) -> None:
-        while self._sender is not None:
-            await asyncio.shield(self._sender)
+        await self._backlog.flush()
         await self._published.flush()
 
     async def subscribe(self, connection_id: str, order_id: str, after: int, finished: bool = False) -> bool:
@@ -116,18 +112,10 @@ class SocketFanout:
         await self.registry.forget(connection_id)
         await self._api.close(connection_id)
 
-    async def _send_all(self) -> None:
-        try:
-            await asyncio.sleep(0)  # the events handed over in this loop turn go together
-            while self._waiting:
-                batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch:]
-                try:
-                    await self._fan_out(batch)
-                except Exception as exc:  # followers recover with a subscribe
-                    log.warning("%d events not posted to their connections (%s: %s)", len(batch),
-                                type(exc).__name__, exc)
-        finally:
-            self._sender = None
+    @staticmethod
+    def _not_posted(events: list[Event], exc: Exception) -> None:
+        """Followers recover with a subscribe (`after`), or with the order's next event."""
+        log.warning("%d events not posted to their connections (%s: %s)", len(events), type(exc).__name__, exc)
 
     async def _fan_out(self, events: list[Event]) -> None:
         by_order: dict[str, list[Event]] = {}

@@ -20,11 +20,11 @@ says so in its name.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from redis.asyncio import Redis
 
+from shared.adapters.batching import Backlog
 from shared.adapters.metrics import NullMetrics
 from shared.adapters.redis.admission import SETTLE_LUA, inflight_prefix, owner_key
 from shared.domain.events import Event, encode_event
@@ -73,32 +73,18 @@ class PublisherSettlingSlots:
         self._namespace = namespace
         self._max_batch = max_batch
         self._metrics = metrics or NullMetrics()
-        self._waiting: list[Event] = []
-        self._sender: asyncio.Task | None = None
+        self._backlog: Backlog[Event] = Backlog(self._publish_many, self._unpublished, max_batch)
 
     async def publish(self, event: Event) -> None:
-        self._waiting.append(event)
-        if self._sender is None:
-            self._sender = asyncio.get_running_loop().create_task(self._send_all())
+        self._backlog.put(event)
 
     async def flush(self) -> None:
-        while self._sender is not None:
-            await asyncio.shield(self._sender)
+        await self._backlog.flush()
 
-    async def _send_all(self) -> None:
-        try:
-            await asyncio.sleep(0)  # the events handed over in this loop turn go together
-            while self._waiting:
-                batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch:]
-                try:
-                    await self._publish_many(batch)
-                except Exception as exc:  # subscribers catch up from PostgreSQL
-                    log.warning("%d events not published (%s: %s)", len(batch), type(exc).__name__, exc)
-                    self._metrics.events_unpublished(len(batch))
-                else:
-                    self._metrics.events_published(len(batch))
-        finally:
-            self._sender = None
+    def _unpublished(self, events: list[Event], exc: Exception) -> None:
+        """Subscribers catch up from PostgreSQL."""
+        log.warning("%d events not published (%s: %s)", len(events), type(exc).__name__, exc)
+        self._metrics.events_unpublished(len(events))
 
     async def _publish_many(self, events: list[Event]) -> None:
         namespace = self._namespace
@@ -107,3 +93,4 @@ class PublisherSettlingSlots:
         for event in events:
             args += (event_channel(namespace, event.order_id), encode_event(event))
         await self._script(keys=[owner_key(namespace, order_id) for order_id in settling], args=args + settling)
+        self._metrics.events_published(len(events))
