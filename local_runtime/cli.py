@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import uvicorn
@@ -14,13 +16,13 @@ import uvloop
 from redis.asyncio import Redis
 
 from local_runtime.app import create_app
-from local_runtime.auth import local_api_key
+from local_runtime.auth import leave_dev_key, local_api_key
 from local_runtime.logs import configure_process_logging, uvicorn_log_config
 from local_runtime.metrics_api import engine_directory
 from local_runtime.services import ServiceUnavailable, check_services, prepare
 from functions.pipeline import PIPELINE
 from local_runtime.worker import exit_on_sigterm, parse_functions, run_processes, serve, spawn_workers, stop_workers
-from shared.adapters.postgres.api_keys import CACHE_TTL_S, PgApiKeys
+from shared.adapters.postgres.api_keys import CACHE_TTL_S, PgApiKeys, new_key
 from shared.settings import Settings, load_settings
 
 
@@ -35,22 +37,50 @@ fastest, web + worker), in the web process itself, or nowhere (web only); or a l
 functions to run in the web process."""
 
 
-def start(settings: Settings, steps: tuple[str, ...], worker_processes: int = 0) -> int:
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound now (not yet listening: a client meanwhile is refused, not kept
+    waiting), so a taken port stops `start` before it migrates or touches the development key.
+    OSError if the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is no obstacle
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def start(settings: Settings, steps: tuple[str, ...], worker_processes: int = 0,
+          dev_key_file: Path | None = None) -> int:
     """Migrate, then serve; with `worker_processes`, also that many worker processes running every
-    function, stopped with the web process (Ctrl-C stops them all)."""
+    function, stopped with the web process (Ctrl-C stops them all). With `dev_key_file`, the
+    development key is written there once it is registered (`python3 dev.py start`: .dev-api-key)."""
     _configure_logging(settings)
     if settings.queue_backend != "saq" and (steps or worker_processes):
         print("error: with DEX_QUEUE_BACKEND=sqs the functions run behind their queue triggers: "
               "start the web process with --workers none", file=sys.stderr)
         return 2
     try:
+        listener = listen_socket(settings.host, settings.port)
+    except OSError as exc:
+        print(f"error: cannot listen on {settings.host}:{settings.port} ({exc.strerror}): is another engine running? "
+              "Stop it first (Ctrl-C where it runs), or set PORT", file=sys.stderr)
+        return 1
+    try:
         asyncio.run(prepare(settings.redis_url, settings.database_url))
     except ServiceUnavailable as exc:
+        listener.close()
         print(f"error: {exc}", file=sys.stderr)
         return 1
     settings = engine_directory(settings)  # where this command's processes share their metrics
+    settings = settings.with_changes(dev_api_key=settings.dev_api_key or new_key())  # one key for the app and the file
+    app = create_app(settings, steps)
+    if dev_key_file is not None:  # after the app's start-up registered the key (on_startup runs after the lifespan's)
+        app.on_startup.append(lambda _: leave_dev_key(dev_key_file, settings.dev_api_key))
     config = uvicorn.Config(
-        create_app(settings, steps),
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -69,7 +99,7 @@ def start(settings: Settings, steps: tuple[str, ...], worker_processes: int = 0)
           flush=True)
     exit_on_sigterm()
     try:
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=[listener])
     finally:
         stop_workers(children)
     return 0
@@ -99,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                                 'such as "quote,route"')
     start_cmd.add_argument("--worker-processes", type=int, default=1,
                            help="worker processes with --workers process (default 1)")
+    start_cmd.add_argument("--dev-key-file", type=Path, default=None, metavar="PATH",
+                           help="write the development key there once registered (python3 dev.py start: "
+                                ".dev-api-key); default: print it only")
     worker_cmd = commands.add_parser("worker", help="run workers (and the reconciler) without the web server")
     worker_cmd.add_argument("--functions", default="all", help='"all" (default) or a list such as "quote,route"')
     worker_cmd.add_argument("--processes", type=int, default=1, help="worker processes to run (default 1)")
@@ -121,10 +154,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.workers == "process":
                 if args.worker_processes < 1:
                     raise ValueError("--worker-processes must be at least 1")
-                return start(settings, (), args.worker_processes)
-            if args.workers == "inline":
-                return start(settings, tuple(PIPELINE))
-            return start(settings, () if args.workers == "none" else parse_functions(args.workers))
+                return start(settings, (), args.worker_processes, args.dev_key_file)
+            steps = tuple(PIPELINE) if args.workers == "inline" else (
+                () if args.workers == "none" else parse_functions(args.workers))
+            return start(settings, steps, dev_key_file=args.dev_key_file)
         if args.command == "worker":
             if args.processes < 1:
                 raise ValueError("--processes must be at least 1")

@@ -1,9 +1,17 @@
 """The chaos command, small: 100 orders while a worker is SIGKILLed, Redis is flushed and the
-web process is killed and restarted; every acknowledged order ends once, with all its events."""
+web process is killed and restarted; every acknowledged order ends once, with all its events.
+And the flush it makes never hits a Redis database holding anyone else's keys."""
 
 from __future__ import annotations
 
-from loadtest.chaos_monkey import passed, run_chaos, table
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from redis.asyncio import Redis
+
+from loadtest.chaos_monkey import CHAOS_KEY, UnsafeFlush, passed, run_chaos, table
+from tests.conftest import REDIS_URL
 
 
 async def test_one_hundred_orders_survive_a_kill_a_flush_and_a_web_restart():
@@ -15,3 +23,25 @@ async def test_one_hundred_orders_survive_a_kill_a_flush_and_a_web_restart():
     assert report["stuck"] == [] and report["twice"] == [] and report["missing"] == [], table(report)
     assert report["statuses"]["confirmed"] == 100, table(report)
     assert passed(report)
+
+
+async def test_chaos_refuses_a_redis_database_holding_keys_it_did_not_make():
+    """It would FLUSHDB that database: with anyone else's key in it, it refuses before starting
+    anything (no database made, nothing flushed)."""
+    foreign = f"not-an-engine-{uuid.uuid4().hex}"
+    redis = Redis.from_url(urlunsplit(urlsplit(REDIS_URL)._replace(path="/14")))
+    await redis.set(foreign, "keep me", ex=60)
+    try:
+        with pytest.raises(UnsafeFlush, match="Redis database 14 holds keys no chaos run made"):
+            await run_chaos(orders=1, redis_db=14)
+        assert await redis.get(foreign) == b"keep me"
+    finally:
+        await redis.delete(foreign)
+        await redis.aclose()
+
+
+def test_the_keys_of_chaos_runs_are_the_only_ones_it_may_flush():
+    ours = [b"chaos1a2b3c4d:in-hand", b"saq:chaos1a2b3c4d:quote:incomplete", b"saq:job:chaos1a2b3c4d:quote:x"]
+    others = [b"dex:in-hand", b"saq:dex:quote:incomplete", b"chaosy:x", b"mychaos1a2b3c4d:x", b"session:1"]
+    assert all(CHAOS_KEY.match(key) for key in ours)
+    assert not any(CHAOS_KEY.match(key) for key in others)
