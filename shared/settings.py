@@ -66,6 +66,7 @@ class Settings:
     quote_job_timeout_s: int = 15
     route_job_timeout_s: int = 10
     execute_job_timeout_s: int = 60
+    intake_job_timeout_s: int = 10
     trigger_job_timeout_s: int = 10
     expiry_poll_ms: int = 200
     """How often expiries are checked (price triggers run on every price change)."""
