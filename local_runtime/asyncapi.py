@@ -3,8 +3,8 @@ sends, what the engine sends back, the close codes, and the `?after=` replay.
 
 Payload schemas come from the msgspec types the sockets decode and encode with where there is a
 type (orders, the cancel command, the event envelope, the quotes and plans inside events), so the
-document cannot drift from the decoder; what has no type (each status's `data`, the error and the
-cancel acknowledgement) is written here, from the code that records or sends it. The document
+document cannot drift from the decoder; what has no type (each status's `data`, the error, the
+outage notice and the cancel acknowledgement) is written here, from the code that records or sends it. The document
 describes the engine: its `receive` operations are what clients send, `send` what it sends them.
 """
 
@@ -19,16 +19,13 @@ from functions.desk import CancelAction
 from local_runtime.auth import API_KEY_QUERY
 from shared.domain.events import MAX_SEQ, Event
 from shared.domain.market import Venue
-from shared.domain.messages import Leg, OrderRequest, Plan, QuoteCurve, VenueFailure, VenueQuote
+from shared.domain.messages import ORDER_BODIES, Leg, Plan, QuoteCurve, VenueFailure, VenueQuote
 from shared.domain.orders import FailureReason, Kind, Side
 from shared.domain.states import TERMINAL_STATUSES, Status
 from shared.domain.tokens import SOL, USDC
 from shared.settings import Settings
 
 ASYNCAPI_VERSION = "3.0.0"
-ORDER_BODIES: tuple[Any, ...] = (OrderRequest,)
-"""What the order socket takes as an order: each type (or union of tagged types) is one more
-alternative of the `order` message's payload. A new kind of order body is one more entry here."""
 OUTPUT_TYPES = (Event, VenueQuote, VenueFailure, QuoteCurve, Plan, Leg)
 """Types the engine only encodes: the document closes them (no other field is ever sent)."""
 MAX_FRAME_BYTES = 64 * 1024
@@ -219,9 +216,13 @@ ERROR = _object(
     {"type": {"const": "error"}, "error": {"type": "string", "description": "what is wrong, in words"},
      "field": _nullable({"type": "string", "description": "the field, header or parameter it is about (as sent)"}),
      "status": {"type": "integer", "minimum": 400, "maximum": 599, "description": "the HTTP status it would be"}},
-    {"retryAfter": {**_COUNT, "description": "429: seconds until an order may be taken"},
-     "orderId": {**_UUID, "description": "503 while following this order: its events end here (resume with its "
-                                         "/stream?after=N)"}})
+    {"retryAfter": {**_COUNT, "description": "429: seconds until an order may be taken"}})
+NOTICE = _object(
+    {"type": {"const": "notice"}, "orderId": {**_UUID, "description": "the order still being followed"},
+     "error": {"type": "string", "description": "the outage, in words"}},
+    description="PostgreSQL went away while this order was followed: not an error, and not the end of its "
+                "events. The order goes on (do not send it again); its events resume in seq order, none missing, "
+                "none repeated, once PostgreSQL is back. Sent once per outage.")
 CANCEL_ACK = _object({"type": {"const": "cancelled"}, "orderId": _UUID})
 
 
@@ -276,6 +277,13 @@ def _messages(order_payload: dict[str, Any]) -> dict[str, Any]:
                                                 "field": HEADER, "status": 401}},
             ],
         },
+        "notice": {
+            "name": "notice", "title": "Still following", "contentType": "application/json",
+            "summary": "An outage: the order's events wait for PostgreSQL and resume where they stopped.",
+            "payload": _ref("Notice"),
+            "examples": [{"payload": {"type": "notice", "orderId": EXAMPLE_ORDER_ID, "error": (
+                "PostgreSQL is unavailable (ConnectionRefusedError); still following, events will resume")}}],
+        },
         "cancelAck": {
             "name": "cancelAck", "title": "Cancel taken", "contentType": "application/json",
             "summary": "The cancel was taken; the order's `cancelled` event is sent to whoever follows it.",
@@ -295,8 +303,7 @@ def _close_codes(settings: Settings, stream: bool) -> dict[str, str]:
     key = "no, unknown or revoked API key (error 401 first; also a socket open when its key is revoked)"
     if stream:
         return {
-            "1000": "after the terminal event; at once when `after` is at or past it; after an error 503 that ended "
-                    "the stream midway",
+            "1000": "after the terminal event; at once when `after` is at or past it",
             "1007": "a text frame that is not UTF-8",
             "1008": f"{key}; an unknown order or another client's (error 404, field orderId); `after` is not a seq "
                     "(error 422, field after)",
@@ -338,17 +345,19 @@ def _channels(settings: Settings) -> dict[str, Any]:
         "`clientOrderId` of this client gets the original order's events again from seq 1. A bad message gets an "
         "`error` and the socket stays usable: a binary frame (400), not JSON (400), a wrong field (422, naming it), "
         f"a message over {settings.ws_max_message_bytes} bytes (413), a rate or in-flight limit (429 with "
-        "`retryAfter`), a `clientOrderId` reused for a different order (409), PostgreSQL or Redis down (503). "
+        "`retryAfter`), a `clientOrderId` reused for a different order (409), PostgreSQL or Redis down (503: that order was not "
+        "taken). "
         "A cancel gets `cancelAck` (404: no such order of this "
         "client; 409: already triggered or finished); when the order is followed here its `cancelled` event comes "
-        "too, in either order. If an order's events cannot be followed any more (an outage), an `error` 503 "
-        "carrying its `orderId` ends that order's events here: follow it on its stream with `?after=` the last "
-        "seq. The server pings every 20 s (uvicorn's keepalive); WebSocket clients answer on their own.")
+        "too, in either order. An outage does not end an order's events: when PostgreSQL goes away while an "
+        "order is followed, a `notice` naming it comes once, and its events resume, in seq order, none missing "
+        "or repeated, once PostgreSQL and Redis are back. The server pings every 20 s (uvicorn's keepalive); WebSocket clients answer on their own.")
     stream = (
         "Replay then follow one order: the stored events with seq after `after` (default 0), then the live ones, "
         "in seq order, each once, until the terminal event (" + ", ".join(sorted(TERMINAL_STATUSES)) + "); then "
-        "the server closes the socket. To resume after a lost connection, reconnect with `after` = the last seq "
-        "received. What the client sends on this socket is ignored.")
+        "the server closes the socket. An outage of PostgreSQL or Redis midway does not end it: a `notice` "
+        "when PostgreSQL goes away, then the events resume where they stopped. To resume after a lost connection, "
+        "reconnect with `after` = the last seq received. What the client sends on this socket is ignored.")
     after = {"type": "string", "pattern": "^[0-9]+$", "default": "0",
              "description": f"the seq to start after: ASCII digits only, 0 to {MAX_SEQ}; anything else (a sign, a "
                             "space, a decimal point, other digits, empty, too large) gets an error 422 naming "
@@ -358,7 +367,7 @@ def _channels(settings: Settings) -> dict[str, Any]:
             "address": "/api/orders/execute", "title": "Place and cancel orders",
             "description": _described(execute, _close_codes(settings, stream=False)),
             "messages": {name: {"$ref": f"#/components/messages/{name}"}
-                         for name in ("order", "cancel", "event", "error", "cancelAck")},
+                         for name in ("order", "cancel", "event", "notice", "error", "cancelAck")},
             "bindings": _bindings({}),
             "x-close-codes": _close_codes(settings, stream=False),
         },
@@ -366,7 +375,7 @@ def _channels(settings: Settings) -> dict[str, Any]:
             "address": "/api/orders/{orderId}/stream", "title": "Follow one order",
             "description": _described(stream, _close_codes(settings, stream=True)),
             "parameters": {"orderId": {"description": "the order's id (one of this client's orders)"}},
-            "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in ("event", "error")},
+            "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in ("event", "notice", "error")},
             "bindings": _bindings({"after": after}),
             "x-close-codes": _close_codes(settings, stream=True),
         },
@@ -381,9 +390,10 @@ def _operation(action: str, channel: str, messages: tuple[str, ...], summary: st
 OPERATIONS = {
     "placeOrder": ("receive", "execute", ("order",), "A client places an order"),
     "cancelOrder": ("receive", "execute", ("cancel",), "A client cancels an order"),
-    "sendOrderEvents": ("send", "execute", ("event", "error", "cancelAck"),
-                        "The events of the orders placed on this socket, refusals, cancel acknowledgements"),
-    "sendStream": ("send", "stream", ("event", "error"), "One order's events after `after`, to its terminal event"),
+    "sendOrderEvents": ("send", "execute", ("event", "notice", "error", "cancelAck"),
+                        "The events of the orders placed on this socket, outage notices, refusals, acks"),
+    "sendStream": ("send", "stream", ("event", "notice", "error"),
+                   "One order's events after `after`, to its terminal event (an outage notice midway)"),
 }
 
 
@@ -391,7 +401,7 @@ def asyncapi_document(settings: Settings, title: str = "DEX order execution engi
                       host: str = DEFAULT_HOST) -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of the WebSockets, with this runtime's limits."""
     order, components = typed_schemas()
-    schemas = {**components, **_event_schemas(components), "Error": ERROR, "CancelAck": CANCEL_ACK}
+    schemas = {**components, **_event_schemas(components), "Error": ERROR, "Notice": NOTICE, "CancelAck": CANCEL_ACK}
     security = [{"$ref": "#/components/securitySchemes/apiKeyHeader"},
                 {"$ref": "#/components/securitySchemes/apiKeyQuery"}]
     return {

@@ -12,8 +12,11 @@ instead of losing events.
 
 The same connection carries the process's other subscriptions (SUBSCRIBE, e.g. revoked API keys):
 one handler per channel, called in the reader task. Messages published while the subscription
-is down are lost, so once it is back (every channel and pattern confirmed again) the hub calls
-`on_resubscribed`, whose owner re-reads what it may have missed from PostgreSQL.
+is down are lost, so once it is back (every channel and pattern confirmed again) the hub nudges
+every subscription (its follower reads what it missed from PostgreSQL, by seq) and calls
+`on_resubscribed`, whose owner does the same for its channels. An order's channel that could not
+be subscribed to while Redis was away is subscribed to then; its follower meanwhile reads
+PostgreSQL when it hears nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from collections.abc import Callable, Mapping
 from redis.asyncio import Redis
 
 from shared.domain.events import Event, RelayedEvent, decode_for_relay
+from shared.adapters.outages import SERVICE_ERRORS
 from shared.adapters.redis.publisher import event_channel, home_pattern, order_home
 
 log = logging.getLogger("engine.hub")
@@ -81,8 +85,11 @@ class EventHub:
         self._unconfirmed = 0
         """Subscriptions sent again after a reconnection and not yet confirmed by Redis."""
         self._watchers: dict[str, set[Subscription]] = {}
+        self._unsubscribed: set[str] = set()
+        """Watched orders of other processes whose SUBSCRIBE failed (Redis away): sent again once back."""
         self._pubsub = None
         self._reader: asyncio.Task | None = None
+        self._resubscribing: asyncio.Task | None = None
 
     async def start(self) -> None:
         self._pubsub = self._redis.pubsub()
@@ -103,17 +110,40 @@ class EventHub:
         if not self._unconfirmed:
             return  # the confirmations of start()
         self._unconfirmed -= 1
-        if self._unconfirmed == 0 and self._on_resubscribed is not None:
+        if self._unconfirmed:
+            return
+        for followers in self._watchers.values():
+            for subscription in followers:
+                subscription.nudge()  # read from PostgreSQL what was published while the subscription was down
+        if self._unsubscribed and self._resubscribing is None:
+            self._resubscribing = asyncio.create_task(self._subscribe_missed(), name="event-hub-resubscribe")
+        if self._on_resubscribed is not None:
             try:
                 self._on_resubscribed()
             except Exception:
                 log.exception("on_resubscribed failed")
 
+    async def _subscribe_missed(self) -> None:
+        """SUBSCRIBE to the watched orders' channels that failed while Redis was away (a failure
+        here leaves them for the next reconnection)."""
+        missed, self._unsubscribed = self._unsubscribed & self._watchers.keys(), set()
+        try:
+            if missed:
+                await self._pubsub.subscribe(*(event_channel(self._namespace, order_id) for order_id in missed))
+            left = missed - self._watchers.keys()  # nobody here follows them any more
+            if left:
+                await self._pubsub.unsubscribe(*(event_channel(self._namespace, order_id) for order_id in left))
+        except SERVICE_ERRORS:
+            self._unsubscribed |= missed & self._watchers.keys()
+        finally:
+            self._resubscribing = None
+
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        for task in (self._reader, self._resubscribing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._pubsub is not None:
             if self._pubsub.connection is not None:  # it goes back to the pool: without this hub's callback
                 self._pubsub.connection.deregister_connect_callback(self._reconnected)
@@ -159,13 +189,17 @@ class EventHub:
 
     async def watch(self, order_id: str) -> Subscription:
         """Follow `order_id`'s live events from now on (another process's order: SUBSCRIBE to its
-        channel, once for all its followers here)."""
+        channel, once for all its followers here; with Redis away, once it is back)."""
         subscription = Subscription(order_id)
         followers = self._watchers.setdefault(order_id, set())
         followers.add(subscription)
         if len(followers) == 1 and order_home(order_id) != self._home:
             try:
                 await self._pubsub.subscribe(event_channel(self._namespace, order_id))
+            except SERVICE_ERRORS as exc:
+                log.warning("cannot subscribe to order %s's events now (%s); once Redis is back", order_id,
+                            type(exc).__name__, extra={"order_id": order_id})
+                self._unsubscribed.add(order_id)
             except BaseException:
                 await self.unwatch(subscription)
                 raise
@@ -178,6 +212,7 @@ class EventHub:
         followers.discard(subscription)
         if not followers:
             del self._watchers[subscription.order_id]
+            self._unsubscribed.discard(subscription.order_id)
             if order_home(subscription.order_id) != self._home:
                 with contextlib.suppress(Exception):  # gone with the connection anyway
                     await self._pubsub.unsubscribe(event_channel(self._namespace, subscription.order_id))

@@ -4,7 +4,12 @@ forward live events in seq order, repairing any gap from PostgreSQL, until a ter
 While the follower waits for the next live event, the one it expects (the next seq, nothing
 queued before it) is handed on by the hub's reader itself (`deliver_now`), without waking the
 follower: six task switches fewer per order. Anything else (a gap, a repeat, a nudge, a full
-outbox) takes the queue and wakes it."""
+outbox) takes the queue and wakes it.
+
+An outage does not end a stream: a read of PostgreSQL that fails is tried again, with backoff,
+until PostgreSQL answers (the client is told once per outage, through `on_outage`), and a hub
+whose Redis subscription comes back nudges every follower to read what it missed. So once the
+services return, the stream goes on from the last seq it sent: nothing missing, nothing twice."""
 
 from __future__ import annotations
 
@@ -13,15 +18,25 @@ from collections.abc import Awaitable, Callable
 
 from local_runtime.hub import EventHub, Subscription
 from shared.adapters.metrics import NullMetrics
+from shared.adapters.outages import SERVICE_ERRORS
 from shared.domain.events import Event, RelayedEvent
-from shared.ports import Metrics, OrderRepository
 from shared.domain.states import TERMINAL_STATUSES
+from shared.ports import Metrics, OrderRepository
 
 CATCH_UP_INTERVAL_S = 5.0
 """With no live event for this long, look in PostgreSQL anyway (a publish may have been lost)."""
 
+RETRY_FIRST_S = 0.1
+RETRY_MAX_S = 2.0
+"""A read that met an outage is tried again after RETRY_FIRST_S, then twice as long each time, at most
+RETRY_MAX_S apart, for as long as the outage lasts."""
+
+OUTAGE_ERRORS = SERVICE_ERRORS
+"""What a call meets when Redis or PostgreSQL is away or going. A follower's read waits it out; a
+submission is refused with 503 (local_runtime/ws_api.py)."""
 
 Deliver = Callable[[Event | RelayedEvent], Awaitable[None]]
+OnOutage = Callable[[BaseException], Awaitable[None]]
 
 
 async def follow_order(
@@ -33,14 +48,16 @@ async def follow_order(
     subscription: Subscription | None = None,
     deliver_now: Callable[[Event | RelayedEvent], bool] | None = None,
     metrics: Metrics | None = None,
+    on_outage: OnOutage | None = None,
 ) -> None:
     """With `subscription` (made before the order was created, so nothing can have been
     published before it), there is nothing to replay: events arrive live from seq 1.
     `deliver_now` delivers without waiting, or returns False if it cannot (then `deliver` does).
-    `metrics` counts the events read from PostgreSQL rather than live."""
+    `metrics` counts the events read from PostgreSQL rather than live. `on_outage` is called with
+    the error when a read of PostgreSQL first fails in an outage (the stream then waits it out)."""
     fresh = subscription is not None
     follower = _Follower(order_id, after_seq, orders, deliver, deliver_now, subscription or await hub.watch(order_id),
-                         metrics or NullMetrics())
+                         metrics or NullMetrics(), on_outage)
     try:
         await follower.run(fresh)
     finally:
@@ -54,9 +71,10 @@ class _Follower:
 
     def __init__(self, order_id: str, after_seq: int, orders: OrderRepository, deliver: Deliver,
                  deliver_now: Callable[[Event | RelayedEvent], bool] | None, subscription: Subscription,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, on_outage: OnOutage | None) -> None:
         self.order_id, self.after_seq, self.last = order_id, after_seq, after_seq
         self.orders, self.deliver, self.deliver_now, self.metrics = orders, deliver, deliver_now, metrics
+        self.on_outage = on_outage
         self.subscription = subscription
         self.parked = self.finished = False  # waiting on the queue; the terminal event went out directly
         self.quiet = _Quiet(subscription)
@@ -97,7 +115,7 @@ class _Follower:
         """Deliver what PostgreSQL has after `last`; True if that reached the terminal event."""
         replayed = 0
         try:
-            for event in await self.orders.events(self.order_id, self.last):
+            for event in await self.stored(self.last):
                 await self.deliver(event)
                 replayed += 1
                 self.last = event.seq
@@ -109,8 +127,22 @@ class _Follower:
 
     async def ended_before(self) -> bool:
         """The client asked for events after the terminal one: nothing will ever come."""
-        stored = await self.orders.events(self.order_id, 0)
+        stored = await self.stored(0)
         return bool(stored) and stored[-1].status in TERMINAL_STATUSES and stored[-1].seq <= self.last
+
+    async def stored(self, after_seq: int) -> list[Event]:
+        """The order's stored events after `after_seq`, waiting out an outage: read again with backoff
+        until PostgreSQL answers (live events meanwhile wait on the queue)."""
+        delay, told = RETRY_FIRST_S, False
+        while True:
+            try:
+                return await self.orders.events(self.order_id, after_seq)
+            except OUTAGE_ERRORS as exc:
+                if not told and self.on_outage is not None:
+                    await self.on_outage(exc)
+                told = True
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, RETRY_MAX_S)
 
     def direct(self, event: Event | RelayedEvent | None) -> bool:
         """Called by the hub's reader while this stream waits: deliver the next event in order at

@@ -3,6 +3,9 @@
 One writer task owns `send`, fed by a bounded queue; the reader loop runs in the
 handler. Bad messages get an `error` message and the socket stays usable.
 
+An accepted order's events outlast an outage: its stream waits for PostgreSQL (a `notice`, once)
+and goes on from the last seq sent. "Nothing was accepted" is said only of a submission refused.
+
 Each socket holds a `KeySession` for its key: when the key is revoked (heard on Redis, see
 local_runtime/auth.py), a guard task sends the 401 error, closes the socket with 1008 and ends
 it; the reader also checks the session right before each submit or cancel, so a message racing
@@ -15,23 +18,38 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 
+import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from functions.bootstrap import Services
-from local_runtime.auth import KeySession, KeySessions, presented_key
-from local_runtime.hub import EventHub, Subscription
-from local_runtime.streaming import follow_order
 from functions.desk import CancelAction, OrderDesk, Submitted, authenticate
 from functions.socket_messages import REVOKED_MESSAGE, cancelled_frame, error_frame, read_message, refusal
-from shared.domain.errors import InputError
+from local_runtime.auth import KeySession, KeySessions, presented_key
+from local_runtime.hub import EventHub, Subscription
+from local_runtime.streaming import OUTAGE_ERRORS, follow_order
+from shared.adapters.outages import service_name, unavailable_message
 from shared.domain.clients import ApiClient
+from shared.domain.errors import InputError
 from shared.domain.events import Event, RelayedEvent, encode_event, parse_after
-from shared.adapters.outages import SERVICE_ERRORS, unavailable_message
 
 OUTBOX_SIZE = 1024
 REVOKED_DRAIN_S = 1.0
 """How long a revoked socket's last message may take to go out before the socket is closed anyway."""
+_encoder = msgspec.json.Encoder()
+
+
+def outage_notice(order_id: str, exc: BaseException) -> bytes:
+    """A followed order's stream is waiting for PostgreSQL: not an error, and not the end of it."""
+    return _encoder.encode({"type": "notice", "orderId": order_id, "error": (
+        f"{service_name(exc)} is unavailable ({type(exc).__name__}); still following, events will resume")})
+
+
+def cannot_open_stream(exc: BaseException) -> bytes:
+    """An outage met while a stream opens: say so without a word about whether the order was taken."""
+    return error_frame(f"{service_name(exc)} is unavailable ({type(exc).__name__}); cannot open the stream now, "
+                       "retry shortly", None, status=503)
+
 
 class Outbox:
     """The socket's only writer."""
@@ -86,7 +104,7 @@ async def _read_text(socket: WebSocket) -> str | None:
     return message.get("text")
 
 
-async def _authenticated(socket: WebSocket, session: KeySession) -> ApiClient | None:
+async def _authenticated(socket: WebSocket, session: KeySession, route: str) -> ApiClient | None:
     """The socket's client; on a bad key an error message, close 1008, and None."""
     try:
         client = await authenticate(socket.app.state.api_keys, presented_key(socket))
@@ -96,8 +114,10 @@ async def _authenticated(socket: WebSocket, session: KeySession) -> ApiClient | 
         await socket.send_text(refusal(exc).decode())
         await socket.close(code=1008)
         return None
-    except SERVICE_ERRORS as exc:
-        await socket.send_text(error_frame(unavailable_message(exc), None, status=503).decode())
+    except OUTAGE_ERRORS as exc:
+        refused = error_frame(unavailable_message(exc), None, status=503) if route == "execute" \
+            else cannot_open_stream(exc)
+        await socket.send_text(refused.decode())
         await socket.close(code=1011)
         return None
     return client
@@ -162,7 +182,7 @@ async def _opened(socket: WebSocket, route: str) -> AsyncIterator[tuple[ApiClien
     try:
         sessions: KeySessions = socket.app.state.key_sessions
         with sessions.hold(presented_key(socket)) as session:
-            yield await _authenticated(socket, session), session
+            yield await _authenticated(socket, session, route), session
     finally:
         metrics.socket_closed(route)
 
@@ -220,7 +240,7 @@ async def _serve_orders(socket: WebSocket, client: ApiClient, session: KeySessio
                 except InputError as exc:
                     await outbox.put(refusal(exc))
                     continue
-                except SERVICE_ERRORS as exc:
+                except OUTAGE_ERRORS as exc:  # not SERVICE_ERRORS alone: a 4500 would end the socket's streams
                     await outbox.put(error_frame(unavailable_message(exc), None, status=503))
                     continue
                 task = tasks.create_task(_follow(socket, done.order_id, outbox, subscription=subscription))
@@ -253,14 +273,14 @@ async def _submit_subscribed(
 
 async def _follow(socket: WebSocket, order_id: str, outbox: Outbox, after: int = 0,
                   subscription: Subscription | None = None) -> None:
-    """Stream one order's events after seq `after` to the socket; an outage ends this order's
-    stream with an error message (the client resumes with /stream?after=N)."""
-    try:
-        ctx = socket.app.state.services.ctx
-        await follow_order(order_id, after, socket.app.state.hub, ctx.orders, outbox.deliver, subscription,
-                           outbox.deliver_now, ctx.metrics)
-    except SERVICE_ERRORS as exc:
-        await outbox.put(error_frame(unavailable_message(exc), None, status=503, orderId=order_id))
+    """Stream one order's events after seq `after` to the socket, to its terminal event, through
+    outages (a `notice` when one begins)."""
+    async def notify(exc: BaseException) -> None:
+        await outbox.put(outage_notice(order_id, exc))
+
+    ctx = socket.app.state.services.ctx
+    await follow_order(order_id, after, socket.app.state.hub, ctx.orders, outbox.deliver, subscription,
+                       outbox.deliver_now, ctx.metrics, notify)
 
 
 @websocket("/api/orders/{order_id:str}/stream")
@@ -281,8 +301,8 @@ async def _stream_order(socket: WebSocket, order_id: str, client: ApiClient, ses
         await socket.send_text(refusal(exc).decode())
         await socket.close(code=1008)
         return
-    except SERVICE_ERRORS as exc:
-        await socket.send_text(error_frame(unavailable_message(exc), None, status=503).decode())
+    except OUTAGE_ERRORS as exc:
+        await socket.send_text(cannot_open_stream(exc).decode())
         await socket.close(code=1011)
         return
     outbox = Outbox(socket)

@@ -12,11 +12,20 @@ SERVICE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,  # a shutdown ends its connections (57P01, 57P02)
+    asyncpg.InternalClientError,  # a pooled connection whose server died mid-operation (seen after a SIGKILL)
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
 
 
+def service_name(exc: BaseException) -> str:
+    """Which service an error of SERVICE_ERRORS comes from."""
+    return "Redis" if isinstance(exc, redis.exceptions.RedisError) else "PostgreSQL"
+
+
 def unavailable_message(exc: BaseException) -> str:
-    service = "Redis" if isinstance(exc, redis.exceptions.RedisError) else "PostgreSQL"
-    return f"{service} is unavailable ({type(exc).__name__}); nothing was accepted, retry shortly"
+    """A refused submission's answer. Should the commit have gone through as the connection died, the
+    same idempotency key (or clientOrderId) gets the stored order back instead of a second one."""
+    return (f"{service_name(exc)} is unavailable ({type(exc).__name__}); nothing was accepted, retry shortly with"
+            " the same Idempotency-Key or clientOrderId")

@@ -20,7 +20,8 @@ from referencing.jsonschema import DRAFT7
 from functions import execute, intake, quote, route, trigger
 from functions.desk import decode_order
 from functions.pipeline import give_up
-from local_runtime.asyncapi import ASYNCAPI_VERSION, asyncapi_document, event_data
+from local_runtime.asyncapi import ASYNCAPI_VERSION, EXAMPLE_ORDER_ID, asyncapi_document, event_data
+from local_runtime.ws_api import cannot_open_stream, outage_notice
 from shared.domain.errors import InputError
 from shared.domain.messages import ExecuteRequest, LimitOrderRequest, MarketOrderRequest, NewOrder, SniperOrderRequest
 from shared.domain.states import Status
@@ -167,6 +168,16 @@ def test_a_cancel_is_the_cancel_message_and_not_an_order(document):
 
 
 # --- what goes out: the events the functions record fit the `event` message -----------------------
+
+def test_an_outage_while_following_is_a_notice_on_both_sockets_and_never_nothing_was_accepted(document):
+    """The frames ws_api sends when PostgreSQL goes away under a followed order, or as a stream opens."""
+    notice = json.loads(outage_notice(EXAMPLE_ORDER_ID, ConnectionRefusedError()))
+    assert fitting(document, "sendOrderEvents", notice) == fitting(document, "sendStream", notice) == ["notice"]
+    refused = json.loads(cannot_open_stream(ConnectionRefusedError()))
+    assert fitting(document, "sendStream", refused) == ["error"] and refused["status"] == 503
+    assert "PostgreSQL is unavailable" in notice["error"] and "PostgreSQL is unavailable" in refused["error"]
+    assert "nothing was accepted" not in notice["error"] + refused["error"]
+
 
 async def run(ctx, message) -> None:
     """`message` through the steps, each one's output into the next (what the queues would do)."""

@@ -7,7 +7,11 @@ is unreliable on purpose here: a
 fake hub (with the real `Subscription` and its bounded queue) delivers publishes out of order,
 twice, or not at all, watchers overflow or are marked lagged, the client reconnects with any
 `after`, and the order's events are stored while the follower starts. The fake repository
-keeps the one guarantee the engine gives: an event is stored before it is published.
+keeps the one guarantee the engine gives: an event is stored before it is published; and it
+may be away (PostgreSQL down) for any of its reads, which the follower waits out.
+
+The real `EventHub` runs here too, on a fake Redis connection: when its subscription comes back
+after Redis was away, every follower reads what it missed.
 """
 
 from __future__ import annotations
@@ -15,17 +19,22 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import msgspec
 import pytest
+import redis.exceptions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from local_runtime import streaming
-from local_runtime.hub import Subscription
+from local_runtime.hub import EventHub, Subscription
 from local_runtime.streaming import follow_order
-from shared.domain.events import Event
+from shared.adapters.redis.publisher import event_channel, home_pattern, order_home
+from shared.domain.events import Event, encode_event
 from shared.domain.states import TERMINAL_STATUSES, Status
 
 ORDER_ID = "00000000-0000-7000-8000-000000000042"
+FOREIGN_ORDER_ID = "00000000-0000-7000-8000-000100000042"
+"""Taken by another web process (its home, "0001", is not this hub's)."""
 CATCH_UP_S = 0.005
 FINISH_WITHIN_S = 5.0
 NON_TERMINAL = sorted(frozenset(Status) - TERMINAL_STATUSES - {Status.PENDING})
@@ -33,8 +42,11 @@ NON_TERMINAL = sorted(frozenset(Status) - TERMINAL_STATUSES - {Status.PENDING})
 
 @pytest.fixture(autouse=True)
 def quick_catch_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A lost publish is found in the repository after this long instead of 5 s."""
+    """A lost publish is found in the repository after this long instead of 5 s; a read that met
+    an outage is tried again within milliseconds."""
     monkeypatch.setattr(streaming, "CATCH_UP_INTERVAL_S", CATCH_UP_S)
+    monkeypatch.setattr(streaming, "RETRY_FIRST_S", CATCH_UP_S / 5)
+    monkeypatch.setattr(streaming, "RETRY_MAX_S", CATCH_UP_S / 2)
 
 
 class FakeHub:
@@ -69,16 +81,22 @@ class FakeHub:
 
 
 class FakeOrders:
-    """The repository's `events(order_id, after)`: what PostgreSQL has stored so far, in seq order."""
+    """The repository's `events(order_id, after)`: what PostgreSQL has stored so far, in seq order.
+    The reads numbered in `away` (1, 2, …), and every read while `down`, fail as with PostgreSQL
+    gone."""
 
-    def __init__(self, stored: list[Event]) -> None:
+    def __init__(self, stored: list[Event], away: frozenset[int] = frozenset()) -> None:
         self.stored = list(stored)
-        self.reads = 0
+        self.reads = self.failed = 0
+        self.away, self.down = away, False
 
     async def events(self, order_id: str, after_seq: int = 0) -> list[Event]:
-        assert order_id == ORDER_ID
+        assert order_id in (ORDER_ID, FOREIGN_ORDER_ID)
         self.reads += 1
         await asyncio.sleep(0)  # a round trip: more may be stored meanwhile
+        if self.down or self.reads in self.away:
+            self.failed += 1
+            raise ConnectionRefusedError("PostgreSQL is away")
         return [e for e in self.stored if e.seq > after_seq]
 
 
@@ -109,6 +127,8 @@ class Scenario:
     direct: str  # off | always | flaky: how `deliver_now` behaves (flaky: refuses every other event)
     steps: list[Step]
     late_order: list[int] = field(default_factory=list)
+    away: frozenset[int] = frozenset()
+    """The repository reads that fail (PostgreSQL away)."""
 
 
 steps = st.builds(
@@ -132,7 +152,9 @@ def scenarios(draw, after=None):
     live = draw(st.lists(steps, min_size=n - stored_before, max_size=n - stored_before))
     return Scenario(
         events=events, stored_before=stored_before, after=chosen_after, queue_size=draw(st.integers(1, 8)),
-        slow_client=draw(st.booleans()), direct=draw(st.sampled_from(["off", "always", "flaky"])), steps=live, late_order=draw(st.permutations(range(n))),
+        slow_client=draw(st.booleans()), direct=draw(st.sampled_from(["off", "always", "flaky"])), steps=live,
+        late_order=draw(st.permutations(range(n))),
+        away=draw(st.one_of(st.just(frozenset()), st.frozensets(st.integers(1, 12), max_size=8))),
     )
 
 
@@ -168,8 +190,12 @@ async def produce(scenario: Scenario, hub: FakeHub, orders: FakeOrders) -> None:
 
 async def follow(scenario: Scenario) -> tuple[list[Event], FakeHub, FakeOrders]:
     hub = FakeHub(scenario.queue_size)
-    orders = FakeOrders(scenario.events[:scenario.stored_before])
+    orders = FakeOrders(scenario.events[:scenario.stored_before], scenario.away)
     delivered: list[Event] = []
+    notices: list[BaseException] = []
+
+    async def on_outage(exc: BaseException) -> None:
+        notices.append(exc)
 
     offers = 0
 
@@ -189,10 +215,12 @@ async def follow(scenario: Scenario) -> tuple[list[Event], FakeHub, FakeOrders]:
     producer = asyncio.create_task(produce(scenario, hub, orders))
     now = None if scenario.direct == "off" else deliver_now
     try:
-        await asyncio.wait_for(follow_order(ORDER_ID, scenario.after, hub, orders, deliver, deliver_now=now),
-                               FINISH_WITHIN_S)
+        await asyncio.wait_for(follow_order(ORDER_ID, scenario.after, hub, orders, deliver, deliver_now=now,
+                                            on_outage=on_outage), FINISH_WITHIN_S)
     finally:
         await producer
+    # Told of an outage if a read met one, at most once per failed read.
+    assert bool(notices) == bool(orders.failed) and len(notices) <= orders.failed
     return delivered, hub, orders
 
 
@@ -339,3 +367,164 @@ async def test_events_in_order_are_handed_on_by_the_hub_without_waking_the_follo
     await asyncio.wait_for(follower, 1.0)
     assert direct == events and queued == []
     assert watcher.direct is None and hub.watchers == []
+
+
+# --- outages: PostgreSQL away while an order is followed, the hub's Redis subscription lost ------
+
+FLOW = ["pending", "routing", "routed", "building", "submitted", "confirmed"]
+
+
+async def test_a_follower_waits_out_postgres_and_resumes_after_the_last_seq_it_sent() -> None:
+    """The issue's socket: PostgreSQL goes away after `building`, for many retries. The client is told
+    once that the order is still followed (not that nothing was accepted), then gets `submitted` and
+    `confirmed` once PostgreSQL is back, though their publishes were lost."""
+    events = order_events(FLOW)
+    hub, orders = FakeHub(8), FakeOrders([])
+    watcher = await hub.watch(ORDER_ID)
+    sent: list[int | str] = []
+
+    async def deliver(event: Event) -> None:
+        sent.append(event.seq)
+
+    async def on_outage(exc: BaseException) -> None:
+        sent.append(f"notice: {type(exc).__name__}")
+
+    follower = asyncio.create_task(follow_order(ORDER_ID, 0, hub, orders, deliver, watcher, on_outage=on_outage))
+    for event in events[:4]:
+        orders.stored.append(event)
+        hub.publish(event)
+    orders.down = True
+    while orders.failed < 10:  # the quiet timer's catch-up meets the outage, and keeps trying
+        await asyncio.sleep(CATCH_UP_S / 5)
+    assert not follower.done()
+    orders.stored += events[4:]  # stored as PostgreSQL returns; published while the hub was away: lost
+    orders.down = False
+    await asyncio.wait_for(follower, FINISH_WITHIN_S)
+    assert sent == [1, 2, 3, 4, "notice: ConnectionRefusedError", 5, 6]
+
+
+class FakePubSub:
+    """What EventHub uses of redis-py's asyncio PubSub. `reconnect()` does what redis-py does when its
+    connection comes back: each connect callback runs (redis-py's own sends the subscriptions
+    again), then Redis confirms each channel and pattern."""
+
+    def __init__(self) -> None:
+        self.channels: dict[bytes, None] = {}
+        self.patterns: dict[bytes, None] = {}
+        self.connection = self
+        self.callbacks: list = []
+        self.inbox: asyncio.Queue[dict] = asyncio.Queue()
+        self.down = False
+
+    async def psubscribe(self, *patterns: str) -> None:
+        self.patterns.update(dict.fromkeys(p.encode() for p in patterns))
+
+    async def subscribe(self, *channels: str) -> None:
+        if self.down:
+            raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        self.channels.update(dict.fromkeys(c.encode() for c in channels))
+
+    async def unsubscribe(self, *channels: str) -> None:
+        for channel in channels:
+            self.channels.pop(channel.encode(), None)
+
+    def register_connect_callback(self, callback) -> None:
+        self.callbacks.append(callback)
+
+    def deregister_connect_callback(self, callback) -> None:
+        self.callbacks.remove(callback)
+
+    async def get_message(self, timeout: float | None = None) -> dict:
+        return await self.inbox.get()
+
+    async def aclose(self) -> None:
+        pass
+
+    def reconnect(self) -> None:
+        self.down = False
+        for callback in self.callbacks:
+            callback(self)
+        for kind, names in (("subscribe", self.channels), ("psubscribe", self.patterns)):
+            for name in names:
+                self.inbox.put_nowait({"type": kind, "channel": name, "data": 1, "pattern": None})
+
+    def publish(self, channel: str, event: Event) -> None:
+        self.inbox.put_nowait({"type": "message", "channel": channel.encode(), "data": encode_event(event),
+                               "pattern": None})
+
+
+class FakeRedis:
+    def __init__(self) -> None:
+        self.pubsub_made = FakePubSub()
+
+    def pubsub(self) -> FakePubSub:
+        return self.pubsub_made
+
+
+@pytest.fixture
+async def hub_on_fake_redis(monkeypatch: pytest.MonkeyPatch):
+    """The real EventHub of the web process whose home is ORDER_ID's, on a fake Redis; only a nudge
+    can make a follower read PostgreSQL here (the quiet timer waits 30 s)."""
+    monkeypatch.setattr(streaming, "CATCH_UP_INTERVAL_S", 30.0)
+    redis = FakeRedis()
+    resubscribed: list[bool] = []
+    hub = EventHub(redis, "ns", order_home(ORDER_ID), on_resubscribed=lambda: resubscribed.append(True))
+    await hub.start()
+    yield hub, redis.pubsub_made, resubscribed
+    await hub.stop()
+
+
+async def wait_for(condition, seconds: float = 1.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
+async def test_once_the_hub_is_subscribed_again_every_follower_reads_what_it_missed(hub_on_fake_redis) -> None:
+    """Redis restarted: what was published while the hub's subscription was down is lost. When the
+    last subscription is confirmed again, each follower is nudged and reads it from PostgreSQL
+    (not 30 s later), and the hub's owner hears of it once."""
+    hub, pubsub, resubscribed = hub_on_fake_redis
+    events = order_events(FLOW)
+    orders, delivered = FakeOrders([]), []
+
+    async def deliver(event) -> None:
+        delivered.append(event.seq)
+
+    watcher = await hub.watch(ORDER_ID)
+    follower = asyncio.create_task(follow_order(ORDER_ID, 0, hub, orders, deliver, watcher))
+    for event in events[:2]:
+        orders.stored.append(event)
+        pubsub.publish(event_channel("ns", ORDER_ID), event)
+    await wait_for(lambda: delivered == [1, 2])
+    orders.stored += events[2:]  # published while Redis was away: nobody heard them
+    pubsub.reconnect()
+    await asyncio.wait_for(follower, 1.0)
+    assert delivered == [1, 2, 3, 4, 5, 6] and resubscribed == [True]
+    assert pubsub.patterns == {home_pattern("ns", order_home(ORDER_ID)).encode(): None}
+
+
+async def test_an_order_of_another_process_watched_while_redis_is_away_is_subscribed_once_it_is_back(
+        hub_on_fake_redis) -> None:
+    """Following another web process's order needs a SUBSCRIBE: with Redis away it cannot be sent, yet
+    the stream starts (from PostgreSQL) and its channel is subscribed as soon as Redis is back."""
+    hub, pubsub, _ = hub_on_fake_redis
+    events = [msgspec.structs.replace(e, order_id=FOREIGN_ORDER_ID) for e in order_events(FLOW)]
+    orders, delivered = FakeOrders(events[:1]), []
+
+    async def deliver(event) -> None:
+        delivered.append(event.seq)
+
+    pubsub.down = True
+    follower = asyncio.create_task(follow_order(FOREIGN_ORDER_ID, 0, hub, orders, deliver))
+    await wait_for(lambda: delivered == [1])
+    assert pubsub.channels == {}
+    pubsub.reconnect()
+    channel = event_channel("ns", FOREIGN_ORDER_ID)
+    await wait_for(lambda: channel.encode() in pubsub.channels)
+    for event in events[1:]:  # from now on, live
+        orders.stored.append(event)
+        pubsub.publish(channel, event)
+    await asyncio.wait_for(follower, 1.0)
+    assert delivered == [1, 2, 3, 4, 5, 6] and orders.reads == 2  # the first read, and the nudge's
+    await wait_for(lambda: pubsub.channels == {})  # unsubscribed with its last follower
