@@ -2,8 +2,9 @@
 WebSocket routes): what a client's message asks for, and the frames that answer it.
 
 A message is an order (the same JSON as POST /api/orders/execute), or a command with a top-level
-"action": `{"action":"cancel","orderId"}`, and, where the transport has no stream socket (API
-Gateway), `{"action":"subscribe","orderId","after"}`. Refusals are error frames
+"action": `{"action":"cancel","orderId"}` or `{"action":"subscribe","orderId","after"}` (follow one
+of the client's orders from seq `after`: API Gateway has no stream socket, and the local order
+socket takes it too, so a client cannot tell the two apart). Refusals are error frames
 `{"type":"error","error","field","status"}` (+ `retryAfter` on a 429), the same text on every side.
 """
 

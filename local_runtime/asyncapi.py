@@ -16,6 +16,7 @@ import msgspec
 from litestar import Request, get
 
 from functions.desk import CancelAction
+from functions.socket_messages import SubscribeAction
 from local_runtime.auth import API_KEY_QUERY
 from shared.domain.events import MAX_SEQ, Event
 from shared.domain.market import Venue
@@ -90,7 +91,7 @@ def _alternatives(schemas: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def typed_schemas() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """(the `order` message's payload, the components generated from the types)."""
-    generated, components = msgspec.json.schema_components((*ORDER_BODIES, CancelAction, *OUTPUT_TYPES),
+    generated, components = msgspec.json.schema_components((*ORDER_BODIES, CancelAction, SubscribeAction, *OUTPUT_TYPES),
                                                            ref_template=REF)
     generated, components = _for_asyncapi(generated), _for_asyncapi(components)
     for model in OUTPUT_TYPES:
@@ -250,6 +251,15 @@ def _messages(order_payload: dict[str, Any]) -> dict[str, Any]:
             "payload": _ref("CancelAction"),
             "examples": [{"payload": {"action": "cancel", "orderId": EXAMPLE_ORDER_ID}}],
         },
+        "subscribe": {
+            "name": "subscribe", "title": "Follow an order", "contentType": "application/json",
+            "summary": "Follow one of this client's orders on this socket: its stored events after seq `after` "
+                       "(default 0; a number, or the digits `?after=` takes), then its live ones, to its terminal "
+                       "event (404: no such order of this client; 422 naming `after`). The same command as on the "
+                       "cloud's WebSocket API.",
+            "payload": _ref("SubscribeAction"),
+            "examples": [{"payload": {"action": "subscribe", "orderId": EXAMPLE_ORDER_ID, "after": 2}}],
+        },
         "event": {
             "name": "event", "title": "Order event", "contentType": "application/json",
             "summary": "An order's status changed: `{orderId, seq, status, ts, data}`.",
@@ -340,7 +350,8 @@ def _bindings(query: dict[str, Any]) -> dict[str, Any]:
 
 def _channels(settings: Settings) -> dict[str, Any]:
     execute = (
-        "Send orders and cancels as JSON text frames; receive the events of every order placed on this socket, "
+        "Send orders, cancels and subscribes as JSON text frames; receive the events of every order placed or "
+        "subscribed to on this socket, "
         "until each one's terminal event. Several orders may share the socket. An order repeating a "
         "`clientOrderId` of this client gets the original order's events again from seq 1. A bad message gets an "
         "`error` and the socket stays usable: a binary frame (400), not JSON (400), a wrong field (422, naming it), "
@@ -367,7 +378,7 @@ def _channels(settings: Settings) -> dict[str, Any]:
             "address": "/api/orders/execute", "title": "Place and cancel orders",
             "description": _described(execute, _close_codes(settings, stream=False)),
             "messages": {name: {"$ref": f"#/components/messages/{name}"}
-                         for name in ("order", "cancel", "event", "notice", "error", "cancelAck")},
+                         for name in ("order", "cancel", "subscribe", "event", "notice", "error", "cancelAck")},
             "bindings": _bindings({}),
             "x-close-codes": _close_codes(settings, stream=False),
         },
@@ -390,6 +401,7 @@ def _operation(action: str, channel: str, messages: tuple[str, ...], summary: st
 OPERATIONS = {
     "placeOrder": ("receive", "execute", ("order",), "A client places an order"),
     "cancelOrder": ("receive", "execute", ("cancel",), "A client cancels an order"),
+    "subscribeToOrder": ("receive", "execute", ("subscribe",), "A client follows one of its orders from a seq"),
     "sendOrderEvents": ("send", "execute", ("event", "notice", "error", "cancelAck"),
                         "The events of the orders placed on this socket, outage notices, refusals, acks"),
     "sendStream": ("send", "stream", ("event", "notice", "error"),

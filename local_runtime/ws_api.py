@@ -24,7 +24,9 @@ from litestar.exceptions import WebSocketDisconnect
 
 from functions.bootstrap import Services
 from functions.desk import CancelAction, OrderDesk, Submitted, authenticate
-from functions.socket_messages import REVOKED_MESSAGE, cancelled_frame, error_frame, read_message, refusal
+from functions.socket_messages import (
+    REVOKED_MESSAGE, SubscribeAction, cancelled_frame, error_frame, read_message, refusal,
+)
 from local_runtime.auth import KeySession, KeySessions, presented_key
 from local_runtime.hub import EventHub, Subscription
 from local_runtime.streaming import OUTAGE_ERRORS, follow_order
@@ -228,22 +230,25 @@ async def _serve_orders(socket: WebSocket, client: ApiClient, session: KeySessio
                     await socket.close(code=1000)
                     return
                 try:
-                    message = read_message(text, settings.ws_max_message_bytes)
+                    message = read_message(text, settings.ws_max_message_bytes, subscribe=True)
+                    if not await _still_valid(socket, session):
+                        break  # the guard tells the client and closes the socket
                     if isinstance(message, CancelAction):
-                        if not await _still_valid(socket, session):
-                            break  # the guard tells the client and closes the socket
                         await outbox.put(cancelled_frame(await desk.cancel(message.order_id, client.client_id)))
                         continue
-                    if not await _still_valid(socket, session):
-                        break
-                    done, subscription = await _submit_subscribed(message, client, desk, hub, services)
+                    if isinstance(message, SubscribeAction):  # as on API Gateway's socket: one of this client's orders
+                        after, order = message.after_seq(), await desk.owned(message.order_id, client.client_id)
+                        follow = _follow(socket, order.id, outbox, after)
+                    else:
+                        done, subscription = await _submit_subscribed(message, client, desk, hub, services)
+                        follow = _follow(socket, done.order_id, outbox, subscription=subscription)
                 except InputError as exc:
                     await outbox.put(refusal(exc))
                     continue
                 except OUTAGE_ERRORS as exc:  # not SERVICE_ERRORS alone: a 4500 would end the socket's streams
                     await outbox.put(error_frame(unavailable_message(exc), None, status=503))
                     continue
-                task = tasks.create_task(_follow(socket, done.order_id, outbox, subscription=subscription))
+                task = tasks.create_task(follow)
                 following.add(task)
                 task.add_done_callback(following.discard)
     except* _Revoked:

@@ -60,6 +60,25 @@ async def test_post_then_stream_replays_after_seq_and_ends_at_terminal(runtime):
     assert tail == full[3:]
 
 
+async def test_the_order_socket_takes_a_subscribe_as_the_clouds_socket_does(runtime):
+    """`{"action":"subscribe","orderId","after"}` on the order socket: the events after `after`, then
+    the end; another client's order is the 404 an unknown one gets; a bad `after` a 422 naming it."""
+    order_id = runtime.post_order(SELL).json()["orderId"]
+    runtime.wait_for_status(order_id, {"confirmed"})
+    other_key = await runtime.create_key(f"other-{uuid.uuid4().hex[:8]}")
+    async with connect(f"{runtime.ws_base}/api/orders/execute", api_key=other_key) as socket:
+        await socket.send(json.dumps({"action": "subscribe", "orderId": order_id}))
+        refused = await receive_json(socket)
+    assert (refused["type"], refused["status"], refused["field"]) == ("error", 404, "orderId")
+    async with connect(f"{runtime.ws_base}/api/orders/execute") as socket:
+        await socket.send(json.dumps({"action": "subscribe", "orderId": order_id, "after": "x"}))
+        bad = await receive_json(socket)
+        await socket.send(json.dumps({"action": "subscribe", "orderId": order_id, "after": 2}))
+        tail = await receive_until_terminal(socket)
+    assert (bad["status"], bad["field"]) == (422, "after")
+    assert [e["seq"] for e in tail] == [3, 4, 5, 6] and tail == runtime.get(f"/api/orders/{order_id}/events?after=2").json()
+
+
 async def test_order_and_events_are_readable_over_http(runtime):
     async with connect(f"{runtime.ws_base}/api/orders/execute") as socket:
         await socket.send(json.dumps(SELL))
