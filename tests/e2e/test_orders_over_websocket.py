@@ -6,12 +6,15 @@ import asyncio
 import hashlib
 import json
 import uuid
+from collections.abc import Iterator
+from decimal import Decimal
 
 import httpx
 import pytest
 from solders.pubkey import Pubkey
 
-from tests.e2e.runtime import close_code, connect, receive_json, receive_until_terminal
+from tests.conftest import REDIS_URL, _admin, database_url, run_sync
+from tests.e2e.runtime import Runtime, close_code, connect, receive_json, receive_until_terminal
 from tests.unit.test_asyncapi import fitting
 
 SELL = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "1.5", "slippageBps": 100}
@@ -214,3 +217,49 @@ async def test_resting_orders_events_fit_the_asyncapi_document(runtime, asyncapi
         ["pending", "waiting", "waiting", "triggered"]]
     for events in streams:
         assert fits(asyncapi, "sendStream", events) == ["event"] * len(events)
+
+
+@pytest.fixture(scope="module")
+def slow_chain_runtime() -> Iterator[Runtime]:
+    """A runtime of its own with the simulated chain's default delays (a transaction takes seconds to
+    land), so a test can move one pool between an order's routing and its landing."""
+    name = f"dex_e2e_{uuid.uuid4().hex[:10]}"
+    server = Runtime({
+        "REDIS_URL": REDIS_URL, "DATABASE_URL": database_url(name), "DEX_NAMESPACE": f"e2e{uuid.uuid4().hex[:8]}",
+        "DEX_SIM_DRIFT_INTERVAL_MS": "0", "DEX_SIM_CONFIRM_DELAY_MS": "2000", "DEX_SIM_CONFIRM_JITTER_MS": "0",
+    }).start()
+    yield server
+    server.stop()
+    server.forget_namespace()
+    run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def test_a_partial_fill_ends_its_stream_saying_what_was_sold_bought_and_left(slow_chain_runtime):
+    """A split sell whose Meteora pool is moved against it while its transactions land: the Raydium
+    leg lands, the Meteora leg fails its floor. The order ends `partially_filled` on its socket, in
+    seq order, its terminal event alone saying what was sold (amountIn), bought (amountOut), at what
+    price, and what is left (unfilledAmountIn); the order as stored says the same."""
+    runtime = slow_chain_runtime
+    sol_usdc = {"baseAsset": "SOL", "quoteAsset": "USDC"}
+    async with connect(f"{runtime.ws_base}/api/orders/execute") as socket:
+        await socket.send(json.dumps({**sol_usdc, "type": "market", "side": "sell", "amount": "3000"}))
+        events = [await receive_json(socket)]
+        while events[-1]["status"] != "submitted":
+            events.append(await receive_json(socket))
+        routed = next(e for e in events if e["status"] == "routed")["data"]
+        assert {leg["venue"] for leg in routed["legs"]} == {"raydium", "meteora"}, routed  # the size splits
+        moved = runtime.post("/api/sim/prices", {**sol_usdc, "price": "100", "venue": "meteora"})
+        assert moved.status_code == 200, moved.text  # a price the Meteora leg's floor cannot meet now
+        spot = Decimal(moved.json()["spot"]["raydium"])  # Raydium's, unchanged
+        events += await receive_until_terminal(socket)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["status"] == "partially_filled", events[-1]
+    done = events[-1]["data"]
+    assert done["amountIn"] + done["unfilledAmountIn"] == done["requestedAmountIn"] == 3000 * 10**9
+    raydium = next(leg for leg in routed["legs"] if leg["venue"] == "raydium")
+    assert done["amountIn"] == raydium["amountIn"] and done["amountOut"] >= raydium["minAmountOut"] > 0
+    price = (Decimal(done["amountOut"]) / 10**6) / (Decimal(done["amountIn"]) / 10**9)
+    assert abs(Decimal(done["executionPrice"]) - price) <= Decimal("0.000001") * price and price < spot
+    stored = runtime.get(f"/api/orders/{events[0]['orderId']}").json()
+    assert (stored["status"], stored["filledAmountIn"], stored["amountOut"]) == (
+        "partially_filled", done["amountIn"], done["amountOut"])
