@@ -1,7 +1,8 @@
 """The bench: fixed scenarios on this machine, one results table, every figure a ratio on the
 same hardware.
 
-    python3 dev.py bench [--seconds 20] [--sockets 200] [--in-flight 5000] [--only SCENARIO ...]
+    python3 dev.py bench [--seconds 20] [--sockets 200] [--in-flight 5000] [--snipers 1000] [--only SCENARIO ...]
+                         [--engine-root TREE]
 
 Each scenario gets its own database and Redis namespace; all but the last run with every
 simulated delay at zero (the engine alone):
@@ -17,19 +18,32 @@ simulated delay at zero (the engine alone):
 * `… one at a time`: the same with DEX_BATCH_MAX=1 (one message per SAQ job, one statement
   per status change, one publish per event): the baseline the batching is measured against.
 * `… at 100 orders/s`: open loop at a fixed rate (the overhead target), web + worker
-  (`rate-100`) and in one process (`rate-100-one-process`).
+  (`rate-100`), in one process (`rate-100-one-process`) and 2 web + 2 workers
+  (`rate-100-two-web-two-workers`). Each first measures the floor of an order's critical path
+  (loadtest/bench_floor.py: one durable commit, one Redis round trip, one process wake-up, each
+  paced at 100 Hz, times their counts on the path); the row shows p50 and p99 as multiples of it.
 * `no queue, in-process`: the same four functions called one after another in this
   process on the real PostgreSQL and Redis (events stored and published), no SAQ, no
   WebSocket: the cost of the queue and the sockets.
 * `5,000 in flight, default delays`: web + worker with the default simulated delays
-  (2.4–2.9 s per order); 5,000 sockets each send one order at the same moment.
+  (2.4–2.9 s per order); 5,000 sockets each send one order at the same moment. When
+  `web-and-worker` ran too, a line under the table gives the burst's CPU per order against it.
+* `1,000 snipers, one launch`: web + worker, zero delays; `--snipers` sniper orders wait for one
+  new token, then one `POST /api/sim/launch` (loadtest/bench_sniper.py). Its latencies are launch
+  → each sniper's `submitted`; the floor column compares the first transaction (the first
+  `submitted`) with the floor of its path; lines under the table give that path's events.
 
-Columns: orders/s; submit → confirmed p50/p95/p99 (client side); per stage p50/p95/p99
+`--engine-root TREE` starts the engine of another build (a `git worktree` of an older commit;
+its migrations make the database) under this same bench, for before/after comparisons.
+
+Columns: orders/s; submit → confirmed p50/p95/p99 (client side); p50 and p99 ÷ the floor (where
+measured); per stage p50/p95/p99
 from the stored event times (pending→routing = queue hop + quotes, routing→routed,
 routed→submitted, submitted→confirmed); CPU milliseconds per order of each process (web,
-worker — web1, web2, worker1, worker2 when there are two of each —, PostgreSQL's backends,
-Redis, the load client) and peak resident MiB of the engine's processes; Redis commands per
-order (INFO commandstats); events stored and delivered per order; orders not confirmed (from
+worker — web1, web2, worker1, worker2 when there are two of each —, PostgreSQL's own processes
+and the backends of the scenario's database (not other databases' on a shared server), Redis,
+the load client) and peak resident MiB of the engine's processes; Redis commands per order
+(INFO commandstats: the whole server's); events stored and delivered per order; orders not confirmed (from
 the client's terminal events), with how many of the stored failures were `slippage`.
 """
 
@@ -52,17 +66,17 @@ import msgspec
 import uvloop
 from redis.asyncio import Redis
 
+from functions.bootstrap import bootstrap
+from functions.desk import decode_order
 from functions.pipeline import PIPELINE, step_for
-from loadtest import ws_client
+from loadtest import bench_floor, bench_sniper, ws_client
 from loadtest.ws_client import LeanSocket
 from local_runtime.services import ensure_database, run_migrations
-from shared.domain.orders import FailureReason
-from shared.domain.messages import NewOrder
-from shared.settings import load_settings
-from shared.domain.states import TERMINAL_STATUSES
-from functions.desk import decode_order
-from functions.bootstrap import bootstrap
 from shared.adapters.redis.connection import forget_namespace
+from shared.domain.messages import NewOrder
+from shared.domain.orders import FailureReason
+from shared.domain.states import TERMINAL_STATUSES
+from shared.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDERS = tuple(
@@ -89,12 +103,23 @@ class Result:
     """CPU seconds used during the load, by process role (web, worker, postgres, redis, client)."""
     rss_mb: dict[str, float] = field(default_factory=dict)
     """Peak resident MiB during the load, by engine role (web, worker)."""
+    syscalls: tuple[int, int] = (0, 0)
+    """Read and write system calls of the engine's processes during the load (/proc/PID/io): what
+    wakes them, counted exactly whatever else the machine runs."""
     redis_per_order: float = 0.0
     events_per_order: float = 0.0
     delivered: int = 0
     failed: int = 0
     slippage: int = 0
     """Stored orders not confirmed whose failure reason is `slippage`."""
+    floor_ms: float | None = None
+    """The floor of the order's critical path measured just before (bench_floor), if measured."""
+    notes: list[str] = field(default_factory=list)
+    """Lines printed under the table."""
+    first_ms: float | None = None
+    """A reaction's first transaction (the sniper row): what its floor ratio is of."""
+    launched_at: float | None = None
+    """The reaction's launch call (epoch seconds): the first order's events are timed from it."""
 
 
 def percentile(values: list[float], p: int) -> float:
@@ -146,6 +171,19 @@ def pss_mib(pids: list[int]) -> float:
     return total_kib / 1024
 
 
+def syscalls_of(pids: list[int]) -> tuple[int, int]:
+    """Read and write system calls these processes made so far (syscr, syscw)."""
+    reads = writes = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/io") as f:
+                counts = dict(line.split(": ") for line in f.read().splitlines())
+        except (OSError, ValueError):
+            continue
+        reads, writes = reads + int(counts["syscr"]), writes + int(counts["syscw"])
+    return reads, writes
+
+
 def cpu_of(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
@@ -156,17 +194,34 @@ def cpu_of(pids: list[int]) -> float:
     return total
 
 
+def postgres_of(database: str | None) -> list[int]:
+    """PostgreSQL's processes serving `database`: its backends and the server's own (postmaster, WAL
+    writer, checkpointer…), not the backends of other databases (the server is shared with other
+    work on this machine). Every `postgres` process when `database` is None."""
+    found = []
+    for pid in named("postgres"):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        backend = any(peer in command for peer in ("127.0.0.1", "[local]", "::1", "localhost"))
+        if database is None or not backend or f" {database} " in command:
+            found.append(pid)
+    return found
+
+
 class CpuMeter:
     """CPU seconds of each role's processes between `start()` and `stop()`: the engine's own
-    (by role), PostgreSQL's (every `postgres` process: backends, WAL writer, checkpointer),
+    (by role), PostgreSQL's (the server's own processes and the backends of `database`),
     Redis's and this process's (`own`: the load client, or the engine when it runs here)."""
 
-    def __init__(self, roles: dict[str, list[int]], own: str = "client") -> None:
+    def __init__(self, roles: dict[str, list[int]], own: str = "client", database: str | None = None) -> None:
         self._roles = {**roles, "postgres": [], "redis": [], own: [os.getpid()]}
+        self._database = database
         self._before: dict[str, float] = {}
 
     def _sample(self) -> dict[str, float]:
-        self._roles["postgres"] = named("postgres")
+        self._roles["postgres"] = postgres_of(self._database)
         self._roles["redis"] = named("redis-server")
         return {role: cpu_of(pids) for role, pids in self._roles.items()}
 
@@ -188,8 +243,10 @@ async def forget_keys(redis_url: str, namespace: str) -> None:
 
 
 class Services:
-    def __init__(self) -> None:
+    def __init__(self, engine_root: Path = ROOT) -> None:
         self.settings = load_settings()
+        self.engine_root = engine_root
+        """Whose `local_runtime` the scenarios start (another build's tree, e.g. a git worktree)."""
 
     def database_url(self, name: str) -> str:
         return urlunsplit(urlsplit(self.settings.database_url)._replace(path=f"/{name}"))
@@ -197,8 +254,21 @@ class Services:
     async def fresh_database(self) -> str:
         url = self.database_url(f"dex_bench_{uuid.uuid4().hex[:8]}")
         await ensure_database(url)
-        run_migrations(url)
+        if self.engine_root == ROOT:
+            run_migrations(url)
+        else:  # that build's schema
+            migrate = "import sys; from local_runtime.services import run_migrations; run_migrations(sys.argv[1])"
+            await asyncio.to_thread(
+                subprocess.run, [sys.executable, "-c", migrate, url], cwd=self.engine_root, check=True,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                    filter(None, (str(self.engine_root), os.environ.get("PYTHONPATH"))))},
+                stdout=subprocess.DEVNULL)
         return url
+
+    def one_process(self) -> tuple[str, ...]:
+        """The one-process command of the engine's build (before `--workers inline`, `start` alone)."""
+        cli = (self.engine_root / "local_runtime" / "cli.py").read_text()
+        return ("start", "--workers", "inline") if '"inline"' in cli or "'inline'" in cli else ("start",)
 
     async def drop(self, url: str, namespace: str | None = None) -> None:
         """Remove what a scenario left: its database and (if named) its namespace's Redis keys."""
@@ -234,6 +304,13 @@ async def stored_figures(url: str, result: Result) -> int:
         for row in await connection.fetch("SELECT coalesce(failure_reason, status) AS why, count(*) AS n FROM orders"
                                           " WHERE status <> 'confirmed' GROUP BY 1 ORDER BY 2 DESC LIMIT 3"):
             print(f"  {result.name or 'scenario'}: {row['n']} not confirmed: {row['why'][:150]}", file=sys.stderr)
+        if result.launched_at is not None:  # the path of the first order to reach `submitted`
+            rows = await connection.fetch(
+                "SELECT status, extract(epoch FROM created_at) AS at FROM order_events WHERE order_id ="
+                " (SELECT order_id FROM order_events WHERE status = 'submitted' ORDER BY created_at LIMIT 1)"
+                " AND created_at >= to_timestamp($1) ORDER BY seq", result.launched_at)
+            result.notes.append("first transaction's path, ms after the launch call: " + ", ".join(
+                f"{r['status']} {(float(r['at']) - result.launched_at) * 1000:.1f}" for r in rows))
         for start, end in STAGES:
             rows = await connection.fetch(
                 "SELECT extract(epoch FROM b.created_at - a.created_at) * 1000 AS ms FROM order_events a"
@@ -264,11 +341,13 @@ async def listening(port: int) -> bool:
 
 
 async def start_processes(launches: list[tuple[tuple[str, ...], int | None]],
-                          env: dict[str, str]) -> list[subprocess.Popen]:
-    """Start each `local_runtime` command (with PORT set when it has a port) and wait until every
-    port answers."""
+                          env: dict[str, str], root: Path = ROOT) -> list[subprocess.Popen]:
+    """Start each `local_runtime` command of the build at `root` (with PORT set when it has a
+    port) and wait until every port answers."""
     log = open(ROOT / "loadtest" / "out" / "bench-engine.log", "ab")  # noqa: SIM115 - lives with the processes
-    processes = [subprocess.Popen([sys.executable, "-m", "local_runtime", *command], cwd=ROOT,
+    if root != ROOT:  # that tree first (what else PYTHONPATH names after it: packages only that build needs)
+        env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, (str(root), env.get("PYTHONPATH"))))}
+    processes = [subprocess.Popen([sys.executable, "-m", "local_runtime", *command], cwd=root,
                                   env=env if port is None else {**env, "PORT": str(port)},
                                   stdout=log, stderr=subprocess.STDOUT) for command, port in launches]
     waiting = {port for _, port in launches if port is not None}
@@ -409,6 +488,7 @@ async def engine_scenario(name: str, services: Services, layout: tuple[Process, 
     Peak memory: RSS of each engine process, and the PSS of everything the engine runs on (its
     processes, PostgreSQL's, Redis's) together."""
     url = await services.fresh_database()
+    database = urlsplit(url).path.lstrip("/")
     first_port = 18000 + os.getpid() % 1000
     ports = [first_port + n if p.web else None for n, p in enumerate(layout)]
     key = f"dex_bench-{uuid.uuid4().hex}"
@@ -417,7 +497,10 @@ async def engine_scenario(name: str, services: Services, layout: tuple[Process, 
            "DEX_SIM_ZERO_DELAYS": "true", "DEX_DEV_API_KEY": key, "DEX_ORDERS_PER_MINUTE": "100000000",
            "DEX_MAX_IN_FLIGHT": "1000000", "DEX_WS_MAX_SOCKETS_PER_CLIENT": "100000", "DEX_LOG_LEVEL": "WARNING",
            **(env or {})}
-    processes = await start_processes([(p.command, port) for p, port in zip(layout, ports, strict=True)], env)
+    layout = tuple(Process(p.role, services.one_process(), p.web) if p.command == ONE_PROCESS_COMMAND else p
+                   for p in layout)
+    processes = await start_processes([(p.command, port) for p, port in zip(layout, ports, strict=True)], env,
+                                      services.engine_root)
     roles = {p.role: tree(proc.pid) for p, proc in zip(layout, processes, strict=True)}
     peak_rss = dict.fromkeys((*roles, "all (PSS)"), 0.0)
 
@@ -425,16 +508,19 @@ async def engine_scenario(name: str, services: Services, layout: tuple[Process, 
         while True:
             for role, pids in roles.items():
                 peak_rss[role] = max(peak_rss[role], sum(proc_cpu_rss(p)[1] for p in pids))
-            everything = [p for pids in roles.values() for p in pids] + named("postgres") + named("redis-server")
+            everything = [p for pids in roles.values() for p in pids] + postgres_of(database) + named("redis-server")
             peak_rss["all (PSS)"] = max(peak_rss["all (PSS)"], pss_mib(everything))
             await asyncio.sleep(0.5)
 
-    meter = CpuMeter(roles)
+    meter = CpuMeter(roles, database=database)
     calls_before = 0
+    engine = [pid for pids in roles.values() for pid in pids]
+    syscalls_before = (0, 0)
 
     async def begin() -> None:
-        nonlocal calls_before
+        nonlocal calls_before, syscalls_before
         meter.start()
+        syscalls_before = syscalls_of(engine)
         calls_before = await services.redis_calls()
 
     try:
@@ -445,6 +531,8 @@ async def engine_scenario(name: str, services: Services, layout: tuple[Process, 
             sampler.cancel()
         result.redis_per_order = (await services.redis_calls() - calls_before) / max(1, result.orders)
         result.cpu_s = meter.stop()
+        result.syscalls = tuple(after - before for after, before in zip(syscalls_of(engine), syscalls_before,
+                                                                             strict=True))
         result.rss_mb = peak_rss
     finally:
         for proc in processes:
@@ -467,7 +555,7 @@ async def in_process_scenario(services: Services, concurrency: int, seconds: flo
     requests = [decode_order(json.dumps(order)) for order in ORDERS]
     result = Result("no queue, in-process")
     stop_at = time.monotonic() + seconds
-    meter = CpuMeter({}, own="engine")  # the engine runs in the bench's own process
+    meter = CpuMeter({}, own="engine", database=urlsplit(url).path.lstrip("/"))  # the engine runs here
     meter.start()
     calls_before = await services.redis_calls()
 
@@ -494,7 +582,8 @@ async def in_process_scenario(services: Services, concurrency: int, seconds: flo
 
 WEB = ("start", "--workers", "none")
 WORKER = ("worker", "--processes", "1")
-ONE_PROCESS = (Process("engine", ("start", "--workers", "inline"), web=True),)
+ONE_PROCESS_COMMAND = ("start", "--workers", "inline")
+ONE_PROCESS = (Process("engine", ONE_PROCESS_COMMAND, web=True),)
 """`start` alone would also start a worker process (its default): inline is one process."""
 WEB_AND_WORKER = (Process("web", WEB, web=True), Process("worker", WORKER))
 TWO_WEB_TWO_WORKERS = (Process("web1", WEB, web=True), Process("web2", WEB, web=True),
@@ -512,6 +601,51 @@ def at_100_per_second(args):
     return lambda urls, key, begin: websocket_load(urls, key, begin, 50, args.seconds, rate=100)
 
 
+def with_floor(path: dict, run):
+    """Measure the floor of `path` (bench_floor) on a fresh database, then run the scenario."""
+
+    async def measured(services: Services, args) -> Result:
+        url = await services.fresh_database()
+        try:
+            costs = await bench_floor.measure(url, services.settings.redis_url)
+        finally:
+            await services.drop(url)
+        result = await run(services, args)
+        result.floor_ms = costs.floor_ms(path)
+        result.notes.insert(0, f"{result.name}: floor {costs.describe(path)} (costs p50 at 100 Hz; p99 commit"
+                               f" {costs.commit[1]:.2f}, Redis {costs.redis[1]:.2f}, wake-up {costs.wakeup[1]:.2f} ms)")
+        return result
+
+    return measured
+
+
+def rate_100(name: str, layout: tuple[Process, ...]):
+    return with_floor(bench_floor.MARKET_PATH, lambda services, args: engine_scenario(
+        f"engine, {name}, at 100 orders/s", services, layout, at_100_per_second(args)))
+
+
+def snipers(args):
+    """bench_sniper's launch against `args.snipers` waiting orders, as a Result: the latencies are
+    launch → each sniper's `submitted`."""
+
+    async def load(urls: list[str], key: str, begin) -> Result:
+        sockets = await open_sockets(urls, key, args.snipers)
+        try:
+            figures = await bench_sniper.sniper_reaction(sockets, urls[0].replace("ws://", "http://"), key, begin)
+        finally:
+            await asyncio.gather(*(socket.close() for socket in sockets))
+        result = Result("", orders=args.snipers, seconds=figures["seconds"], latencies=figures["submitted_ms"],
+                        delivered=figures["delivered"], failed=args.snipers - figures["confirmed"])
+        result.notes.append(f"launch → first transaction (first `submitted`) {figures['first_ms']:.1f} ms; the launch"
+                            f" call answered in {figures['launch_answer_ms']:.1f} ms ({figures['fired']} fired);"
+                            f" last sniper ended {figures['seconds'] * 1000:.0f} ms after the launch")
+        result.first_ms = figures["first_ms"]
+        result.launched_at = figures["launched_at"]
+        return result
+
+    return load
+
+
 SCENARIOS = {
     "one-process-unbatched": lambda services, args: engine_scenario(
         "engine, 1 process, one at a time", services, ONE_PROCESS, closed_loop(args), ONE_AT_A_TIME),
@@ -523,14 +657,15 @@ SCENARIOS = {
         "engine, web + worker", services, WEB_AND_WORKER, closed_loop(args)),
     "two-web-two-workers": lambda services, args: engine_scenario(
         "engine, 2 web + 2 workers", services, TWO_WEB_TWO_WORKERS, closed_loop(args)),
-    "rate-100": lambda services, args: engine_scenario(
-        "engine, web + worker, at 100 orders/s", services, WEB_AND_WORKER, at_100_per_second(args)),
-    "rate-100-one-process": lambda services, args: engine_scenario(
-        "engine, 1 process, at 100 orders/s", services, ONE_PROCESS, at_100_per_second(args)),
+    "rate-100": rate_100("web + worker", WEB_AND_WORKER),
+    "rate-100-one-process": rate_100("1 process", ONE_PROCESS),
+    "rate-100-two-web-two-workers": rate_100("2 web + 2 workers", TWO_WEB_TWO_WORKERS),
     "no-queue": lambda services, args: in_process_scenario(services, args.sockets, args.seconds),
     "5000-sockets": lambda services, args: engine_scenario(
         f"{args.in_flight:,} in flight, default delays", services, WEB_AND_WORKER,
         lambda urls, key, begin: many_in_flight(urls, key, begin, args.in_flight), {"DEX_SIM_ZERO_DELAYS": "false"}),
+    "sniper": with_floor(bench_floor.SNIPER_PATH, lambda services, args: engine_scenario(
+        f"{args.snipers:,} snipers, one launch (launch → submitted)", services, WEB_AND_WORKER, snipers(args))),
 }
 
 
@@ -548,31 +683,63 @@ def _role_order(role: str) -> int:
     return CPU_ROLES.index(kind) if kind in CPU_ROLES else len(CPU_ROLES)
 
 
-def _per_role(figures: dict[str, float], scale: float, digits: int) -> str:
+def per_role(figures: dict[str, float], scale: float, digits: int) -> str:
     roles = sorted(figures, key=_role_order)  # stable: web1 before web2, as the layout has them
     return " · ".join(f"{role} {figures[role] * scale:.{digits}f}" for role in roles)
+
+
+def _against_floor(r: Result) -> str:
+    """p50 and p99 as multiples of the floor (a reaction: its first transaction's)."""
+    if r.floor_ms is None:
+        return "—"
+    if r.first_ms is not None:
+        return f"{r.floor_ms:.1f} ms: first {r.first_ms / r.floor_ms:.1f}×"
+    return f"{r.floor_ms:.1f} ms: {bench_floor.ratios(percentile(r.latencies, 50), percentile(r.latencies, 99), r.floor_ms)}"
+
+
+def cpu_per_order(r: Result) -> float:
+    return sum(r.cpu_s.values()) * 1000 / max(1, r.orders)
+
+
+def burst_penalty(results: list[Result]) -> str | None:
+    """The burst's CPU per order against steady load's (web + worker, closed loop) in this run."""
+    by_name = {r.name: r for r in results}
+    steady = by_name.get("engine, web + worker")
+    burst = next((r for r in results if r.name.endswith("in flight, default delays")), None)
+    if steady is None or burst is None:
+        return None
+    ratio = cpu_per_order(burst) / cpu_per_order(steady)
+    engine = sum(burst.cpu_s.get(k, 0) for k in ("web", "worker")) / max(1, burst.orders) / (
+        sum(steady.cpu_s.get(k, 0) for k in ("web", "worker")) / max(1, steady.orders))
+    return (f"burst: {cpu_per_order(burst):.2f} ms of CPU per order against {cpu_per_order(steady):.2f} at steady load"
+            f" (web + worker, closed loop): {ratio:.2f}× (the engine's processes alone {engine:.2f}×)")
 
 
 def table(results: list[Result]) -> str:
     """One row per scenario; latencies in ms as p50 / p95 / p99."""
     stage_names = [f"{a}→{b}" for a, b in STAGES]
     lines = [
-        "| scenario | orders/s | submit→confirmed | " + " | ".join(stage_names) + " | CPU ms / order | "
-        "CPU ms / order by process | peak RSS MiB | Redis cmds / order | events stored / order | "
-        "delivered / order | not confirmed |",
-        "| --- | ---: | ---: | " + " | ".join("---:" for _ in stage_names) + " | ---: | --- | --- | ---: | ---: | ---: | ---: |",
+        "| scenario | orders/s | submit→confirmed | p50 / p99 ÷ floor | " + " | ".join(stage_names) + " | CPU ms / order | "
+        "CPU ms / order by process | engine syscalls / order (read + write) | peak RSS MiB | Redis cmds / order | "
+        "events stored / order | delivered / order | not confirmed |",
+        "| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in stage_names)
+        + " | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         orders = max(1, r.orders)
         stages = " | ".join(_spread(r.stages.get(s, [])) for s in stage_names)
         delivered = f"{r.delivered / orders:.2f}" if r.delivered else "—"
         lines.append(
-            f"| {r.name} | {r.orders / r.seconds:.0f} | {_spread(r.latencies)} | {stages}"
-            f" | {sum(r.cpu_s.values()) * 1000 / orders:.2f} | {_per_role(r.cpu_s, 1000 / orders, 2)}"
-            f" | {_per_role(r.rss_mb, 1, 0)} | {r.redis_per_order:.1f} | {r.events_per_order:.2f} | {delivered}"
+            f"| {r.name} | {r.orders / r.seconds:.0f} | {_spread(r.latencies)} | {_against_floor(r)} | {stages}"
+            f" | {cpu_per_order(r):.2f} | {per_role(r.cpu_s, 1000 / orders, 2)}"
+            f" | {f'{r.syscalls[0] / orders:.1f} + {r.syscalls[1] / orders:.1f}' if any(r.syscalls) else '—'}"
+            f" | {per_role(r.rss_mb, 1, 0)} | {r.redis_per_order:.1f} | {r.events_per_order:.2f} | {delivered}"
             f" | {r.failed}{f' ({r.slippage} slippage)' if r.failed or r.slippage else ''} |"
         )
-    return "\n".join(lines)
+    notes = [note for r in results for note in r.notes]
+    if (penalty := burst_penalty(results)) is not None:
+        notes.append(penalty)
+    return "\n".join(lines + [""] * bool(notes) + [f"* {note}" for note in notes])
 
 
 async def main() -> int:
@@ -580,11 +747,15 @@ async def main() -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--sockets", type=int, default=200, help="sockets (orders in flight) of the closed-loop scenarios")
     parser.add_argument("--in-flight", type=int, default=5000, help="orders (and sockets) of 5000-sockets")
+    parser.add_argument("--snipers", type=int, default=1000, help="sniper orders waiting for the launch (sniper)")
     parser.add_argument("--only", nargs="*", choices=SCENARIOS, default=list(SCENARIOS),
                         help="run only these scenarios (default: all, in this order)")
+    parser.add_argument("--engine-root", type=Path, default=ROOT,
+                        help="run the engine of the build in this tree (e.g. a git worktree of an older commit)"
+                             " under this bench")
     args = parser.parse_args()
     (ROOT / "loadtest" / "out").mkdir(parents=True, exist_ok=True)
-    services = Services()
+    services = Services(args.engine_root.resolve())
     results = [await SCENARIOS[name](services, args) for name in args.only]
     print(table(results))
     return 0
