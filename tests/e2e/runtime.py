@@ -4,6 +4,7 @@ as user stories."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import select
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -165,6 +166,24 @@ async def receive_until_terminal(socket, timeout: float = 20) -> list[dict]:
         events.append(message)
         if message.get("status") in TERMINAL_STATUSES:
             return events
+
+
+@contextlib.contextmanager
+def private_runtime(**env: str) -> Iterator[Runtime]:
+    """A runtime started as a user starts it, on its own port, database (which it creates and
+    migrates itself) and Redis namespace, with `env` on top; stopped, and its database and keys
+    dropped, afterwards."""
+    from tests.conftest import REDIS_URL, _admin, database_url, run_sync  # the suite's servers
+
+    name = f"dex_e2e_{uuid.uuid4().hex[:10]}"
+    server = Runtime({"REDIS_URL": REDIS_URL, "DATABASE_URL": database_url(name),
+                      "DEX_NAMESPACE": f"e2e{uuid.uuid4().hex[:8]}", **env}).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.forget_namespace()
+        run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def connect(url: str, api_key: str | None = E2E_API_KEY):

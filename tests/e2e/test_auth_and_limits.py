@@ -18,9 +18,8 @@ from redis.asyncio import Redis
 
 from local_runtime.auth import KeySessions, KeyWatch, Revocations
 from shared.adapters.postgres.api_keys import PgApiKeys, hash_key
-from shared.settings import Settings
-from tests.conftest import REDIS_URL, _admin, database_url, forget_namespace, run_sync
-from tests.e2e.runtime import Runtime, close_code, connect, receive_json, receive_until_terminal
+from tests.conftest import REDIS_URL
+from tests.e2e.runtime import Runtime, close_code, connect, private_runtime, receive_json, receive_until_terminal
 
 SELL = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "0.25"}
 RESTING = {"type": "limit", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "0.5",
@@ -74,20 +73,13 @@ def second_web(runtime):
 def slow():
     """Orders take ~2 s (confirmation delay), everything else instant; at most 2 order sockets
     per client; a socket idle for 1 s is closed."""
-    name = f"dex_e2e_{uuid.uuid4().hex[:10]}"
-    namespace = f"e2e{uuid.uuid4().hex[:8]}"
-    env = {
-        "REDIS_URL": REDIS_URL, "DATABASE_URL": database_url(name), "DEX_NAMESPACE": namespace,
-        "DEX_SIM_DRIFT_INTERVAL_MS": "0", "DEX_SIM_QUOTE_LATENCY_MS_RAYDIUM": "0", "DEX_SIM_QUOTE_LATENCY_MS_METEORA": "0",
-        "DEX_SIM_QUOTE_JITTER_MS": "0", "DEX_SIM_BUILD_DELAY_MS": "0", "DEX_SIM_SUBMIT_DELAY_MS": "0",
-        "DEX_SIM_CONFIRM_DELAY_MS": "2000", "DEX_SIM_CONFIRM_JITTER_MS": "0", "DEX_EXPIRY_POLL_MS": "100",
-        "DEX_WS_MAX_SOCKETS_PER_CLIENT": "2", "DEX_WS_IDLE_TIMEOUT_S": "1",
-    }
-    server = Runtime(env).start()
-    yield server
-    server.stop()
-    run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    run_sync(forget_namespace(Settings(redis_url=REDIS_URL, namespace=namespace)))
+    with private_runtime(
+        DEX_SIM_DRIFT_INTERVAL_MS="0", DEX_SIM_QUOTE_LATENCY_MS_RAYDIUM="0", DEX_SIM_QUOTE_LATENCY_MS_METEORA="0",
+        DEX_SIM_QUOTE_JITTER_MS="0", DEX_SIM_BUILD_DELAY_MS="0", DEX_SIM_SUBMIT_DELAY_MS="0",
+        DEX_SIM_CONFIRM_DELAY_MS="2000", DEX_SIM_CONFIRM_JITTER_MS="0", DEX_EXPIRY_POLL_MS="100",
+        DEX_WS_MAX_SOCKETS_PER_CLIENT="2", DEX_WS_IDLE_TIMEOUT_S="1",
+    ) as server:
+        yield server
 
 
 # --- keys ----------------------------------------------------------------------------------------

@@ -13,8 +13,7 @@ import httpx
 import pytest
 from solders.pubkey import Pubkey
 
-from tests.conftest import REDIS_URL, _admin, database_url, run_sync
-from tests.e2e.runtime import Runtime, close_code, connect, receive_json, receive_until_terminal
+from tests.e2e.runtime import Runtime, close_code, connect, private_runtime, receive_json, receive_until_terminal
 from tests.unit.test_asyncapi import fitting
 
 SELL = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "1.5", "slippageBps": 100}
@@ -223,15 +222,9 @@ async def test_resting_orders_events_fit_the_asyncapi_document(runtime, asyncapi
 def slow_chain_runtime() -> Iterator[Runtime]:
     """A runtime of its own with the simulated chain's default delays (a transaction takes seconds to
     land), so a test can move one pool between an order's routing and its landing."""
-    name = f"dex_e2e_{uuid.uuid4().hex[:10]}"
-    server = Runtime({
-        "REDIS_URL": REDIS_URL, "DATABASE_URL": database_url(name), "DEX_NAMESPACE": f"e2e{uuid.uuid4().hex[:8]}",
-        "DEX_SIM_DRIFT_INTERVAL_MS": "0", "DEX_SIM_CONFIRM_DELAY_MS": "2000", "DEX_SIM_CONFIRM_JITTER_MS": "0",
-    }).start()
-    yield server
-    server.stop()
-    server.forget_namespace()
-    run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with private_runtime(DEX_SIM_DRIFT_INTERVAL_MS="0", DEX_SIM_CONFIRM_DELAY_MS="2000",
+                         DEX_SIM_CONFIRM_JITTER_MS="0") as server:
+        yield server
 
 
 async def test_a_partial_fill_ends_its_stream_saying_what_was_sold_bought_and_left(slow_chain_runtime):

@@ -42,8 +42,7 @@ from schemathesis.specs.openapi.checks import (
 
 from local_runtime.app import create_app
 from shared.settings import load_settings
-from tests.conftest import REDIS_URL, _admin, database_url, run_sync
-from tests.e2e.runtime import Runtime
+from tests.e2e.runtime import Runtime, private_runtime
 
 pytestmark = pytest.mark.e2e
 
@@ -281,15 +280,9 @@ def test_a_deeply_nested_body_is_refused(runtime: Runtime) -> None:
 @pytest.fixture(scope="module")
 def scratch_runtime() -> Iterator[Runtime]:
     """A runtime of its own for the tests that break the simulated market (as the module one would stay)."""
-    name = f"dex_e2e_{uuid.uuid4().hex[:10]}"
-    server = Runtime({
-        "REDIS_URL": REDIS_URL, "DATABASE_URL": database_url(name), "DEX_NAMESPACE": f"e2e{uuid.uuid4().hex[:8]}",
-        "DEX_SIM_ZERO_DELAYS": "true", "DEX_SIM_DRIFT_INTERVAL_MS": "0", "DEX_WORKER_CONCURRENCY": "20",
-    }).start()
-    yield server
-    server.stop()
-    server.forget_namespace()
-    run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with private_runtime(DEX_SIM_ZERO_DELAYS="true", DEX_SIM_DRIFT_INTERVAL_MS="0",
+                         DEX_WORKER_CONCURRENCY="20") as server:
+        yield server
 
 
 def test_an_extreme_price_move_is_refused_and_the_market_stays_usable(scratch_runtime: Runtime) -> None:
