@@ -33,6 +33,8 @@ from shared.settings import SimulationSettings
 log = logging.getLogger("engine.market")
 LEASE_TTL_MS = 3_000
 LEASE_RENEW_S = 1.0
+LAUNCH_BATCH = 64
+"""Sniper orders shown a launch at once: their writes share group commits and queue jobs."""
 """The driver renews its lease every second; when it dies, the lease lapses within 3 s and the
 next contender's attempt (at most a second later) takes it over: under 5 s in all."""
 
@@ -154,28 +156,36 @@ class PriceWatcher:
 
     async def launched(self, market: Market, venue: str, base: Token, quote: Token) -> dict[str, int]:
         """Show a new pool (base/quote) to every sniper order waiting to buy its token with its
-        quote token. An order buying the token with another quote asset is not concerned: a
-        launch on another pair is ignored, not refused."""
+        quote token, in batches doubling up to LAUNCH_BATCH (a batch's claims, `trigger` commits and
+        next steps go out together). An order buying the token with another quote asset is not concerned: a launch on
+        another pair is ignored, not refused."""
         outcome = {"fired": 0, "refused": 0}
-        for order in await self._index.snipers(base.mint):
-            if order.quote_mint != quote.mint:
-                continue
-            fill = self._best_fill(market, order, venues=(venue,))
-            if fill is None:
-                refusal, facts = "the new pool cannot fill this size", {}
-            else:
-                pool = market.pool(venue, order.input_mint, order.output_mint)
-                impact_bps = int((fill[2].price_impact * 10_000).to_integral_value(rounding=ROUND_CEILING))
-                launch = Launch(venue, quote.to_ui(pool.reserve_of(quote.mint)), fill[1], impact_bps)
-                refusal = launch_refusal(order.conditions or {}, launch)
-                facts = {"venue": venue, "liquidity": format_decimal(launch.liquidity_quote),
-                         "price": format_decimal(launch.price), "priceImpactBps": launch.price_impact_bps}
-            if refusal is not None:
-                await self._queues.send(LaunchRefused(order.order_id, refusal, facts))
-                outcome["refused"] += 1
-            elif await self._index.claim_sniper(order):
-                outcome["fired"] += await self._fire(TriggerFired(order.order_id, {"launch": facts}))
+        concerned = [order for order in await self._index.snipers(base.mint) if order.quote_mint == quote.mint]
+        start, size = 0, 1
+        while start < len(concerned):  # batches of 1, 2, 4 … LAUNCH_BATCH: the first order fires alone, at once
+            batch, start, size = concerned[start:start + size], start + size, min(2 * size, LAUNCH_BATCH)
+            for kind, count in await asyncio.gather(*(self._show_launch(market, venue, quote, order) for order in batch)):
+                outcome[kind] += count
         return outcome
+
+    async def _show_launch(self, market: Market, venue: str, quote: Token, order: RestingOrder) -> tuple[str, int]:
+        """One sniper order's answer to the launch: ("refused", 1), or ("fired", 1 if it fired)."""
+        fill = self._best_fill(market, order, venues=(venue,))
+        if fill is None:
+            refusal, facts = "the new pool cannot fill this size", {}
+        else:
+            pool = market.pool(venue, order.input_mint, order.output_mint)
+            impact_bps = int((fill[2].price_impact * 10_000).to_integral_value(rounding=ROUND_CEILING))
+            launch = Launch(venue, quote.to_ui(pool.reserve_of(quote.mint)), fill[1], impact_bps)
+            refusal = launch_refusal(order.conditions or {}, launch)
+            facts = {"venue": venue, "liquidity": format_decimal(launch.liquidity_quote),
+                     "price": format_decimal(launch.price), "priceImpactBps": launch.price_impact_bps}
+        if refusal is not None:
+            await self._queues.send(LaunchRefused(order.order_id, refusal, facts))
+            return "refused", 1
+        if not await self._index.claim_sniper(order):
+            return "fired", 0
+        return "fired", int(await self._fire(TriggerFired(order.order_id, {"launch": facts})))
 
     async def expire_due(self) -> int:
         expired = 0

@@ -12,7 +12,7 @@ from decimal import Decimal
 from functions import intake, trigger
 from functions.market_driver import PriceWatcher, fire_now
 from shared.adapters.redis.resting_index import RedisRestingIndex
-from shared.domain.messages import ArmRequest, LimitOrderRequest, NewOrder, SniperOrderRequest, TriggerFired
+from shared.domain.messages import ArmRequest, LaunchRefused, LimitOrderRequest, NewOrder, SniperOrderRequest, TriggerFired
 from shared.domain.orders import OrderRecord
 from shared.domain.states import Status
 from shared.domain.tokens import SOL, USDC, Token, TokenRegistry
@@ -193,3 +193,27 @@ async def test_a_launch_against_another_quote_asset_is_ignored_by_a_sniper_not_r
     on_usdc = await watcher.launch(LaunchPlan("meteora", token, 10**12, 100_000 * 10**6), USDC)
     assert on_usdc == {"fired": 1, "refused": 0}
     assert (await engine.ctx.orders.get(arm.order_id)).status == Status.TRIGGERED
+
+
+async def test_a_launch_answers_every_waiting_sniper_once_in_batches(engine):
+    """200 sniper orders wait for one token, a third of them asking for more liquidity than the pool
+    brings: one launch fires each of the others exactly once and refuses the third (shown in batches
+    that double from one; each order's answer is its own)."""
+    mint = "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"
+    armed = []
+    for n in range(200):
+        request = SniperOrderRequest(side="buy", base_asset=mint, quote_asset="SOL", amount="0.01",
+                                     min_liquidity="1000" if n % 3 == 0 else "1", expires_at=600)
+        arm = await intake.handle(NewOrder(request, "client", f"sniper-{n}"), engine.ctx)
+        await trigger.handle(arm, engine.ctx)
+        armed.append((n, arm.order_id))
+    queues = CapturingQueues()
+    watcher = watcher_on(engine, engine.resting, queues, engine.ctx.tokens, functools.partial(fire_now, engine.ctx, queues))
+    outcome = await watcher.launch(LaunchPlan("raydium", Token("NEW", mint, 6), 10**12, 100 * 10**9), SOL)
+    refused = {order_id for n, order_id in armed if n % 3 == 0}
+    assert outcome == {"fired": 200 - len(refused), "refused": len(refused)}
+    for _, order_id in armed:
+        status = (await engine.ctx.orders.get(order_id)).status
+        assert status == (Status.WAITING if order_id in refused else Status.TRIGGERED), order_id
+    fired_next = [m.order_id for m in queues.sent if not isinstance(m, LaunchRefused)]
+    assert sorted(fired_next) == sorted(order_id for _, order_id in armed if order_id not in refused)
