@@ -50,6 +50,11 @@ CHAOS_KEY = re.compile(rb"^(saq:(job:)?)?chaos[0-9a-f]{8}:")
 """A key of a chaos run's namespace (`chaos` + 8 hex digits): the engine's own, or SAQ's for its queues."""
 
 
+TRANSIENT_MS = 10_000
+"""A key about to expire on its own (SAQ's `saq:abort:<job>` markers live 5 s, and are not namespaced)
+is not worth refusing for: flushing it loses what seconds would have taken anyway."""
+
+
 class UnsafeFlush(RuntimeError):
     """The Redis database chaos would flush holds keys that are not a chaos run's."""
 
@@ -59,7 +64,7 @@ async def refuse_foreign_keys(redis: Redis, redis_db: int) -> None:
     one: each survives the other's flush, as it survives its own)."""
     foreign = []
     async for key in redis.scan_iter(count=1_000):
-        if not CHAOS_KEY.match(key):
+        if not CHAOS_KEY.match(key) and not 0 < await redis.pttl(key) <= TRANSIENT_MS:
             foreign.append(key.decode(errors="replace"))
             if len(foreign) == 3:
                 break

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from redis.asyncio import Redis
 
-from loadtest.chaos_monkey import CHAOS_KEY, UnsafeFlush, passed, run_chaos, table
+from loadtest.chaos_monkey import CHAOS_KEY, UnsafeFlush, passed, refuse_foreign_keys, run_chaos, table
 from tests.conftest import REDIS_URL
 
 
@@ -45,3 +45,19 @@ def test_the_keys_of_chaos_runs_are_the_only_ones_it_may_flush():
     others = [b"dex:in-hand", b"saq:dex:quote:incomplete", b"chaosy:x", b"mychaos1a2b3c4d:x", b"session:1"]
     assert all(CHAOS_KEY.match(key) for key in ours)
     assert not any(CHAOS_KEY.match(key) for key in others)
+
+
+async def test_a_key_about_to_expire_is_no_reason_to_refuse():
+    """SAQ's abort markers (`saq:abort:<job>`, not namespaced, 5 s) outlive a chaos run by seconds: the
+    next run must not refuse for them; a key that stays does make it refuse."""
+    redis = Redis.from_url(urlunsplit(urlsplit(REDIS_URL)._replace(path="/15")))
+    transient, lasting = f"saq:abort:{uuid.uuid4()}", f"not-an-engine-{uuid.uuid4().hex}"
+    try:
+        await redis.set(transient, "swept", px=5_000)
+        await refuse_foreign_keys(redis, 15)
+        await redis.set(lasting, "keep me", ex=60)
+        with pytest.raises(UnsafeFlush):
+            await refuse_foreign_keys(redis, 15)
+    finally:
+        await redis.delete(transient, lasting)
+        await redis.aclose()
