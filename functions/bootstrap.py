@@ -31,6 +31,7 @@ from functions.market_driver import LEASE_TTL_MS, MarketDriver, PriceWatcher, fi
 from functions.pipeline import PIPELINE, message_key, step_for
 from shared.adapters.clock import SystemClock, TimeOrderedIds
 from shared.adapters.metrics import NullMetrics, prometheus_metrics
+from shared.adapters.outages import SERVICE_ERRORS
 from shared.adapters.postgres.api_keys import PgApiKeys
 from shared.adapters.postgres.connection import connect_postgres
 from shared.adapters.postgres.market_store import PgMarketStore
@@ -176,6 +177,7 @@ def assemble(settings: Settings, pool: asyncpg.Pool | None = None, redis: Redis 
         settings=settings,
         log=part("log", lambda: log),
         metrics=metrics,
+        outages=SERVICE_ERRORS,
     )
     limits = part("limits", lambda: RedisClientLimits(redis, ns, batch))
     watcher = PriceWatcher(market, ctx.tokens, resting, queues, clock, functools.partial(fire_now, ctx, queues),

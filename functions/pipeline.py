@@ -99,7 +99,8 @@ async def run_attempt(step: Step, message: Any, ctx: Context, attempt: int, atte
     """Delivery number `attempt` (of `attempts`) of `message` to `step`, whatever the transport
     (SAQ job, SQS record). Returns the next message (or None). A failure raises RetryLater while
     attempts are left; on the last one the step gives up (the order fails with the reason) and
-    None is returned."""
+    None is returned — unless Redis or PostgreSQL is away (`ctx.outages`): then it is delivered
+    again, whatever the attempt, until they are back."""
     token = current_attempt.set(attempt)
     started = time.perf_counter()
     try:
@@ -107,8 +108,10 @@ async def run_attempt(step: Step, message: Any, ctx: Context, attempt: int, atte
             return await step.handle(message, ctx)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if attempt < attempts:
-            ctx.log.warning("%s %s attempt %d failed (%s); retrying", step.name, message_key(message), attempt, reason,
+        outage = isinstance(exc, ctx.outages) and not isinstance(exc, TimeoutError)  # a slow step is the step's
+        if attempt < attempts or outage:
+            ctx.log.warning("%s %s attempt %d failed (%s); retrying%s", step.name, message_key(message), attempt, reason,
+                            " (an outage: never given up on)" if outage and attempt >= attempts else "",
                             extra=log_extra(message))
             ctx.metrics.step_retried(step.name)
             raise RetryLater(reason) from exc

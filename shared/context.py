@@ -31,6 +31,10 @@ class Context:
     settings: Settings
     log: logging.Logger
     metrics: Metrics
+    outages: tuple[type[BaseException], ...] = ()
+    """What a call raises when Redis or PostgreSQL is away (the adapters' errors): a step failing with
+    one is delivered again however many attempts it used, never given up on — the order is not at
+    fault, and it must not fail because a server blinked."""
 
     async def record(
         self, order_id: str, new: Status, data: dict[str, Any], only_from: frozenset[Status] | None = None,

@@ -452,7 +452,7 @@ async def test_sockets_follow_their_orders_through_a_postgres_crash_and_a_redis_
     print("acknowledged/refused per second:", " ".join(f"{s}s:{timeline[s, 'pending']}/{timeline[s, 'error']}"
                                                    for s in range(max(s for s, _ in timeline) + 1)))
     unanswered = [c for f in followers for c in f.unanswered]
-    stored = await fetch(postgres.url("dex"), "SELECT id, idempotency_key, status FROM orders")
+    stored = await fetch(postgres.url("dex"), "SELECT id, idempotency_key, status, failure_reason FROM orders")
     assert unanswered == [], [r for r in stored if r["idempotency_key"] in unanswered]
     assert len(accepted) + len(refused) == SOCKETS * ORDERS_PER_SOCKET
     assert refused and len(accepted) >= SOCKETS * ORDERS_PER_SOCKET // 3  # both happened, in earnest
@@ -477,5 +477,6 @@ async def test_sockets_follow_their_orders_through_a_postgres_crash_and_a_redis_
                          "SELECT order_id, count(*) AS n FROM chain_transactions WHERE succeeded = 1 GROUP BY 1")
     assert all(r["n"] == 1 for r in landed)  # nothing filled twice
     confirmed = [r for r in stored if r["status"] == "confirmed"]
-    print(f"{len(confirmed)} confirmed, {len(landed)} filled once")
+    print(f"{len(confirmed)} confirmed, {len(landed)} filled once; the others:",
+          [(r["status"], r["failure_reason"]) for r in stored if r["status"] != "confirmed"])
     assert len(confirmed) == len(accepted)

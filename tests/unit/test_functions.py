@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from functions import execute, intake, quote, route
 from functions.desk import decode_order
-from functions.pipeline import PIPELINE, give_up, step_for
+from functions.pipeline import PIPELINE, RetryLater, give_up, run_attempt, step_for
 from functions.intake import OrderRejected
 from functions.quote import plan_quote
 from shared.adapters.sim.memory_store import MemoryMarketStore
@@ -236,6 +236,29 @@ async def test_giving_up_marks_the_order_failed_with_reason_and_attempts():
     await give_up(message, "NoQuotes: no venue returned a quote", 3, ctx)
     order = await ctx.orders.get(message.order_id)
     assert (order.status, order.failure_reason, order.attempts) == (Status.FAILED, "NoQuotes: no venue returned a quote", 3)
+
+
+@pytest.mark.parametrize(("error", "given_up"), [
+    (ConnectionRefusedError(111, "Connection refused"), False),  # PostgreSQL or Redis away: the order is not at fault
+    (TimeoutError(), True),  # the step itself too slow: given up on its last attempt, as any failure
+])
+async def test_a_step_meeting_an_outage_is_tried_again_past_its_attempts_and_never_given_up(monkeypatch, error, given_up):
+    ctx = fake_context()
+    message = await intake.handle(sell_sol(), ctx)
+
+    async def unreachable(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(ctx.venues, "price", unreachable)
+    last = ctx.settings.job_attempts
+    if given_up:
+        assert await run_attempt(PIPELINE["quote"], message, ctx, last, last, 5) is None
+        assert (await ctx.orders.get(message.order_id)).status == Status.FAILED
+    else:
+        for attempt in (last, last + 10):
+            with pytest.raises(RetryLater):
+                await run_attempt(PIPELINE["quote"], message, ctx, attempt, last, 5)
+        assert (await ctx.orders.get(message.order_id)).status == Status.PENDING
 
 
 async def test_an_order_no_pool_can_fill_fails_at_once_with_no_route():

@@ -17,6 +17,7 @@ from functions import reconcile
 from functions.delivery import Outcome, deliver
 from functions.pipeline import step_for
 from shared.adapters.metrics import failure_label
+from shared.domain.chain import ChainUnavailable
 from shared.domain.clients import Admission, ApiClient
 from shared.domain.errors import InputError
 from shared.domain.messages import ExecuteRequest
@@ -111,7 +112,7 @@ class FlakyChain:
     async def build(self, tx) -> None:
         if self.failures:
             self.failures -= 1
-            raise ConnectionError("chain unreachable")
+            raise ChainUnavailable("chain unreachable")  # the chain port's own error (an OSError means Redis or PostgreSQL away)
         await self.inner.build(tx)
 
     async def send(self, tx) -> None:

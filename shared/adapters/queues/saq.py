@@ -48,6 +48,9 @@ def _orders_of(bodies: list[str]) -> list[str]:
 Deliver = Callable[[str, list[str], int], Awaitable[list[bool]]]
 """Runs a job's messages (step, bodies, delivery number) and says, for each, whether to deliver it again."""
 JOB_TIMEOUT_MARGIN_S = 5
+MAX_RETRY_DELAY_S = 5.0
+"""The longest wait before a message is delivered again: the backoff doubles up to it (a step
+waiting out an outage is tried again every few seconds, however long the outage)."""
 """SAQ's own timeout sits above the step's, so the step times out first and can give up cleanly."""
 
 
@@ -336,7 +339,7 @@ class SaqQueues:
             again = [body for body, retry in zip(messages, await deliver(step, messages, delivery), strict=True)
                      if retry]
             if again:
-                delay_s = settings.job_retry_delay_ms / 1000 * 2 ** (delivery - 1)
+                delay_s = min(settings.job_retry_delay_ms / 1000 * 2 ** (delivery - 1), MAX_RETRY_DELAY_S)
                 await self._enqueue(step, again, attempt=delivery + 1, delay_s=delay_s)
 
         return (step, run)
