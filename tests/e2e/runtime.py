@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,15 +169,16 @@ async def receive_until_terminal(socket, timeout: float = 20) -> list[dict]:
 
 
 @contextlib.contextmanager
-def private_runtime(**env: str) -> Iterator[Runtime]:
+def private_runtime(make: Callable[[dict[str, str]], Runtime] = Runtime, start_s: float = 30,
+                    **env: str) -> Iterator[Runtime]:
     """A runtime started as a user starts it, on its own port, database (which it creates and
     migrates itself) and Redis namespace, with `env` on top; stopped, and its database and keys
-    dropped, afterwards."""
+    dropped, afterwards. `make`: the Runtime (sub)class or factory taking the environment."""
     from tests.conftest import REDIS_URL, _admin, database_url, run_sync  # the suite's servers
 
     name = f"dex_e2e_{uuid.uuid4().hex[:10]}"
-    server = Runtime({"REDIS_URL": REDIS_URL, "DATABASE_URL": database_url(name),
-                      "DEX_NAMESPACE": f"e2e{uuid.uuid4().hex[:8]}", **env}).start()
+    server = make({"REDIS_URL": REDIS_URL, "DATABASE_URL": database_url(name),
+                   "DEX_NAMESPACE": f"e2e{uuid.uuid4().hex[:8]}", **env}).start(start_s)
     try:
         yield server
     finally:

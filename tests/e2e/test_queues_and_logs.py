@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +16,7 @@ import httpx
 import pytest
 
 from functions.pipeline import PIPELINE
-from tests.conftest import REDIS_URL, _admin, database_url, run_sync
-from tests.e2e.runtime import ROOT, Runtime
+from tests.e2e.runtime import ROOT, Runtime, private_runtime
 
 pytestmark = pytest.mark.e2e
 ORDER = {"type": "market", "side": "sell", "baseAsset": "SOL", "quoteAsset": "USDC", "amount": "2.5"}
@@ -43,18 +41,10 @@ class LoggedRuntime(Runtime):
 
 
 def started(output: Path, **env: str) -> Iterator[LoggedRuntime]:
-    name = f"dex_e2e_{uuid.uuid4().hex[:10]}"
-    runtime = LoggedRuntime({
-        "REDIS_URL": REDIS_URL, "DATABASE_URL": database_url(name), "DEX_NAMESPACE": f"e2e{uuid.uuid4().hex[:8]}",
-        "DEX_SIM_ZERO_DELAYS": "true", "DEX_SIM_DRIFT_INTERVAL_MS": "0", "DEX_LOG_FORMAT": "json",
-        "DEX_ORDERS_PER_MINUTE": "100000", "DEX_MAX_IN_FLIGHT": "10000", **env,
-    }, output)
-    try:
-        yield runtime.start(60)
-    finally:
-        runtime.stop()
-        runtime.forget_namespace()
-        run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with private_runtime(lambda base: LoggedRuntime(base, output), start_s=60, DEX_SIM_ZERO_DELAYS="true",
+                         DEX_SIM_DRIFT_INTERVAL_MS="0", DEX_LOG_FORMAT="json", DEX_ORDERS_PER_MINUTE="100000",
+                         DEX_MAX_IN_FLIGHT="10000", **env) as runtime:
+        yield runtime
 
 
 @pytest.fixture(scope="module")

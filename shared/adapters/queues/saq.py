@@ -45,13 +45,15 @@ def _now_ms() -> int:
 def _orders_of(bodies: list[str]) -> list[str]:
     """The orders whose messages these are (a new order, not stored yet, has none)."""
     return [order_id for body in bodies if (order_id := _held.decode(body).order_id) is not None]
+
+
 Deliver = Callable[[str, list[str], int], Awaitable[list[bool]]]
 """Runs a job's messages (step, bodies, delivery number) and says, for each, whether to deliver it again."""
 JOB_TIMEOUT_MARGIN_S = 5
+"""SAQ's own timeout sits above the step's, so the step times out first and can give up cleanly."""
 MAX_RETRY_DELAY_S = 5.0
 """The longest wait before a message is delivered again: the backoff doubles up to it (a step
 waiting out an outage is tried again every few seconds, however long the outage)."""
-"""SAQ's own timeout sits above the step's, so the step times out first and can give up cleanly."""
 
 
 class HostedWorker(Worker):
