@@ -4,6 +4,7 @@ shape, asked for in whole tokens (Jupiter's own units are at GET /swap/v1/quote:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import msgspec
 from litestar import get
@@ -11,11 +12,12 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 
 from functions.intake import check_size
-from functions.quote import plan_quote, quote_pair
+from functions.quote import PricedPlan, plan_quote, quote_pair
 from local_runtime.openapi import refusals
+from shared.context import Context
 from shared.domain.jupiter import quote_response, slot_at
 from shared.domain.messages import QuoteResponse, RawAmount
-from shared.domain.tokens import parse_amount
+from shared.domain.tokens import Token, parse_amount
 
 
 class VenueAnswer(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
@@ -43,6 +45,19 @@ class EngineQuote(QuoteResponse, frozen=True, kw_only=True):
     failures: list[VenueRefusal]
 
 
+async def quoted(ctx: Context, input_mint: str | None, output_mint: str | None, read_amount: Callable[[Token], int],
+                 slippage_bps: int, venues: list[str] | None = None) -> tuple[PricedPlan, QuoteResponse]:
+    """What both quote routes answer: the pair, the amount (`read_amount` of the input token: each
+    route has its units) within the per-asset maximum, and the plan a market order of it would get
+    now, as Jupiter's QuoteResponse (`timeTaken` counting from the pair's reading)."""
+    started, slot = time.perf_counter(), slot_at(ctx.clock.now())
+    token_in, token_out = await quote_pair(ctx, input_mint, output_mint)
+    amount_in = read_amount(token_in)
+    check_size(ctx.settings, token_in, amount_in)
+    priced = await plan_quote(ctx, token_in, token_out, amount_in, slippage_bps, venues)
+    return priced, quote_response(priced.plan, priced.outcomes, slippage_bps, slot, round(time.perf_counter() - started, 6))
+
+
 @get("/api/quote", summary="Quote an order without placing it (amounts in whole tokens)",
      responses=refusals(401, 422, _422="a parameter is wrong (`field` names it), or no venue can fill the amount"
                                        " (`field`: amount, NO_ROUTES_FOUND)"))
@@ -60,13 +75,8 @@ async def get_quote(
     (`otherAmountThreshold`), price impact: what a market order of this size would be routed to
     now, by the same quote and route code. Nothing is stored. The answer's amounts are in base
     units (as Jupiter's), the request's `amount` in whole tokens."""
-    ctx = state.services.ctx
-    started, slot = time.perf_counter(), slot_at(ctx.clock.now())
-    token_in, token_out = await quote_pair(ctx, input_mint, output_mint)
-    amount_in = parse_amount("amount", amount, token_in)
-    check_size(ctx.settings, token_in, amount_in)
-    priced = await plan_quote(ctx, token_in, token_out, amount_in, slippage_bps)
-    quote = quote_response(priced.plan, priced.outcomes, slippage_bps, slot, round(time.perf_counter() - started, 6))
+    priced, quote = await quoted(state.services.ctx, input_mint, output_mint,
+                                 lambda token: parse_amount("amount", amount, token), slippage_bps)
     return EngineQuote(
         **msgspec.structs.asdict(quote),
         reason=priced.plan.reason,

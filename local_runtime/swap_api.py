@@ -4,18 +4,16 @@ is POST /api/orders/execute with `{"quoteResponse": <the quote>}` (Jupiter's swa
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Literal
 
 from litestar import get
 from litestar.datastructures import State
 from litestar.params import Parameter
 
-from functions.intake import check_size
-from functions.quote import plan_quote, quote_pair
 from local_runtime.openapi import refusals
+from local_runtime.quote_api import quoted
 from shared.domain.errors import FieldError
-from shared.domain.jupiter import EXACT_IN, parse_base_units, quote_response, slot_at, venues_for
+from shared.domain.jupiter import EXACT_IN, parse_base_units, venues_for
 from shared.domain.messages import QuoteResponse
 
 _LABELS = "labels, any case: `raydium`, `meteora` (Jupiter's `Raydium`, `Meteora DLMM` too)"
@@ -49,16 +47,12 @@ async def get_swap_quote(
     `onlyDirectRoutes` changes nothing; Jupiter's other parameters (`restrictIntermediateTokens`,
     `asLegacyTransaction`, `platformFeeBps` — no platform fee is charged: `platformFee` is null —,
     `maxAccounts`, `instructionVersion`, `dynamicSlippage`) are accepted and ignored."""
-    ctx = state.services.ctx
-    started, slot = time.perf_counter(), slot_at(ctx.clock.now())
     if swap_mode != EXACT_IN:
         raise FieldError("swapMode", f"swapMode {swap_mode} is not supported: this engine quotes {EXACT_IN} only")
     venues = venues_for(dexes, exclude_dexes)
-    token_in, token_out = await quote_pair(ctx, input_mint, output_mint)
-    amount_in = parse_base_units("amount", amount)
-    check_size(ctx.settings, token_in, amount_in)
-    priced = await plan_quote(ctx, token_in, token_out, amount_in, slippage_bps, venues)
-    return quote_response(priced.plan, priced.outcomes, slippage_bps, slot, round(time.perf_counter() - started, 6))
+    _, quote = await quoted(state.services.ctx, input_mint, output_mint,
+                            lambda _: parse_base_units("amount", amount), slippage_bps, venues)
+    return quote
 
 
 SWAP_ROUTES = [get_swap_quote]
