@@ -312,12 +312,15 @@ class SaqQueues:
         await self._senders[self._route(message)].submit(message)
 
     async def _enqueue_messages(self, step: str, messages: list[Any]) -> list[None]:
-        await self._enqueue(step, [_encoder.encode(m).decode() for m in messages])
+        orders = [order_id for m in messages if (order_id := getattr(m, "order_id", None)) is not None]
+        await self._enqueue(step, [_encoder.encode(m).decode() for m in messages], orders=orders)
         return [None] * len(messages)
 
-    async def _enqueue(self, step: str, bodies: list[str], attempt: int = 1, delay_s: float = 0) -> None:
-        """One job carrying `bodies` (encoded messages), delivery number `attempt` of each. Its
-        SAQ retries only cover a worker that died holding it (the sweep re-queues it)."""
+    async def _enqueue(self, step: str, bodies: list[str], attempt: int = 1, delay_s: float = 0,
+                       orders: list[str] | None = None) -> None:
+        """One job carrying `bodies` (encoded messages), delivery number `attempt` of each, and the
+        leases of their `orders` (read from the bodies when not given). Its SAQ retries only cover a
+        worker that died holding it (the sweep re-queues it)."""
         settings = self._settings
         await self.queues[step].enqueue(
             step,
@@ -327,7 +330,7 @@ class SaqQueues:
             retry_backoff=True,
             ttl=-1,  # forget a finished job at once: the order's record is in PostgreSQL, not in SAQ
             scheduled=time.time() + delay_s if delay_s else 0,
-            meta={"orders": _orders_of(bodies)},  # their leases (the reconciler's view of what is in hand)
+            meta={"orders": _orders_of(bodies) if orders is None else orders},  # their leases (the reconciler's view)
             messages=bodies,
             attempt=attempt,
         )
