@@ -36,7 +36,7 @@ from shared.adapters.postgres.api_keys import PgApiKeys
 from shared.adapters.postgres.connection import connect_postgres
 from shared.adapters.postgres.market_store import PgMarketStore
 from shared.adapters.postgres.repository import PgOrderRepository
-from shared.adapters.postgres.upkeep import vacuum_bloated
+from shared.adapters.postgres.upkeep import upkeep as table_upkeep
 from shared.adapters.queues import queue_port
 from shared.adapters.redis.admission import RedisClientLimits
 from shared.adapters.redis.connection import new_redis
@@ -88,7 +88,7 @@ class Services:
                              "and let the queue triggers (cloud/) run the functions")
         self.workers = serve(steps, self._deliver)
         if reconciler:
-            upkeep = None if self.pool is None else functools.partial(vacuum_bloated, self.pool)
+            upkeep = None if self.pool is None else functools.partial(table_upkeep, self.pool)
             self.workers.append(self.queues.reconciler(functools.partial(reconcile.run_round, self.ctx, self.queues),
                                                        upkeep))
         for worker in self.workers:

@@ -12,6 +12,7 @@ from decimal import Decimal
 import asyncpg
 import pytest_asyncio
 
+from shared.adapters.postgres import repository as pg_repository
 from shared.adapters.postgres.repository import PgOrderRepository
 from shared.domain.orders import UPDATABLE_FIELDS, OrderRecord
 from shared.domain.states import Status
@@ -222,6 +223,30 @@ async def test_a_page_of_recent_orders_is_one_index_range_scan(database):
         await connection.close()
     assert "Index Scan Backward using orders_client_recent" in plan, plan
     assert "Sort" not in plan, plan
+
+
+async def test_a_status_change_reads_orders_by_its_key_whatever_the_tables_size(database):
+    """A batch of status changes arrives as JSON rows PostgreSQL guesses at 100: joined on them
+    alone, it read the whole `orders` table on every change up to a few thousand orders (the
+    plan each connection caches for the statement, made on a fresh database, kept it so).
+    Checked on the generic plan, the one a connection ends up caching, at 2,000 orders."""
+    connection = await asyncpg.connect(database)
+    try:
+        await connection.execute("""
+            INSERT INTO orders (id, client_id, kind, side, status, base_mint, quote_mint, input_mint, output_mint,
+                                amount_in, slippage_bps, attempts, last_seq, created_at, updated_at)
+            SELECT gen_random_uuid(), 'c', 'market', 'sell', 'routing', 'b', 'q', 'b', 'q', 1, 50, 0, 2, now(), now()
+            FROM generate_series(1, 2000)""")
+        await connection.execute("ANALYZE orders")
+        await connection.execute("SET plan_cache_mode = force_generic_plan")
+        await connection.execute(f"PREPARE change(json) AS {pg_repository._TRANSITION_MANY.replace('$1::json', '$1')}")
+        order_id = await connection.fetchval("SELECT id::text FROM orders LIMIT 1")
+        rows = f'[{{"id": "{order_id}", "status": "routed", "at": "2026-11-25T12:00:00Z", "sources": "routing",' \
+               ' "payload": {}, "mask": 0}]'
+        plan = "\n".join(row[0] for row in await connection.fetch(f"EXPLAIN EXECUTE change('{rows}')"))
+    finally:
+        await connection.close()
+    assert "Seq Scan on orders" not in plan, plan
 
 
 async def test_status_changes_are_hot_updates_no_index_on_orders_covers_a_column_they_write(database):

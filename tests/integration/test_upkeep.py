@@ -39,3 +39,29 @@ async def test_a_bloated_orders_table_is_vacuumed_only_when_autovacuum_is_off(da
             assert vacuumed == []
     finally:
         await pool.close()
+
+
+async def test_a_changed_table_is_analyzed_only_when_autovacuum_is_off_and_then_not_again_until_it_changes(database):
+    """Autovacuum's analyze rule (more than 50 rows + a tenth of the table changed): without it the
+    plans connections cache keep an empty table's shape (a full read of `orders` per status change)."""
+    pool = await asyncpg.create_pool(database, min_size=1, max_size=2)
+    try:
+        assert await upkeep.analyze_changed(pool) == []  # nothing changed yet
+        await pool.execute("""
+            INSERT INTO orders (id, client_id, kind, side, status, base_mint, quote_mint, input_mint, output_mint,
+                                amount_in, slippage_bps, attempts, last_seq, created_at, updated_at)
+            SELECT gen_random_uuid(), 'c', 'market', 'sell', 'pending', 'b', 'q', 'b', 'q', 1, 50, 0, 1, now(), now()
+            FROM generate_series(1, 200)""")
+        for _ in range(50):  # the statistics reach pg_stat_user_tables shortly after the commit
+            if await pool.fetchval("SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'orders'"):
+                break
+            await asyncio.sleep(0.1)
+        autovacuum_off = await pool.fetchval("SELECT current_setting('autovacuum') = 'off'")
+        if not autovacuum_off:
+            assert await upkeep.upkeep(pool) == []
+            return
+        assert await upkeep.upkeep(pool) == ["ANALYZE orders"]
+        assert await pool.fetchval("SELECT reltuples FROM pg_class WHERE relname = 'orders'") == 200
+        assert await upkeep.analyze_changed(pool) == []  # until it changes again
+    finally:
+        await pool.close()
