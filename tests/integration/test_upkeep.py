@@ -41,27 +41,41 @@ async def test_a_bloated_orders_table_is_vacuumed_only_when_autovacuum_is_off(da
         await pool.close()
 
 
-async def test_a_changed_table_is_analyzed_only_when_autovacuum_is_off_and_then_not_again_until_it_changes(database):
-    """Autovacuum's analyze rule (more than 50 rows + a tenth of the table changed): without it the
-    plans connections cache keep an empty table's shape (a full read of `orders` per status change)."""
+async def live_rows(pool: asyncpg.Pool, at_least: int) -> None:
+    for _ in range(50):  # the statistics reach pg_stat_user_tables shortly after the commit
+        if await pool.fetchval("SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'orders'") >= at_least:
+            return
+        await asyncio.sleep(0.1)
+
+
+async def insert_orders(pool: asyncpg.Pool, count: int) -> None:
+    await pool.execute("""
+        INSERT INTO orders (id, client_id, kind, side, status, base_mint, quote_mint, input_mint, output_mint,
+                            amount_in, slippage_bps, attempts, last_seq, created_at, updated_at)
+        SELECT gen_random_uuid(), 'c', 'market', 'sell', 'pending', 'b', 'q', 'b', 'q', 1, 50, 0, 1, now(), now()
+        FROM generate_series(1, $1::int)""", count)
+
+
+async def test_a_growing_table_is_analyzed_each_time_it_doubles_only_when_autovacuum_is_off(database):
+    """Without analyses the plans connections cache keep an empty table's shape (a full read of
+    `orders` per status change); one per doubling keeps them in step at little cost."""
     pool = await asyncpg.create_pool(database, min_size=1, max_size=2)
     try:
-        assert await upkeep.analyze_changed(pool) == []  # nothing changed yet
-        await pool.execute("""
-            INSERT INTO orders (id, client_id, kind, side, status, base_mint, quote_mint, input_mint, output_mint,
-                                amount_in, slippage_bps, attempts, last_seq, created_at, updated_at)
-            SELECT gen_random_uuid(), 'c', 'market', 'sell', 'pending', 'b', 'q', 'b', 'q', 1, 50, 0, 1, now(), now()
-            FROM generate_series(1, 200)""")
-        for _ in range(50):  # the statistics reach pg_stat_user_tables shortly after the commit
-            if await pool.fetchval("SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'orders'"):
-                break
-            await asyncio.sleep(0.1)
-        autovacuum_off = await pool.fetchval("SELECT current_setting('autovacuum') = 'off'")
-        if not autovacuum_off:
+        await insert_orders(pool, 40)
+        await live_rows(pool, 40)
+        assert await upkeep.analyze_grown(pool) == []  # too small to matter yet
+        await insert_orders(pool, 160)
+        await live_rows(pool, 200)
+        if not await pool.fetchval("SELECT current_setting('autovacuum') = 'off'"):
             assert await upkeep.upkeep(pool) == []
             return
         assert await upkeep.upkeep(pool) == ["ANALYZE orders"]
         assert await pool.fetchval("SELECT reltuples FROM pg_class WHERE relname = 'orders'") == 200
-        assert await upkeep.analyze_changed(pool) == []  # until it changes again
+        await insert_orders(pool, 150)
+        await live_rows(pool, 350)
+        assert await upkeep.analyze_grown(pool) == []  # 350 rows: not yet twice 200
+        await insert_orders(pool, 100)
+        await live_rows(pool, 450)
+        assert await upkeep.analyze_grown(pool) == ["orders"]
     finally:
         await pool.close()
