@@ -33,10 +33,10 @@ from shared.settings import SimulationSettings
 log = logging.getLogger("engine.market")
 LEASE_TTL_MS = 3_000
 LEASE_RENEW_S = 1.0
-LAUNCH_BATCH = 64
-"""Sniper orders shown a launch at once: their writes share group commits and queue jobs."""
 """The driver renews its lease every second; when it dies, the lease lapses within 3 s and the
 next contender's attempt (at most a second later) takes it over: under 5 s in all."""
+LAUNCH_BATCH = 64
+"""Sniper orders shown a launch at once: their writes share group commits and queue jobs."""
 
 Fire = Callable[[TriggerFired], Awaitable[bool]]
 """Hands a claimed order over to fire: True if it fired."""

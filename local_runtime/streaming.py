@@ -31,10 +31,6 @@ RETRY_MAX_S = 2.0
 """A read that met an outage is tried again after RETRY_FIRST_S, then twice as long each time, at most
 RETRY_MAX_S apart, for as long as the outage lasts."""
 
-OUTAGE_ERRORS = SERVICE_ERRORS
-"""What a call meets when Redis or PostgreSQL is away or going. A follower's read waits it out; a
-submission is refused with 503 (local_runtime/ws_api.py)."""
-
 Deliver = Callable[[Event | RelayedEvent], Awaitable[None]]
 OnOutage = Callable[[BaseException], Awaitable[None]]
 
@@ -137,7 +133,7 @@ class _Follower:
         while True:
             try:
                 return await self.orders.events(self.order_id, after_seq)
-            except OUTAGE_ERRORS as exc:
+            except SERVICE_ERRORS as exc:  # Redis or PostgreSQL away: wait it out
                 if not told and self.on_outage is not None:
                     await self.on_outage(exc)
                 told = True

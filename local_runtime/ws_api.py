@@ -25,12 +25,17 @@ from litestar.exceptions import WebSocketDisconnect
 from functions.bootstrap import Services
 from functions.desk import CancelAction, OrderDesk, Submitted, authenticate
 from functions.socket_messages import (
-    REVOKED_MESSAGE, SubscribeAction, cancelled_frame, error_frame, read_message, refusal,
+    REVOKED_MESSAGE,
+    SubscribeAction,
+    cancelled_frame,
+    error_frame,
+    read_message,
+    refusal,
 )
 from local_runtime.auth import KeySession, KeySessions, presented_key
 from local_runtime.hub import EventHub, Subscription
-from local_runtime.streaming import OUTAGE_ERRORS, follow_order
-from shared.adapters.outages import service_name, unavailable_message
+from local_runtime.streaming import follow_order
+from shared.adapters.outages import SERVICE_ERRORS, service_name, unavailable_message
 from shared.domain.clients import ApiClient
 from shared.domain.errors import InputError
 from shared.domain.events import Event, RelayedEvent, encode_event, parse_after
@@ -116,7 +121,7 @@ async def _authenticated(socket: WebSocket, session: KeySession, route: str) -> 
         await socket.send_text(refusal(exc).decode())
         await socket.close(code=1008)
         return None
-    except OUTAGE_ERRORS as exc:
+    except SERVICE_ERRORS as exc:
         refused = error_frame(unavailable_message(exc), None, status=503) if route == "execute" \
             else cannot_open_stream(exc)
         await socket.send_text(refused.decode())
@@ -245,7 +250,7 @@ async def _serve_orders(socket: WebSocket, client: ApiClient, session: KeySessio
                 except InputError as exc:
                     await outbox.put(refusal(exc))
                     continue
-                except OUTAGE_ERRORS as exc:  # not SERVICE_ERRORS alone: a 4500 would end the socket's streams
+                except SERVICE_ERRORS as exc:  # refused, the socket and its other streams go on
                     await outbox.put(error_frame(unavailable_message(exc), None, status=503))
                     continue
                 task = tasks.create_task(follow)
@@ -306,7 +311,7 @@ async def _stream_order(socket: WebSocket, order_id: str, client: ApiClient, ses
         await socket.send_text(refusal(exc).decode())
         await socket.close(code=1008)
         return
-    except OUTAGE_ERRORS as exc:
+    except SERVICE_ERRORS as exc:
         await socket.send_text(cannot_open_stream(exc).decode())
         await socket.close(code=1011)
         return
