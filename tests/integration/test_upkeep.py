@@ -1,5 +1,6 @@
 """Table upkeep on the real PostgreSQL: dead row versions left by status changes are vacuumed
-away when the server's autovacuum is off, and left to autovacuum when it is on."""
+away, and a growing table analyzed, when the server's autovacuum is off, and left to autovacuum
+when it is on."""
 
 from __future__ import annotations
 
@@ -12,33 +13,6 @@ from shared.adapters.postgres import upkeep
 
 async def dead_rows(pool: asyncpg.Pool) -> int:
     return await pool.fetchval("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'orders'")
-
-
-async def test_a_bloated_orders_table_is_vacuumed_only_when_autovacuum_is_off(database, monkeypatch):
-    monkeypatch.setattr(upkeep, "MIN_DEAD_ROWS", 10)
-    pool = await asyncpg.create_pool(database, min_size=1, max_size=2)
-    try:
-        assert await upkeep.vacuum_bloated(pool) == []  # an empty table is not bloated
-        await pool.execute("""
-            INSERT INTO orders (id, client_id, kind, side, status, base_mint, quote_mint, input_mint, output_mint,
-                                amount_in, slippage_bps, attempts, last_seq, created_at, updated_at)
-            SELECT gen_random_uuid(), 'c', 'market', 'sell', 'pending', 'b', 'q', 'b', 'q', 1, 50, 0, 1, now(), now()
-            FROM generate_series(1, 50)""")
-        for status in ("routing", "routed", "building"):  # each change leaves a dead version per order
-            await pool.execute("UPDATE orders SET status = $1, updated_at = now()", status)
-        for _ in range(50):  # the statistics reach pg_stat_user_tables shortly after the commits
-            if await dead_rows(pool) >= 100:
-                break
-            await asyncio.sleep(0.1)
-        autovacuum_off = await pool.fetchval("SELECT current_setting('autovacuum') = 'off'")
-        vacuumed = await upkeep.vacuum_bloated(pool)
-        if autovacuum_off:
-            assert vacuumed == ["orders"]
-            assert await dead_rows(pool) == 0
-        else:
-            assert vacuumed == []
-    finally:
-        await pool.close()
 
 
 async def live_rows(pool: asyncpg.Pool, at_least: int) -> None:
@@ -54,6 +28,29 @@ async def insert_orders(pool: asyncpg.Pool, count: int) -> None:
                             amount_in, slippage_bps, attempts, last_seq, created_at, updated_at)
         SELECT gen_random_uuid(), 'c', 'market', 'sell', 'pending', 'b', 'q', 'b', 'q', 1, 50, 0, 1, now(), now()
         FROM generate_series(1, $1::int)""", count)
+
+
+async def test_a_bloated_orders_table_is_vacuumed_only_when_autovacuum_is_off(database, monkeypatch):
+    monkeypatch.setattr(upkeep, "MIN_DEAD_ROWS", 10)
+    pool = await asyncpg.create_pool(database, min_size=1, max_size=2)
+    try:
+        assert await upkeep.vacuum_bloated(pool) == []  # an empty table is not bloated
+        await insert_orders(pool, 50)
+        for status in ("routing", "routed", "building"):  # each change leaves a dead version per order
+            await pool.execute("UPDATE orders SET status = $1, updated_at = now()", status)
+        for _ in range(50):  # the statistics reach pg_stat_user_tables shortly after the commits
+            if await dead_rows(pool) >= 100:
+                break
+            await asyncio.sleep(0.1)
+        autovacuum_off = await pool.fetchval("SELECT current_setting('autovacuum') = 'off'")
+        vacuumed = await upkeep.vacuum_bloated(pool)
+        if autovacuum_off:
+            assert vacuumed == ["orders"]
+            assert await dead_rows(pool) == 0
+        else:
+            assert vacuumed == []
+    finally:
+        await pool.close()
 
 
 async def test_a_growing_table_is_analyzed_each_time_it_doubles_only_when_autovacuum_is_off(database):
