@@ -170,7 +170,7 @@ def assemble(settings: Settings, pool: asyncpg.Pool | None = None, redis: Redis 
         publisher=part("publisher", lambda: _publisher(settings, redis, orders, metrics)),
         resting=resting,
         venues=part("venues", lambda: SimulatedVenues(market, settings.sim, now_s=now_s, sleep=sleep)),
-        chain=part("chain", lambda: SimulatedChain(market, settings.sim, sleep=sleep)),
+        chain=part("chain", lambda: SimulatedChain(market, settings.sim, sleep=sleep, now_s=now_s)),
         tokens=part("tokens", lambda: TokenRegistry(source=market)),
         clock=clock,
         ids=part("ids", TimeOrderedIds),

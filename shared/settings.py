@@ -17,7 +17,7 @@ class SimulationSettings:
     """The simulated world. Delays in milliseconds; probabilities as per-mille integers.
 
     The defaults put submit → confirmed at 2.4–2.9 s: slowest quote (180 + 0–60 ms),
-    build 300, submit 400, confirm 1,500 + 0–500 ms."""
+    build 300, submit 400, confirm 1,500 + 0–100 ms, then up to a slot (400 ms) until it lands."""
 
     seed: int = 7
     zero_delays: bool = False
@@ -29,7 +29,12 @@ class SimulationSettings:
     build_delay_ms: int = 300
     submit_delay_ms: int = 400
     confirm_delay_ms: int = 1_500
-    confirm_jitter_ms: int = 500
+    confirm_jitter_ms: int = 100
+    slot_ms: int = 400
+    """The chain lands transactions in slots, as Solana does (~400 ms each): a transaction confirms
+    at the first slot boundary after its confirm delay, in one landing with every other transaction
+    of the process due in that slot. Boundaries fall on multiples of this since the Unix epoch, so
+    every process shares them. 0 = each transaction lands the moment its own delay ends."""
     chain_failure_permille: int = 0
     drift_interval_ms: int = 1_000
     launch_interval_ms: int = 0

@@ -102,7 +102,7 @@ def test_default_simulated_delays_put_submit_to_confirm_between_2_and_3_seconds(
     slowest_quote_ms = max(sim.quote_latency_ms_raydium, sim.quote_latency_ms_meteora)
     fixed_ms = sim.build_delay_ms + sim.submit_delay_ms + sim.confirm_delay_ms
     fastest = slowest_quote_ms + fixed_ms
-    slowest = slowest_quote_ms + sim.quote_jitter_ms + fixed_ms + sim.confirm_jitter_ms
+    slowest = slowest_quote_ms + sim.quote_jitter_ms + fixed_ms + sim.confirm_jitter_ms + sim.slot_ms
     assert 2_000 <= fastest <= slowest <= 3_000
 
 
