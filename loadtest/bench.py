@@ -404,11 +404,11 @@ async def round_trip(socket: LeanSocket, order: dict, started: float, result: Re
     result.failed += event.status != "confirmed"
 
 
-async def websocket_load(urls: list[str], key: str, begin, sockets: int, seconds: float,
+async def websocket_load(urls: list[str], key: str, window: Window, sockets: int, seconds: float,
                          rate: float | None) -> Result:
     """Closed loop (each socket: submit, wait for terminal, again) or, with `rate`, open loop;
-    the sockets spread evenly over `urls`. `begin()` is called once the sockets are open: what
-    the processes use is counted from there."""
+    the sockets spread evenly over `urls`. What the processes use is counted once the sockets are
+    open until the last order ended (`window`)."""
     result = Result("")
     stop_at = 0.0  # set once the sockets are open
 
@@ -428,7 +428,7 @@ async def websocket_load(urls: list[str], key: str, begin, sockets: int, seconds
             idle.put_nowait(socket)
 
     connections = await open_sockets(urls, key, sockets)
-    await begin()
+    await window.begin()
     started = time.monotonic()
     stop_at = started + seconds
     try:
@@ -444,6 +444,7 @@ async def websocket_load(urls: list[str], key: str, begin, sockets: int, seconds
                 n += 1
                 await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
             await asyncio.gather(*pending)
+        await window.end()
     finally:
         for socket in connections:
             await socket.close()
@@ -463,28 +464,56 @@ async def open_sockets(urls: list[str], key: str, count: int) -> list:
     return sockets
 
 
-async def many_in_flight(urls: list[str], key: str, begin, sockets: int) -> Result:
+async def many_in_flight(urls: list[str], key: str, window: Window, sockets: int) -> Result:
     """Every socket sends one order at the same moment and waits for its terminal event: `sockets`
     orders in flight at once on as many open WebSockets (every order is quoted before any lands)."""
     result = Result("")
     connections = await open_sockets(urls, key, sockets)
-    await begin()
+    await window.begin()
     started = time.monotonic()
 
     try:
         await asyncio.gather(*(round_trip(socket, ORDERS[n % len(ORDERS)], time.perf_counter(), result)
                                for n, socket in enumerate(connections)))
+        await window.end()
     finally:
         await asyncio.gather(*(socket.close() for socket in connections))
     result.seconds = time.monotonic() - started
     return result
 
 
+class Window:
+    """What the engine's processes use is counted from `begin()` (the load's sockets are open) to
+    `end()` (its last order ended, before the sockets close): opening and closing connections is
+    no order's work, and 5,000 sockets closing at once cost 0.7 s of CPU (web process and client).
+    A load that never calls `end()` is counted until it returns."""
+
+    def __init__(self, meter: CpuMeter, services: Services, engine: list[int]) -> None:
+        self._meter, self._services, self._engine = meter, services, engine
+        self._calls_before, self._syscalls_before = 0, (0, 0)
+        self.cpu_s: dict[str, float] | None = None
+        self.syscalls: tuple[int, int] = (0, 0)
+        self.redis_calls = 0
+
+    async def begin(self) -> None:
+        self._meter.start()
+        self._syscalls_before = syscalls_of(self._engine)
+        self._calls_before = await self._services.redis_calls()
+
+    async def end(self) -> None:
+        if self.cpu_s is not None:
+            return
+        self.redis_calls = await self._services.redis_calls() - self._calls_before
+        self.cpu_s = self._meter.stop()
+        self.syscalls = tuple(after - before for after, before in zip(syscalls_of(self._engine),
+                                                                      self._syscalls_before, strict=True))
+
+
 async def engine_scenario(name: str, services: Services, layout: tuple[Process, ...], load,
                           env: dict[str, str] | None = None) -> Result:
     """Start the engine's processes (`layout`; each web one on its own port) on a fresh database,
-    run `load(urls, key, begin)` against their web ports, and fill in what the processes used
-    from `begin()` on (CPU by process role, Redis commands), peak memory and what was stored.
+    run `load(urls, key, window)` against their web ports, and fill in what the processes used
+    in the `window` (CPU by process role, system calls, Redis commands), peak memory and what was stored.
     Peak memory: RSS of each engine process, and the PSS of everything the engine runs on (its
     processes, PostgreSQL's, Redis's) together."""
     url = await services.fresh_database()
@@ -512,27 +541,17 @@ async def engine_scenario(name: str, services: Services, layout: tuple[Process, 
             peak_rss["all (PSS)"] = max(peak_rss["all (PSS)"], pss_mib(everything))
             await asyncio.sleep(0.5)
 
-    meter = CpuMeter(roles, database=database)
-    calls_before = 0
-    engine = [pid for pids in roles.values() for pid in pids]
-    syscalls_before = (0, 0)
-
-    async def begin() -> None:
-        nonlocal calls_before, syscalls_before
-        meter.start()
-        syscalls_before = syscalls_of(engine)
-        calls_before = await services.redis_calls()
-
+    window = Window(CpuMeter(roles, database=database), services, [pid for pids in roles.values() for pid in pids])
     try:
         sampler = asyncio.create_task(sample_rss())
         try:
-            result = await load([f"ws://127.0.0.1:{port}" for port in ports if port is not None], key, begin)
+            result = await load([f"ws://127.0.0.1:{port}" for port in ports if port is not None], key, window)
+            await window.end()
         finally:
             sampler.cancel()
-        result.redis_per_order = (await services.redis_calls() - calls_before) / max(1, result.orders)
-        result.cpu_s = meter.stop()
-        result.syscalls = tuple(after - before for after, before in zip(syscalls_of(engine), syscalls_before,
-                                                                             strict=True))
+        result.redis_per_order = window.redis_calls / max(1, result.orders)
+        result.cpu_s = window.cpu_s
+        result.syscalls = window.syscalls
         result.rss_mb = peak_rss
     finally:
         for proc in processes:
@@ -594,11 +613,11 @@ ONE_AT_A_TIME = {"DEX_BATCH_MAX": "1"}
 
 
 def closed_loop(args):
-    return lambda urls, key, begin: websocket_load(urls, key, begin, args.sockets, args.seconds, None)
+    return lambda urls, key, window: websocket_load(urls, key, window, args.sockets, args.seconds, None)
 
 
 def at_100_per_second(args):
-    return lambda urls, key, begin: websocket_load(urls, key, begin, 50, args.seconds, rate=100)
+    return lambda urls, key, window: websocket_load(urls, key, window, 50, args.seconds, rate=100)
 
 
 def with_floor(path: dict, run):
@@ -628,10 +647,10 @@ def snipers(args):
     """bench_sniper's launch against `args.snipers` waiting orders, as a Result: the latencies are
     launch → each sniper's `submitted`."""
 
-    async def load(urls: list[str], key: str, begin) -> Result:
+    async def load(urls: list[str], key: str, window: Window) -> Result:
         sockets = await open_sockets(urls, key, args.snipers)
         try:
-            figures = await bench_sniper.sniper_reaction(sockets, urls[0].replace("ws://", "http://"), key, begin)
+            figures = await bench_sniper.sniper_reaction(sockets, urls[0].replace("ws://", "http://"), key, window)
         finally:
             await asyncio.gather(*(socket.close() for socket in sockets))
         result = Result("", orders=args.snipers, seconds=figures["seconds"], latencies=figures["submitted_ms"],
@@ -663,7 +682,7 @@ SCENARIOS = {
     "no-queue": lambda services, args: in_process_scenario(services, args.sockets, args.seconds),
     "5000-sockets": lambda services, args: engine_scenario(
         f"{args.in_flight:,} in flight, default delays", services, WEB_AND_WORKER,
-        lambda urls, key, begin: many_in_flight(urls, key, begin, args.in_flight), {"DEX_SIM_ZERO_DELAYS": "false"}),
+        lambda urls, key, window: many_in_flight(urls, key, window, args.in_flight), {"DEX_SIM_ZERO_DELAYS": "false"}),
     "sniper": with_floor(bench_floor.SNIPER_PATH, lambda services, args: engine_scenario(
         f"{args.snipers:,} snipers, one launch (launch → submitted)", services, WEB_AND_WORKER, snipers(args))),
 }

@@ -185,7 +185,7 @@ async def one_at_a_time(layout_name: str, orders: int, engine_root: Path) -> str
         await services.drop(url)
     counted: dict[str, int] = {}
 
-    async def load(urls: list[str], key: str, begin) -> bench.Result:
+    async def load(urls: list[str], key: str, window: bench.Window) -> bench.Result:
         sockets = await bench.open_sockets(urls, key, len(urls))
         database, admin = urlsplit(made[-1]).path.lstrip("/"), services.database_url("postgres")
         try:
@@ -195,7 +195,7 @@ async def one_at_a_time(layout_name: str, orders: int, engine_root: Path) -> str
             await asyncio.sleep(1.5)
             counted["before"] = await _transactions(admin, database)
             result = bench.Result("")
-            await begin()
+            await window.begin()
             started = time.monotonic()
             for n in range(orders):
                 await bench.round_trip(sockets[n % len(sockets)], bench.ORDERS[n % 6], time.perf_counter(), result)

@@ -53,14 +53,16 @@ class _Follower:
                     done.set_result(status or event.get("error"))
 
 
-async def sniper_reaction(sockets: list[LeanSocket], http_url: str, key: str, begin) -> dict:
-    """Arm a sniper on every socket, launch, and time the reaction (ms from the launch call)."""
+async def sniper_reaction(sockets: list[LeanSocket], http_url: str, key: str, window) -> dict:
+    """Arm a sniper on every socket, launch, and time the reaction (ms from the launch call); what
+    the engine uses is counted from just before the launch (`window`, bench.Window) until every
+    sniper ended."""
     mint = str(Pubkey(os.urandom(32)))
     followers = [_Follower(socket) for socket in sockets]
     for socket in sockets:
         socket.send_text(json.dumps(sniper_order(mint)))
     await asyncio.gather(*(f.waiting for f in followers))
-    await begin()
+    await window.begin()
     async with httpx.AsyncClient(base_url=http_url, headers={"X-API-Key": key}, timeout=120) as client:
         launched, launched_at = time.perf_counter(), time.time()
         response = await client.post("/api/sim/launch", json={**LAUNCH, "baseMint": mint})
@@ -68,6 +70,7 @@ async def sniper_reaction(sockets: list[LeanSocket], http_url: str, key: str, be
     response.raise_for_status()
     outcomes = await asyncio.gather(*(f.ended for f in followers))
     ended = time.perf_counter()
+    await window.end()
     submitted = [(f.submitted_at - launched) * 1000 for f in followers if f.submitted_at is not None]
     return {"submitted_ms": submitted, "first_ms": min(submitted, default=float("nan")),
             "launch_answer_ms": (answered - launched) * 1000, "seconds": ended - launched,
