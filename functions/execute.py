@@ -10,6 +10,8 @@ fill twice.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from shared.domain.chain import Landing, Transaction, transaction_signature
 from shared.context import Context
@@ -17,6 +19,16 @@ from shared.domain.messages import ExecuteRequest, Plan
 from shared.domain.prices import price_of_base
 from shared.domain.states import Status
 from shared.domain.tokens import format_decimal
+
+T = TypeVar("T")
+
+
+async def at_once(calls: list[Awaitable[T]]) -> list[T]:
+    """The legs' calls concurrently; a one-leg plan's (the common case) is awaited here, with no task."""
+    if len(calls) == 1:
+        return [await calls[0]]
+    return list(await asyncio.gather(*calls))
+
 
 def transactions(order_id: str, plan: Plan) -> list[Transaction]:
     return [
@@ -51,11 +63,11 @@ async def handle(message: ExecuteRequest, ctx: Context) -> None:
     if status == Status.BUILDING:
         for tx in txs:
             await ctx.chain.build(tx)
-        await asyncio.gather(*(ctx.chain.send(tx) for tx in txs))
+        await at_once([ctx.chain.send(tx) for tx in txs])
         await ctx.record(order_id, Status.SUBMITTED, {"signatures": [tx.signature for tx in txs]},
                          tx_signature=txs[0].signature)
 
-    landings: list[Landing] = await asyncio.gather(*(ctx.chain.confirm(tx, built_now) for tx in txs))
+    landings: list[Landing] = await at_once([ctx.chain.confirm(tx, built_now) for tx in txs])
     await _settle(order_id, message, txs, landings, ctx)
     return None
 

@@ -290,6 +290,24 @@ async def test_a_venue_slower_than_the_quote_timeout_counts_as_failed_and_the_ot
     assert [(f.venue, f.error, f.retryable) for f in failures] == [("meteora", "no quote within 50 ms", True)]
 
 
+@pytest.mark.parametrize(("timeout_ms", "waited"), [(1_500, [0.18]), (150, [0.15])])
+async def test_a_quote_waits_once_for_its_slowest_venue_or_the_timeout(timeout_ms, waited):
+    """The venues are asked at once: the order waits for the slowest answer (or the timeout),
+    with one timer, not one per venue."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    sim = SimulationSettings(quote_latency_ms_raydium=120, quote_latency_ms_meteora=180, quote_jitter_ms=0,
+                             quote_timeout_ms=timeout_ms, drift_interval_ms=0)
+    ctx = fake_services(Settings(sim=sim), sleep=sleep).ctx
+    sol, usdc = ctx.tokens.resolve("baseAsset", "SOL"), ctx.tokens.resolve("quoteAsset", "USDC")
+    quotes, failures, _ = await ctx.venues.price(sol.mint, usdc.mint, 10**9, None, 100, 5)
+    assert slept == waited
+    assert len(quotes) + len(failures) == 2
+
+
 @pytest.mark.parametrize(("short_legs", "status"), [
     ((), Status.CONFIRMED), ((1,), Status.PARTIALLY_FILLED), ((0,), Status.PARTIALLY_FILLED),
     ((0, 1), Status.FAILED),

@@ -3,7 +3,6 @@ reads and changes atomically) behind quote latency, timeouts and outages."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
@@ -65,11 +64,7 @@ class SimulatedVenues:
         market = await self.store.load(mint_in, mint_out)
         now = self._now_s()
         names = venues or market.venues_of(mint_in, mint_out) or [RAYDIUM, METEORA]
-        if self._sim.zero_delays:  # nothing to wait for: no tasks, no timers
-            answers = [self._answer(market, venue, mint_in, mint_out, amount_in, now) for venue in names]
-        else:
-            answers = await asyncio.gather(*(self._timed(market, venue, mint_in, mint_out, amount_in, now)
-                                             for venue in names))
+        answers = await self._timed(market, names, mint_in, mint_out, amount_in, now)
         quotes = [a for a in answers if isinstance(a, VenueQuote)]
         failures = [a for a in answers if isinstance(a, VenueFailure)]
         if (venues and len(venues) < 2) or any(failure.retryable for failure in failures):
@@ -84,14 +79,25 @@ class SimulatedVenues:
         market, now = await self.store.load(mint_in, mint_out), self._now_s()
         return [market.outcome(venue, mint_in, mint_out, amount, now) for venue, amount in legs]
 
-    async def _timed(self, market: Market, venue: str, mint_in: str, mint_out: str, amount_in: int,
-                     now: float) -> VenueQuote | VenueFailure:
-        latency = self._sim.delay_ms(self._latency_ms[venue] + self._rng.randint(0, self._sim.quote_jitter_ms))
-        if latency > self._sim.quote_timeout_ms:
-            await self._sleep(self._sim.quote_timeout_ms / 1000)
-            return VenueFailure(venue, f"no quote within {self._sim.quote_timeout_ms} ms")
-        await self._sleep(latency / 1000)
-        return self._answer(market, venue, mint_in, mint_out, amount_in, now)
+    async def _timed(self, market: Market, venues: list[str], mint_in: str, mint_out: str, amount_in: int,
+                     now: float) -> list[VenueQuote | VenueFailure]:
+        """Every venue asked at once, each answering after its latency (one slower than the quote
+        timeout: a failure at the timeout). The answers come from the snapshot taken when asked,
+        so they are made at once and handed over when the slowest is due: one timer per order,
+        not a task and a timer per venue."""
+        timeout_ms, answers, wait_ms = self._sim.quote_timeout_ms, [], 0
+        for venue in venues:
+            latency = 0 if self._sim.zero_delays else (
+                self._latency_ms[venue] + self._rng.randint(0, self._sim.quote_jitter_ms))
+            if latency > timeout_ms:
+                answers.append(VenueFailure(venue, f"no quote within {timeout_ms} ms"))
+                latency = timeout_ms
+            else:
+                answers.append(self._answer(market, venue, mint_in, mint_out, amount_in, now))
+            wait_ms = max(wait_ms, latency)
+        if wait_ms:
+            await self._sleep(wait_ms / 1000)
+        return answers
 
     def _answer(self, market: Market, venue: str, mint_in: str, mint_out: str, amount_in: int,
                 now: float) -> VenueQuote | VenueFailure:
