@@ -307,14 +307,17 @@ async def stored_figures(url: str, result: Result) -> int:
         if result.launched_at is not None:  # the path of the first order to reach `submitted`
             rows = await connection.fetch(
                 "SELECT status, extract(epoch FROM created_at) AS at FROM order_events WHERE order_id ="
-                " (SELECT order_id FROM order_events WHERE status = 'submitted' ORDER BY created_at LIMIT 1)"
-                " AND created_at >= to_timestamp($1) ORDER BY seq", result.launched_at)
+                " (SELECT order_id FROM order_events WHERE status = 'submitted' AND created_at >= to_timestamp($1)"
+                " ORDER BY created_at LIMIT 1) AND created_at >= to_timestamp($1) ORDER BY seq", result.launched_at)
             result.notes.append("first transaction's path, ms after the launch call: " + ", ".join(
                 f"{r['status']} {(float(r['at']) - result.launched_at) * 1000:.1f}" for r in rows))
+        only = "" if result.launched_at is None else (  # a reaction's snipers, not the warm-up's orders
+            " AND a.order_id IN (SELECT id FROM orders WHERE kind = 'sniper')")
         for start, end in STAGES:
             rows = await connection.fetch(
                 "SELECT extract(epoch FROM b.created_at - a.created_at) * 1000 AS ms FROM order_events a"
-                " JOIN order_events b ON a.order_id = b.order_id AND b.status = $2 WHERE a.status = $1", start, end)
+                " JOIN order_events b ON a.order_id = b.order_id AND b.status = $2 WHERE a.status = $1" + only,
+                start, end)
             result.stages[f"{start}→{end}"] = [float(r["ms"]) for r in rows]
     finally:
         await connection.close()
@@ -643,6 +646,17 @@ def rate_100(name: str, layout: tuple[Process, ...]):
         f"engine, {name}, at 100 orders/s", services, layout, at_100_per_second(args)))
 
 
+async def warm_up(sockets: list, count: int = 50) -> None:
+    """`count` market orders at once, each to its terminal event, before a measured reaction: an
+    engine meets a launch having traded (its processes' statements prepared, their connections
+    to PostgreSQL open), not fresh from its start."""
+    done = Result("")
+    await asyncio.gather(*(round_trip(socket, ORDERS[n % len(ORDERS)], time.perf_counter(), done)
+                           for n, socket in enumerate(sockets[:count])))
+    if done.failed:
+        raise RuntimeError(f"{done.failed} of the warm-up's {done.orders} orders did not confirm")
+
+
 def snipers(args):
     """bench_sniper's launch against `args.snipers` waiting orders, as a Result: the latencies are
     launch → each sniper's `submitted`."""
@@ -650,6 +664,7 @@ def snipers(args):
     async def load(urls: list[str], key: str, window: Window) -> Result:
         sockets = await open_sockets(urls, key, args.snipers)
         try:
+            await warm_up(sockets)
             figures = await bench_sniper.sniper_reaction(sockets, urls[0].replace("ws://", "http://"), key, window)
         finally:
             await asyncio.gather(*(socket.close() for socket in sockets))
