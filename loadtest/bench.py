@@ -74,7 +74,7 @@ from loadtest.ws_client import LeanSocket
 from local_runtime.services import ensure_database, run_migrations
 from shared.adapters.redis.connection import forget_namespace
 from shared.domain.messages import NewOrder
-from shared.domain.orders import FailureReason
+from shared.domain.orders import FailureReason, Kind
 from shared.domain.states import TERMINAL_STATUSES
 from shared.settings import load_settings
 
@@ -294,9 +294,12 @@ async def stored_figures(url: str, result: Result) -> int:
     """Fill in what the database holds (events per order, stages, `slippage` failures); returns
     how many stored orders were not confirmed."""
     connection = await asyncpg.connect(url)
+    # A reaction's figures are its snipers', not those of the market orders that warmed the engine up.
+    kinds = [Kind.SNIPER.value] if result.launched_at is not None else [kind.value for kind in Kind]
     try:
-        orders = await connection.fetchval("SELECT count(*) FROM orders") or 1
-        events = await connection.fetchval("SELECT count(*) FROM order_events")
+        orders = await connection.fetchval("SELECT count(*) FROM orders WHERE kind = ANY($1::text[])", kinds) or 1
+        events = await connection.fetchval("SELECT count(*) FROM order_events WHERE order_id IN"
+                                           " (SELECT id FROM orders WHERE kind = ANY($1::text[]))", kinds)
         result.events_per_order = events / orders
         not_confirmed, result.slippage = await connection.fetchrow(
             "SELECT count(*), count(*) FILTER (WHERE failure_reason = $1) FROM orders WHERE status <> 'confirmed'",
@@ -311,13 +314,11 @@ async def stored_figures(url: str, result: Result) -> int:
                 " ORDER BY created_at LIMIT 1) AND created_at >= to_timestamp($1) ORDER BY seq", result.launched_at)
             result.notes.append("first transaction's path, ms after the launch call: " + ", ".join(
                 f"{r['status']} {(float(r['at']) - result.launched_at) * 1000:.1f}" for r in rows))
-        only = "" if result.launched_at is None else (  # a reaction's snipers, not the warm-up's orders
-            " AND a.order_id IN (SELECT id FROM orders WHERE kind = 'sniper')")
         for start, end in STAGES:
             rows = await connection.fetch(
                 "SELECT extract(epoch FROM b.created_at - a.created_at) * 1000 AS ms FROM order_events a"
-                " JOIN order_events b ON a.order_id = b.order_id AND b.status = $2 WHERE a.status = $1" + only,
-                start, end)
+                " JOIN order_events b ON a.order_id = b.order_id AND b.status = $2 WHERE a.status = $1"
+                " AND a.order_id IN (SELECT id FROM orders WHERE kind = ANY($3::text[]))", start, end, kinds)
             result.stages[f"{start}→{end}"] = [float(r["ms"]) for r in rows]
     finally:
         await connection.close()
