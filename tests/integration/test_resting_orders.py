@@ -195,10 +195,23 @@ async def test_a_launch_against_another_quote_asset_is_ignored_by_a_sniper_not_r
     assert (await engine.ctx.orders.get(arm.order_id)).status == Status.TRIGGERED
 
 
+class ReadCountingIndex(RedisRestingIndex):
+    """The Redis index, recording how many resting orders each read asked for."""
+
+    def __init__(self, redis, namespace: str) -> None:
+        super().__init__(redis, namespace)
+        self.reads: list[int] = []
+
+    async def resting(self, order_ids):
+        self.reads.append(len(order_ids))
+        return await super().resting(order_ids)
+
+
 async def test_a_launch_answers_every_waiting_sniper_once_in_batches(engine):
     """200 sniper orders wait for one token, a third of them asking for more liquidity than the pool
     brings: one launch fires each of the others exactly once and refuses the third (shown in batches
-    that double from one; each order's answer is its own)."""
+    that double from one, each read just before it is shown: the first order fires before the
+    others are read; each order's answer is its own)."""
     mint = "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"
     armed = []
     for n in range(200):
@@ -208,8 +221,10 @@ async def test_a_launch_answers_every_waiting_sniper_once_in_batches(engine):
         await trigger.handle(arm, engine.ctx)
         armed.append((n, arm.order_id))
     queues = CapturingQueues()
-    watcher = watcher_on(engine, engine.resting, queues, engine.ctx.tokens, functools.partial(fire_now, engine.ctx, queues))
+    index = ReadCountingIndex(engine.redis, engine.settings.namespace)
+    watcher = watcher_on(engine, index, queues, engine.ctx.tokens, functools.partial(fire_now, engine.ctx, queues))
     outcome = await watcher.launch(LaunchPlan("raydium", Token("NEW", mint, 6), 10**12, 100 * 10**9), SOL)
+    assert index.reads == [1, 2, 4, 8, 16, 32, 64, 64, 9]
     refused = {order_id for n, order_id in armed if n % 3 == 0}
     assert outcome == {"fired": 200 - len(refused), "refused": len(refused)}
     for _, order_id in armed:

@@ -84,7 +84,7 @@ class RedisRestingIndex:
             pipe.delete(self._details_key(order.id))
             await pipe.execute()
 
-    async def _resting(self, order_ids: list[bytes | str]) -> list[RestingOrder]:
+    async def resting(self, order_ids: list[bytes | str]) -> list[RestingOrder]:
         if not order_ids:
             return []
         ids = [i.decode() if isinstance(i, bytes) else i for i in order_ids]
@@ -107,14 +107,14 @@ class RedisRestingIndex:
             ids = await self._redis.zrangebyscore(key, "-inf", price * (1 + _SCORE_SLACK), start=0, num=limit)
         else:
             ids = await self._redis.zrangebyscore(key, price * (1 - _SCORE_SLACK), "+inf", start=0, num=limit)
-        return await self._resting(ids)
+        return await self.resting(ids)
 
     async def claim_limit(self, order: RestingOrder) -> bool:
         key = self._limit_key(order.base_mint, order.quote_mint, order.side)
         return await self._redis.zrem(key, order.order_id) == 1
 
-    async def snipers(self, mint: str) -> list[RestingOrder]:
-        return await self._resting(list(await self._redis.smembers(self._snipe_key(mint))))
+    async def sniper_ids(self, mint: str) -> list[str]:
+        return [i.decode() if isinstance(i, bytes) else i for i in await self._redis.smembers(self._snipe_key(mint))]
 
     async def awaited_mints(self) -> list[str]:
         """Mints some sniper order has waited for (a hint: some may have launched since)."""
