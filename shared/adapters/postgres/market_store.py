@@ -43,14 +43,17 @@ _UPDATE_PAIRS = "UPDATE sim_pairs AS p SET state = i.state FROM unnest($1::text[
                 " WHERE p.pair_key = i.pair_key"
 _UPDATE_POOLS = "UPDATE sim_pools AS p SET state = i.state FROM unnest($1::text[], $2::bytea[]) AS i(pool_key, state)" \
                 " WHERE p.pool_key = i.pool_key"
-_INSERT_PAIRS = "INSERT INTO sim_pairs (pair_key, state) SELECT * FROM unnest($1::text[], $2::bytea[])" \
-                " ON CONFLICT DO NOTHING"
-_INSERT_POOLS = """
+_INSERT = """
+WITH pairs AS (
+    INSERT INTO sim_pairs (pair_key, state) SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT DO NOTHING
+), tokens AS (
+    INSERT INTO sim_tokens (mint, symbol, decimals) SELECT * FROM unnest($7::text[], $8::text[], $9::int[])
+    ON CONFLICT DO NOTHING
+)
 INSERT INTO sim_pools (pool_key, pair_key, venue, state)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) ON CONFLICT DO NOTHING RETURNING pool_key
+SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::bytea[]) ON CONFLICT DO NOTHING RETURNING pool_key
 """
-_INSERT_TOKENS = "INSERT INTO sim_tokens (mint, symbol, decimals) SELECT * FROM unnest($1::text[], $2::text[], $3::int[])" \
-                 " ON CONFLICT DO NOTHING"
+"""New pairs, pools and their tokens in one statement (a launch's, or the first process's world)."""
 _LOCK_BY_KEY = "SELECT pool_key, pair_key, venue, state, (SELECT nextval('chain_slot')) AS slot FROM sim_pools" \
                " WHERE pool_key = ANY($1) ORDER BY pool_key FOR UPDATE"
 _SLOT_AND_LANDED = """
@@ -160,16 +163,15 @@ class PgMarketStore:
     @staticmethod
     async def _insert(connection: asyncpg.Connection, market: Market, pairs: dict[str, PairState],
                       pools: dict[tuple[str, str], Pool], strict: bool = False) -> None:
-        await connection.execute(_INSERT_PAIRS, list(pairs), [_pack.encode(state) for state in pairs.values()])
         keys = [pool_key(*key) for key in pools]
-        inserted = await connection.fetch(_INSERT_POOLS, keys, [k for _, k in pools], [v for v, _ in pools],
-                                          [_pack.encode(pool) for pool in pools.values()])
-        if strict and len(inserted) != len(keys):
-            raise ValueError("that venue already has a pool for this pair")
         tokens = {t.mint: t for key in {k for _, k in pools} | set(pairs)
                   for t in (market.pairs[key].base, market.pairs[key].quote)}
-        await connection.execute(_INSERT_TOKENS, list(tokens), [t.symbol for t in tokens.values()],
-                                 [t.decimals for t in tokens.values()])
+        inserted = await connection.fetch(
+            _INSERT, list(pairs), [_pack.encode(state) for state in pairs.values()],
+            keys, [k for _, k in pools], [v for v, _ in pools], [_pack.encode(pool) for pool in pools.values()],
+            list(tokens), [t.symbol for t in tokens.values()], [t.decimals for t in tokens.values()])
+        if strict and len(inserted) != len(keys):
+            raise ValueError("that venue already has a pool for this pair")
 
     async def land(self, tx: Transaction) -> Landing:
         return await self._lands.submit(tx)
