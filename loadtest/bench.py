@@ -28,16 +28,19 @@ simulated delay at zero (the engine alone):
 * `5,000 in flight, default delays`: web + worker with the default simulated delays
   (2.4–2.9 s per order); 5,000 sockets each send one order at the same moment. When
   `web-and-worker` ran too, a line under the table gives the burst's CPU per order against it.
-* `1,000 snipers, one launch`: web + worker, zero delays; `--snipers` sniper orders wait for one
-  new token, then one `POST /api/sim/launch` (loadtest/bench_sniper.py). Its latencies are launch
-  → each sniper's `submitted`; the floor column compares the first transaction (the first
-  `submitted`) with the floor of its path; lines under the table give that path's events.
+* `1,000 snipers, one launch`: web + worker, zero delays; 50 market orders first (a launch meets
+  an engine that has traded), then `--snipers` sniper orders wait for one new token, then one
+  `POST /api/sim/launch` over an open connection (loadtest/bench_sniper.py). Its latencies are
+  launch → each sniper's `submitted`; the floor column compares the first transaction (the first
+  `submitted`) with the floor of its path; lines under the table give that path's events; the
+  stored figures are the snipers'.
 
 `--engine-root TREE` starts the engine of another build (a `git worktree` of an older commit;
 its migrations make the database) under this same bench, for before/after comparisons.
 
-Columns: orders/s; submit → confirmed p50/p95/p99 (client side); p50 and p99 ÷ the floor (where
-measured); per stage p50/p95/p99
+What the processes use is counted from when the load's sockets are open until its last order
+ended (not their opening nor their closing). Columns: orders/s; submit → confirmed p50/p95/p99
+(client side); p50 and p99 ÷ the floor (where measured); per stage p50/p95/p99
 from the stored event times (pending→routing = queue hop + quotes, routing→routed,
 routed→submitted, submitted→confirmed); CPU milliseconds per order of each process (web,
 worker — web1, web2, worker1, worker2 when there are two of each —, PostgreSQL's own processes
