@@ -219,6 +219,7 @@ class CpuMeter:
     Redis's and this process's (`own`: the load client, or the engine when it runs here)."""
 
     def __init__(self, roles: dict[str, list[int]], own: str = "client", database: str | None = None) -> None:
+        self.own = own
         self._roles = {**roles, "postgres": [], "redis": [], own: [os.getpid()]}
         self._database = database
         self._before: dict[str, float] = {}
@@ -489,20 +490,48 @@ async def many_in_flight(urls: list[str], key: str, window: Window, sockets: int
     return result
 
 
+class MemorySampler:
+    """Peak memory, sampled every half second in a thread of its own: the RSS of each engine role
+    and the PSS of everything the engine runs on (its processes, PostgreSQL's, Redis's). Finding
+    and reading those processes in /proc cost this process 35–50 ms of CPU per second, which is
+    the bench's own work, not the load client's: `cpu_s` counts it, and the Window leaves it out."""
+
+    def __init__(self, roles: dict[str, list[int]], database: str) -> None:
+        self._roles, self._database = roles, database
+        self.peak = dict.fromkeys((*roles, "all (PSS)"), 0.0)
+        self.cpu_s = 0.0
+
+    def _sample(self) -> None:
+        started = time.thread_time()
+        for role, pids in self._roles.items():
+            self.peak[role] = max(self.peak[role], sum(proc_cpu_rss(p)[1] for p in pids))
+        everything = [p for pids in self._roles.values() for p in pids] + postgres_of(self._database) + named(
+            "redis-server")
+        self.peak["all (PSS)"] = max(self.peak["all (PSS)"], pss_mib(everything))
+        self.cpu_s += time.thread_time() - started
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.to_thread(self._sample)
+            await asyncio.sleep(0.5)
+
+
 class Window:
     """What the engine's processes use is counted from `begin()` (the load's sockets are open) to
     `end()` (its last order ended, before the sockets close): opening and closing connections is
     no order's work, and 5,000 sockets closing at once cost 0.7 s of CPU (web process and client).
-    A load that never calls `end()` is counted until it returns."""
+    A load that never calls `end()` is counted until it returns. The memory sampler's CPU is not
+    the client's."""
 
-    def __init__(self, meter: CpuMeter, services: Services, engine: list[int]) -> None:
-        self._meter, self._services, self._engine = meter, services, engine
-        self._calls_before, self._syscalls_before = 0, (0, 0)
+    def __init__(self, meter: CpuMeter, services: Services, engine: list[int], sampler: MemorySampler) -> None:
+        self._meter, self._services, self._engine, self._sampler = meter, services, engine, sampler
+        self._calls_before, self._syscalls_before, self._sampling_before = 0, (0, 0), 0.0
         self.cpu_s: dict[str, float] | None = None
         self.syscalls: tuple[int, int] = (0, 0)
         self.redis_calls = 0
 
     async def begin(self) -> None:
+        self._sampling_before = self._sampler.cpu_s
         self._meter.start()
         self._syscalls_before = syscalls_of(self._engine)
         self._calls_before = await self._services.redis_calls()
@@ -512,6 +541,7 @@ class Window:
             return
         self.redis_calls = await self._services.redis_calls() - self._calls_before
         self.cpu_s = self._meter.stop()
+        self.cpu_s[self._meter.own] -= self._sampler.cpu_s - self._sampling_before
         self.syscalls = tuple(after - before for after, before in zip(syscalls_of(self._engine),
                                                                       self._syscalls_before, strict=True))
 
@@ -538,19 +568,11 @@ async def engine_scenario(name: str, services: Services, layout: tuple[Process, 
     processes = await start_processes([(p.command, port) for p, port in zip(layout, ports, strict=True)], env,
                                       services.engine_root)
     roles = {p.role: tree(proc.pid) for p, proc in zip(layout, processes, strict=True)}
-    peak_rss = dict.fromkeys((*roles, "all (PSS)"), 0.0)
-
-    async def sample_rss() -> None:
-        while True:
-            for role, pids in roles.items():
-                peak_rss[role] = max(peak_rss[role], sum(proc_cpu_rss(p)[1] for p in pids))
-            everything = [p for pids in roles.values() for p in pids] + postgres_of(database) + named("redis-server")
-            peak_rss["all (PSS)"] = max(peak_rss["all (PSS)"], pss_mib(everything))
-            await asyncio.sleep(0.5)
-
-    window = Window(CpuMeter(roles, database=database), services, [pid for pids in roles.values() for pid in pids])
+    memory = MemorySampler(roles, database)
+    window = Window(CpuMeter(roles, database=database), services, [pid for pids in roles.values() for pid in pids],
+                    memory)
     try:
-        sampler = asyncio.create_task(sample_rss())
+        sampler = asyncio.create_task(memory.run())
         try:
             result = await load([f"ws://127.0.0.1:{port}" for port in ports if port is not None], key, window)
             await window.end()
@@ -559,7 +581,7 @@ async def engine_scenario(name: str, services: Services, layout: tuple[Process, 
         result.redis_per_order = window.redis_calls / max(1, result.orders)
         result.cpu_s = window.cpu_s
         result.syscalls = window.syscalls
-        result.rss_mb = peak_rss
+        result.rss_mb = memory.peak
     finally:
         for proc in processes:
             proc.terminate()
