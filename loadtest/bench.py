@@ -493,7 +493,7 @@ async def many_in_flight(urls: list[str], key: str, window: Window, sockets: int
 class MemorySampler:
     """Peak memory, sampled every half second in a thread of its own: the RSS of each engine role
     and the PSS of everything the engine runs on (its processes, PostgreSQL's, Redis's). Finding
-    and reading those processes in /proc cost this process 35–50 ms of CPU per second, which is
+    and reading those processes in /proc cost this process 37.5–51.5 ms of CPU per second, which is
     the bench's own work, not the load client's: `cpu_s` counts it, and the Window leaves it out."""
 
     def __init__(self, roles: dict[str, list[int]], database: str) -> None:
