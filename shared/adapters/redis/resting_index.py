@@ -25,6 +25,11 @@ _SCORE_SLACK = 1e-9
 _resting_decoder = msgspec.json.Decoder(RestingOrder)
 
 
+def _texts(members) -> list[str]:
+    """Members as Redis returns them (bytes, or str from a client that decodes) as text."""
+    return [m.decode() if isinstance(m, bytes) else m for m in members]
+
+
 def _millis(moment: datetime) -> int:
     """Whole milliseconds, rounded down (for "now")."""
     return int(moment.timestamp() * 1000)
@@ -87,7 +92,7 @@ class RedisRestingIndex:
     async def resting(self, order_ids: list[bytes | str]) -> list[RestingOrder]:
         if not order_ids:
             return []
-        ids = [i.decode() if isinstance(i, bytes) else i for i in order_ids]
+        ids = _texts(order_ids)
         raw = await self._redis.mget([self._details_key(i) for i in ids])
         found = []
         for order_id, blob in zip(ids, raw, strict=True):
@@ -114,18 +119,17 @@ class RedisRestingIndex:
         return await self._redis.zrem(key, order.order_id) == 1
 
     async def sniper_ids(self, mint: str) -> list[str]:
-        return [i.decode() if isinstance(i, bytes) else i for i in await self._redis.smembers(self._snipe_key(mint))]
+        return _texts(await self._redis.smembers(self._snipe_key(mint)))
 
     async def awaited_mints(self) -> list[str]:
         """Mints some sniper order has waited for (a hint: some may have launched since)."""
-        return [m.decode() if isinstance(m, bytes) else m for m in await self._redis.smembers(self._awaited_key)]
+        return _texts(await self._redis.smembers(self._awaited_key))
 
     async def claim_sniper(self, order: RestingOrder) -> bool:
         return await self._redis.srem(self._snipe_key(order.base_mint), order.order_id) == 1
 
     async def due_expiries(self, now: datetime, limit: int = 500) -> list[str]:
-        ids = await self._redis.zrangebyscore(self._expiry_key, "-inf", _millis(now), start=0, num=limit)
-        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+        return _texts(await self._redis.zrangebyscore(self._expiry_key, "-inf", _millis(now), start=0, num=limit))
 
     async def claim_expiry(self, order_id: str) -> bool:
         return await self._redis.zrem(self._expiry_key, order_id) == 1
