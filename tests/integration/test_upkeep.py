@@ -11,15 +11,20 @@ import asyncpg
 from shared.adapters.postgres import upkeep
 
 
-async def dead_rows(pool: asyncpg.Pool) -> int:
-    return await pool.fetchval("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'orders'")
+async def counted(pool: asyncpg.Pool, column: str) -> int:
+    """`orders`' n_dead_tup or n_live_tup in pg_stat_user_tables."""
+    return await pool.fetchval(f"SELECT {column} FROM pg_stat_user_tables WHERE relname = 'orders'")
 
 
-async def live_rows(pool: asyncpg.Pool, at_least: int) -> None:
-    for _ in range(50):  # the statistics reach pg_stat_user_tables shortly after the commit
-        if await pool.fetchval("SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'orders'") >= at_least:
+async def counted_at_least(pool: asyncpg.Pool, column: str, at_least: int) -> None:
+    for _ in range(50):  # the statistics reach pg_stat_user_tables shortly after the commits
+        if await counted(pool, column) >= at_least:
             return
         await asyncio.sleep(0.1)
+
+
+async def autovacuum_off(pool: asyncpg.Pool) -> bool:
+    return await pool.fetchval("SELECT current_setting('autovacuum') = 'off'")
 
 
 async def insert_orders(pool: asyncpg.Pool, count: int) -> None:
@@ -38,15 +43,12 @@ async def test_a_bloated_orders_table_is_vacuumed_only_when_autovacuum_is_off(da
         await insert_orders(pool, 50)
         for status in ("routing", "routed", "building"):  # each change leaves a dead version per order
             await pool.execute("UPDATE orders SET status = $1, updated_at = now()", status)
-        for _ in range(50):  # the statistics reach pg_stat_user_tables shortly after the commits
-            if await dead_rows(pool) >= 100:
-                break
-            await asyncio.sleep(0.1)
-        autovacuum_off = await pool.fetchval("SELECT current_setting('autovacuum') = 'off'")
+        await counted_at_least(pool, "n_dead_tup", 100)
+        off = await autovacuum_off(pool)
         vacuumed = await upkeep.vacuum_bloated(pool)
-        if autovacuum_off:
+        if off:
             assert vacuumed == ["orders"]
-            assert await dead_rows(pool) == 0
+            assert await counted(pool, "n_dead_tup") == 0
         else:
             assert vacuumed == []
     finally:
@@ -59,20 +61,20 @@ async def test_a_growing_table_is_analyzed_each_time_it_doubles_only_when_autova
     pool = await asyncpg.create_pool(database, min_size=1, max_size=2)
     try:
         await insert_orders(pool, 40)
-        await live_rows(pool, 40)
+        await counted_at_least(pool, "n_live_tup", 40)
         assert await upkeep.analyze_grown(pool) == []  # too small to matter yet
         await insert_orders(pool, 160)
-        await live_rows(pool, 200)
-        if not await pool.fetchval("SELECT current_setting('autovacuum') = 'off'"):
+        await counted_at_least(pool, "n_live_tup", 200)
+        if not await autovacuum_off(pool):
             assert await upkeep.upkeep(pool) == []
             return
         assert await upkeep.upkeep(pool) == ["ANALYZE orders"]
         assert await pool.fetchval("SELECT reltuples FROM pg_class WHERE relname = 'orders'") == 200
         await insert_orders(pool, 150)
-        await live_rows(pool, 350)
+        await counted_at_least(pool, "n_live_tup", 350)
         assert await upkeep.analyze_grown(pool) == []  # 350 rows: not yet twice 200
         await insert_orders(pool, 100)
-        await live_rows(pool, 450)
+        await counted_at_least(pool, "n_live_tup", 450)
         assert await upkeep.analyze_grown(pool) == ["orders"]
     finally:
         await pool.close()

@@ -55,15 +55,17 @@ async def upkeep(pool: asyncpg.Pool) -> list[str]:
 async def analyze_grown(pool: asyncpg.Pool) -> list[str]:
     """ANALYZE each hot table whose live rows reached MIN_ANALYZED_ROWS and GROWTH times the count
     PostgreSQL last took of them, if autovacuum is off; returns their names."""
-    tables = [row["relname"] for row in await pool.fetch(_GROWN, list(HOT_TABLES), MIN_ANALYZED_ROWS, GROWTH)]
-    for table in tables:
-        await pool.execute(f'ANALYZE "{table}"')  # a name from HOT_TABLES: ANALYZE takes no parameters
-    return tables
+    return await _run_on(pool, "ANALYZE", _GROWN, MIN_ANALYZED_ROWS, GROWTH)
 
 
 async def vacuum_bloated(pool: asyncpg.Pool) -> list[str]:
     """VACUUM each hot table with too many dead rows, if autovacuum is off; returns their names."""
-    tables = [row["relname"] for row in await pool.fetch(_BLOATED, list(HOT_TABLES), MIN_DEAD_ROWS, DEAD_RATIO)]
+    return await _run_on(pool, "VACUUM", _BLOATED, MIN_DEAD_ROWS, DEAD_RATIO)
+
+
+async def _run_on(pool: asyncpg.Pool, command: str, which: str, *limits: float) -> list[str]:
+    """Run `command` on each hot table the query `which` names (given HOT_TABLES and `limits`)."""
+    tables = [row["relname"] for row in await pool.fetch(which, list(HOT_TABLES), *limits)]
     for table in tables:
-        await pool.execute(f'VACUUM "{table}"')  # a name from HOT_TABLES: VACUUM takes no parameters
+        await pool.execute(f'{command} "{table}"')  # a name from HOT_TABLES: the command takes no parameters
     return tables
