@@ -158,7 +158,7 @@ def assemble(settings: Settings, pool: asyncpg.Pool | None = None, redis: Redis 
     sleep = part("sleep", lambda: asyncio.sleep)
     clock = part("clock", SystemClock)
     market = part("market", lambda: PgMarketStore(pool, now_s=now_s, max_batch=batch))
-    resting = part("resting", lambda: RedisRestingIndex(redis, ns))
+    resting = part("resting", lambda: RedisRestingIndex(redis, ns, max_batch=batch))
     queues = part("queues", lambda: queue_port(settings, step_for, message_key, PIPELINE))
     # Prometheus where something scrapes it (the local runtime's processes, through the metrics
     # directory); a cloud function (SQS) counts nothing.

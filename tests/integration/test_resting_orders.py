@@ -9,11 +9,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import msgspec
+
 from functions import intake, trigger
 from functions.market_driver import PriceWatcher, fire_now
 from shared.adapters.redis.resting_index import RedisRestingIndex
 from shared.domain.messages import ArmRequest, LaunchRefused, LimitOrderRequest, NewOrder, SniperOrderRequest, TriggerFired
 from shared.domain.orders import OrderRecord
+from shared.domain.resting import RestingOrder
 from shared.domain.states import Status
 from shared.domain.tokens import SOL, USDC, Token, TokenRegistry
 from shared.domain.market import LaunchPlan
@@ -232,3 +235,31 @@ async def test_a_launch_answers_every_waiting_sniper_once_in_batches(engine):
         assert status == (Status.WAITING if order_id in refused else Status.TRIGGERED), order_id
     fired_next = [m.order_id for m in queues.sent if not isinstance(m, LaunchRefused)]
     assert sorted(fired_next) == sorted(order_id for _, order_id in armed if order_id not in refused)
+
+
+async def test_claims_and_disarms_made_at_once_share_a_round_trip_and_claim_each_order_once(engine, monkeypatch):
+    """A launch or a price move claims and disarms many orders at once: they travel in one
+    pipeline per batch (counted as connections taken from the pool), and an order claimed twice
+    in one batch is still claimed once."""
+    index = RedisRestingIndex(engine.redis, engine.settings.namespace)
+    orders = [resting_sell(n, Decimal(140)) for n in range(100)]
+    await asyncio.gather(*(index.arm(o) for o in orders))
+    pool = engine.redis.connection_pool
+    taken = 0
+    get_connection = pool.get_connection
+
+    async def counted(*args, **kwargs):
+        nonlocal taken
+        taken += 1
+        return await get_connection(*args, **kwargs)
+
+    monkeypatch.setattr(pool, "get_connection", counted)
+    resting = [msgspec.structs.replace(RestingOrder.of(o), order_id=o.id) for o in orders]
+    claimed = await asyncio.gather(*(index.claim_limit(r) for r in resting for _ in range(2)))
+    assert [claimed[2 * n] + claimed[2 * n + 1] for n in range(100)] == [1] * 100
+    assert taken <= 2, f"200 claims took {taken} round trips"
+    taken = 0
+    await asyncio.gather(*(index.disarm(o) for o in orders))
+    assert taken <= 2, f"100 disarms took {taken} round trips"
+    assert await index.count_limits(SOL.mint, USDC.mint, "sell") == 0
+    assert await index.resting([o.id for o in orders]) == []

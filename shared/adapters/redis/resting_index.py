@@ -5,6 +5,10 @@ A price change reads only the orders whose limit the best spot price has crossed
 (ZRANGEBYSCORE: O(log N + M)); scores are floats used as a coarse filter, the exact
 check is on the Decimal limit. Removing a member (ZREM/SREM answering 1) is the claim
 that hands an order to the pipeline once, however many watchers run.
+
+Claims and disarms made at once (a launch firing its snipers, a price move its limit orders)
+travel together, one pipeline per batch (group commit, shared/adapters/batching.py): a launch
+of 1,000 snipers made 2,000 round trips for them, one claim and one disarm each.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from decimal import Decimal
 import msgspec
 from redis.asyncio import Redis
 
+from shared.adapters.batching import Coalescer
 from shared.domain.orders import Kind, OrderRecord
 from shared.domain.resting import RestingOrder
 
@@ -41,9 +46,11 @@ def _millis_up(moment: datetime) -> int:
 
 
 class RedisRestingIndex:
-    def __init__(self, redis: Redis, namespace: str) -> None:
+    def __init__(self, redis: Redis, namespace: str, max_batch: int = 256) -> None:
         self._redis = redis
         self._ns = namespace
+        self._claims = Coalescer(self._claim_many, max_batch=max_batch, max_in_flight=2)
+        self._disarms = Coalescer(self._disarm_many, max_batch=max_batch, max_in_flight=2)
 
     def _limit_key(self, base_mint: str, quote_mint: str, side: str) -> str:
         return f"{self._ns}:limit:{base_mint}:{quote_mint}:{side}"
@@ -82,12 +89,28 @@ class RedisRestingIndex:
         return bool(await self._redis.set(f"{self._ns}:trigger-index-built", "1", nx=True))
 
     async def disarm(self, order: OrderRecord) -> None:
+        await self._disarms.submit(order)
+
+    async def _disarm_many(self, orders: list[OrderRecord]) -> list[None]:
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zrem(self._limit_key(order.base_mint, order.quote_mint, order.side), order.id)
-            pipe.srem(self._snipe_key(order.base_mint), order.id)
-            pipe.zrem(self._expiry_key, order.id)
-            pipe.delete(self._details_key(order.id))
+            for order in orders:
+                pipe.zrem(self._limit_key(order.base_mint, order.quote_mint, order.side), order.id)
+                pipe.srem(self._snipe_key(order.base_mint), order.id)
+                pipe.zrem(self._expiry_key, order.id)
+                pipe.delete(self._details_key(order.id))
             await pipe.execute()
+        return [None] * len(orders)
+
+    async def _claim_many(self, claims: list[tuple[str, str, str]]) -> list[bool]:
+        """Each claim is (command, key, member): SREM or ZREM of the member; True where this call
+        removed it (a member claimed twice in one batch is removed by the first claim only)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for command, key, member in claims:
+                if command == "srem":
+                    pipe.srem(key, member)
+                else:
+                    pipe.zrem(key, member)
+            return [removed == 1 for removed in await pipe.execute()]
 
     async def resting(self, order_ids: list[bytes | str]) -> list[RestingOrder]:
         if not order_ids:
@@ -115,8 +138,8 @@ class RedisRestingIndex:
         return await self.resting(ids)
 
     async def claim_limit(self, order: RestingOrder) -> bool:
-        key = self._limit_key(order.base_mint, order.quote_mint, order.side)
-        return await self._redis.zrem(key, order.order_id) == 1
+        return await self._claims.submit(("zrem", self._limit_key(order.base_mint, order.quote_mint, order.side),
+                                          order.order_id))
 
     async def sniper_ids(self, mint: str) -> list[str]:
         return _texts(await self._redis.smembers(self._snipe_key(mint)))
@@ -126,13 +149,13 @@ class RedisRestingIndex:
         return _texts(await self._redis.smembers(self._awaited_key))
 
     async def claim_sniper(self, order: RestingOrder) -> bool:
-        return await self._redis.srem(self._snipe_key(order.base_mint), order.order_id) == 1
+        return await self._claims.submit(("srem", self._snipe_key(order.base_mint), order.order_id))
 
     async def due_expiries(self, now: datetime, limit: int = 500) -> list[str]:
         return _texts(await self._redis.zrangebyscore(self._expiry_key, "-inf", _millis(now), start=0, num=limit))
 
     async def claim_expiry(self, order_id: str) -> bool:
-        return await self._redis.zrem(self._expiry_key, order_id) == 1
+        return await self._claims.submit(("zrem", self._expiry_key, order_id))
 
     async def count_limits(self, base_mint: str, quote_mint: str, side: str) -> int:
         return await self._redis.zcard(self._limit_key(base_mint, quote_mint, side))
