@@ -1,5 +1,5 @@
 """The simulated chain's timing: a transaction lands at the first slot boundary after its confirm
-delay, so the transactions due in one slot land together (on a fake clock and a fake store)."""
+delay, so the transactions due in one slot land together (on a fake clock and the in-memory store)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,10 @@ import asyncio
 import pytest
 
 from shared.adapters.sim.chain import SimulatedChain
-from shared.domain.chain import Landing, Transaction, transaction_signature
+from shared.adapters.sim.memory_store import MemoryMarketStore
+from shared.domain.chain import Transaction, transaction_signature
 from shared.domain.tokens import SOL, USDC
 from shared.settings import SimulationSettings
-
-
-class LandingStore:
-    """Lands whatever it is given (nothing had landed before)."""
-
-    def __init__(self) -> None:
-        self.landed: list[str] = []
-
-    async def find_landing(self, signature: str) -> Landing | None:
-        return None
-
-    async def land(self, tx: Transaction) -> Landing:
-        self.landed.append(tx.signature)
-        return Landing(tx.signature, True, tx.min_amount_out, 1)
 
 
 class FakeTime:
@@ -46,8 +33,8 @@ def transaction(n: int) -> Transaction:
     return Transaction(transaction_signature(order_id, 0), order_id, 0, "raydium", SOL.mint, USDC.mint, 10**9, 1)
 
 
-def chain_on(time: FakeTime, **sim) -> tuple[SimulatedChain, LandingStore]:
-    store = LandingStore()
+def chain_on(time: FakeTime, **sim) -> tuple[SimulatedChain, MemoryMarketStore]:
+    store = MemoryMarketStore(now_s=time.now_s)
     return SimulatedChain(store, SimulationSettings(**sim), sleep=time.sleep, now_s=time.now_s), store
 
 

@@ -40,8 +40,8 @@ class SimulatedChain:
     async def _until_slot_after(self, ms: int) -> None:
         """Wait `ms`, then on to the next slot boundary (every process's: multiples of the slot
         since the epoch)."""
-        ms, slot_ms = self._sim.delay_ms(ms), self._sim.delay_ms(self._sim.slot_ms)
-        if not slot_ms:
+        slot_ms = self._sim.delay_ms(self._sim.slot_ms)
+        if not slot_ms:  # no slots, or zero delays (then `_delay` waits for nothing)
             await self._delay(ms)
             return
         now_ms = self._now_s() * 1000
