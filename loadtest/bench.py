@@ -38,14 +38,14 @@ simulated delay at zero (the engine alone):
 `--engine-root TREE` starts the engine of another build (a `git worktree` of an older commit;
 its migrations make the database) under this same bench, for before/after comparisons.
 
-Every scenario over WebSockets first sends 50 orders it does not measure (`warm_up`: the
+Every scenario over WebSockets first sends 50 orders it does not measure (`warm_sockets`: the
 engine's connections open, statements prepared, code run once). What the processes use is
 counted from then — the load's sockets open — until its last order ended (not their opening nor
 their closing). Columns: orders/s; submit → confirmed p50/p95/p99 (client side); p50 and p99 ÷
 the floor (where measured); per stage p50/p95/p99 from the stored event times (pending→routing
-= queue hop + quotes, routing→routed, routed→submitted, submitted→confirmed); CPU milliseconds per order of each process (web,
-worker — web1, web2, worker1, worker2 when there are two of each —, PostgreSQL's own processes
-and the backends of the scenario's database (not other databases' on a shared server), Redis,
+= queue hop + quotes, routing→routed, routed→submitted, submitted→confirmed); CPU milliseconds
+per order of each process (web, worker — web1, web2, worker1, worker2 when there are two of
+each —, PostgreSQL's own processes and the backends of the scenario's database (not other databases' on a shared server), Redis,
 the load client) and peak resident MiB of the engine's processes; Redis commands per order
 (INFO commandstats: the whole server's); events stored and delivered per order; orders not confirmed (from
 the client's terminal events), with how many of the stored failures were `slippage`.
@@ -417,7 +417,7 @@ async def websocket_load(urls: list[str], key: str, window: Window, sockets: int
                          rate: float | None) -> Result:
     """Closed loop (each socket: submit, wait for terminal, again) or, with `rate`, open loop;
     the sockets spread evenly over `urls`. Measured once the sockets are open and the engine is
-    warm (`warm_up`), until the last order ended (`window`)."""
+    warm (`warm_sockets`), until the last order ended (`window`)."""
     result = Result("")
     stop_at = 0.0  # set once the sockets are open
 
@@ -436,8 +436,7 @@ async def websocket_load(urls: list[str], key: str, window: Window, sockets: int
         finally:
             idle.put_nowait(socket)
 
-    connections = await open_sockets(urls, key, sockets)
-    await warm_up(connections)
+    connections = await warm_sockets(urls, key, sockets)
     await window.begin()
     started = time.monotonic()
     stop_at = started + seconds
@@ -478,8 +477,7 @@ async def many_in_flight(urls: list[str], key: str, window: Window, sockets: int
     """Every socket sends one order at the same moment and waits for its terminal event: `sockets`
     orders in flight at once on as many open WebSockets (every order is quoted before any lands)."""
     result = Result("")
-    connections = await open_sockets(urls, key, sockets)
-    await warm_up(connections)
+    connections = await warm_sockets(urls, key, sockets)
     await window.begin()
     started = time.monotonic()
 
@@ -675,6 +673,18 @@ def rate_100(name: str, layout: tuple[Process, ...]):
         f"engine, {name}, at 100 orders/s", services, layout, at_100_per_second(args)))
 
 
+async def warm_sockets(urls: list[str], key: str, count: int) -> list:
+    """`count` order sockets (`open_sockets`) on an engine warmed up through them (`warm_up`): how
+    every WebSocket scenario starts. The sockets are closed again if the warm-up fails."""
+    sockets = await open_sockets(urls, key, count)
+    try:
+        await warm_up(sockets)
+    except BaseException:
+        await asyncio.gather(*(socket.close() for socket in sockets))
+        raise
+    return sockets
+
+
 async def warm_up(sockets: list, count: int = 50) -> None:
     """`count` market orders at once, each to its terminal event, before anything is measured: a
     load or a launch meets an engine that has traded (its processes' statements prepared, their
@@ -693,9 +703,8 @@ def snipers(args):
     launch → each sniper's `submitted`."""
 
     async def load(urls: list[str], key: str, window: Window) -> Result:
-        sockets = await open_sockets(urls, key, args.snipers)
+        sockets = await warm_sockets(urls, key, args.snipers)
         try:
-            await warm_up(sockets)
             figures = await bench_sniper.sniper_reaction(sockets, urls[0].replace("ws://", "http://"), key, window)
         finally:
             await asyncio.gather(*(socket.close() for socket in sockets))
